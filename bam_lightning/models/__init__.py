@@ -1,0 +1,20 @@
+"""Backbone families (one file each), the registry that names them, and attention placement."""
+
+from . import cifar_resnet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
+from .complexity import count_macs, count_parameters
+from .insert import Bottleneck, find_bottlenecks, insert_attention
+from .official import from_official_checkpoint
+from .registry import create_model, get_model_entry, list_models, register_model
+
+__all__ = [
+    "Bottleneck",
+    "count_macs",
+    "count_parameters",
+    "create_model",
+    "find_bottlenecks",
+    "from_official_checkpoint",
+    "get_model_entry",
+    "insert_attention",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,184 @@
+"""Find a CNN's bottlenecks by watching one forward pass, and put attention there.
+
+A bottleneck is where one stage ends and the next shrinks the feature map. Rather than
+hard-coding stage names per architecture, one dummy forward records every module's input
+and output size. The network is read as a chain of units in the order they ran: the
+root's children, opened further wherever a ``nn.Sequential`` or ``nn.ModuleList`` holds
+several downsampling steps (as MobileNet's ``features`` does). A unit that shrinks the
+map marks a bottleneck right before it, unless only the stem has run so far, or no stage
+follows (the head's pooling: a 1x1 output, or no conv from there on). That rule gives the
+paper's placement on ResNets (after layer1..3) and works unchanged for MobileNet,
+SqueezeNet, DenseNet and networks we never listed.
+
+Placement keeps existing parameter names where it can, so torchvision weights still
+load: after a ``nn.Sequential`` stage the module is appended to it (``layer1.attn``);
+after a unit inside a ``nn.Sequential`` it is inserted right behind it
+(``features.1_attn``). Any other unit (GoogLeNet's ``conv3``, an entry of a
+``nn.ModuleList``) is wrapped, and its names gain ``.block`` (``conv3.block.conv.weight``).
+"""
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import create_attn
+
+
+@dataclass
+class _Call:
+    order: int
+    in_shape: tuple[int, ...] | None = None
+    out_shape: tuple[int, ...] | None = None
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """Where attention goes: right after the unit named ``after``, whose output has ``channels``."""
+
+    after: str
+    channels: int
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, Tensor) and value.dim() == 4 else None
+
+
+def _trace(model: nn.Module, input_size: tuple[int, int], in_chans: int) -> dict[str, _Call]:
+    calls: dict[str, _Call] = {}
+    counter = itertools.count()
+
+    def before(name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            call = calls.setdefault(name, _Call(order=next(counter)))
+            call.calls += 1
+            if call.calls == 1 and args:
+                call.in_shape = _shape(args[0])
+
+        return hook
+
+    def after(name: str):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            if calls[name].calls == 1:
+                calls[name].out_shape = _shape(output)
+
+        return hook
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(before(name)))
+        handles.append(module.register_forward_hook(after(name)))
+    param = next(model.parameters(), None)
+    x = torch.zeros(1, in_chans, *input_size, device=param.device if param is not None else None)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+def _shrinks(call: _Call) -> bool:
+    if call.in_shape is None or call.out_shape is None:
+        return False
+    return call.out_shape[2] < call.in_shape[2] or call.out_shape[3] < call.in_shape[3]
+
+
+def _first_call(name: str, module: nn.Module, calls: dict[str, _Call]) -> int | None:
+    """When ``module`` started running; a ``nn.ModuleList`` never runs itself, so its first child."""
+    if name in calls:
+        return calls[name].order
+    orders = [_first_call(f"{name}.{child_name}", child, calls) for child_name, child in module.named_children()]
+    return min((order for order in orders if order is not None), default=None)
+
+
+def _units(module: nn.Module, name: str, calls: dict[str, _Call]) -> list[tuple[str, nn.Module]]:
+    """The chain of units the network runs, opening containers that hold several downsamplings."""
+    prefix = f"{name}." if name else ""
+    children = [(prefix + child_name, child) for child_name, child in module.named_children()]
+    started = {child_name: _first_call(child_name, child, calls) for child_name, child in children}
+    children = sorted((item for item in children if started[item[0]] is not None), key=lambda item: started[item[0]])
+    if name and name not in calls:  # a ModuleList: only its entries run
+        opens = True
+    else:
+        container = isinstance(module, nn.Sequential)
+        opens = name == "" or (container and sum(n in calls and _shrinks(calls[n]) for n, _ in children) >= 2)
+    if not opens:
+        return [(name, module)]
+    return [unit for child_name, child in children for unit in _units(child, child_name, calls)]
+
+
+def _has_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+
+
+def find_bottlenecks(model: nn.Module, input_size: int | tuple[int, int] = 224, in_chans: int = 3) -> list[Bottleneck]:
+    """The bottlenecks of ``model`` for inputs of ``input_size``, in execution order."""
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    calls = _trace(model, size, in_chans)
+    units = [(name, module) for name, module in _units(model, "", calls) if calls[name].calls == 1]
+    has_conv = [_has_conv(module) for _, module in units]
+    found = []
+    for index, (name, _) in enumerate(units):
+        out = calls[name].out_shape
+        stem = sum(has_conv[:index]) < 2  # only the stem's conv has run: no stage has ended yet
+        head = not any(has_conv[index:]) or (out is not None and out[2:] == (1, 1))  # no stage follows
+        if _shrinks(calls[name]) and not stem and not head:
+            previous = units[index - 1][0]
+            shape = calls[previous].out_shape
+            if shape is not None:
+                found.append(Bottleneck(previous, shape[1]))
+    return found
+
+
+def _place(model: nn.Module, after: str, attn: nn.Module) -> None:
+    unit = model.get_submodule(after)
+    if isinstance(unit, nn.Sequential):
+        unit.add_module("attn", attn)
+        return
+    parent_name, _, key = after.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    if not isinstance(parent, nn.Sequential):
+        setattr(parent, key, nn.Sequential(OrderedDict(block=unit, attn=attn)))
+        return
+    items = list(parent._modules.items())
+    position = [k for k, _ in items].index(key) + 1
+    parent._modules.clear()
+    parent._modules.update(items[:position] + [(f"{key}_attn", attn)] + items[position:])
+
+
+def insert_attention(
+    model: nn.Module,
+    attention: str | None = "bam",
+    input_size: int | tuple[int, int] = 224,
+    in_chans: int = 3,
+    **attention_kwargs: Any,
+) -> nn.Module:
+    """Put one ``attention`` module at every bottleneck of ``model`` (in place) and return it.
+
+    ``input_size`` should be the size the network is meant for: the bottlenecks are found
+    by where the feature map shrinks at that size. ``attention=None`` leaves ``model`` as is.
+    """
+    if attention is None or attention == "none":
+        return model
+    bottlenecks = find_bottlenecks(model, input_size, in_chans)
+    if not bottlenecks:
+        raise ValueError(
+            f"no bottleneck found in {type(model).__name__} at input size {input_size}: "
+            "attention goes where the feature map shrinks between stages; check input_size"
+        )
+    for bottleneck in bottlenecks:
+        attn = create_attn(attention, bottleneck.channels, **attention_kwargs)
+        param = next(model.parameters(), None)
+        if param is not None:
+            attn.to(device=param.device, dtype=param.dtype)
+        _place(model, bottleneck.after, attn)
+    return model

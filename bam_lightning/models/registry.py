@@ -1,0 +1,64 @@
+"""Models by name: each family file registers plain builder functions, one per variant.
+
+A builder returns the bare backbone; ``create_model`` then puts the chosen attention at
+its bottlenecks with ``insert_attention``, at the input size the model is registered for.
+One mechanism places attention in every network, ours and torchvision's alike.
+"""
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ..nn import AttentionName
+from .insert import insert_attention
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    builder: Callable[..., nn.Module]
+    input_size: int
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(input_size: int) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name for inputs of ``input_size`` pixels."""
+
+    def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[builder.__name__] = ModelEntry(builder, input_size)
+        return builder
+
+    return register
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted."""
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatch(name, pattern))
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}: bam_lightning.models.list_models() lists the choices") from None
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    attention: AttentionName | None = "bam",
+    attention_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build ``name`` for ``num_classes`` with ``attention`` at each bottleneck.
+
+    ``kwargs`` go to the backbone's builder (e.g. ``width_mult`` of MobileNet);
+    ``attention_kwargs`` to every attention module (e.g. ``{"reduction": 8}``).
+    """
+    entry = get_model_entry(name)
+    model = entry.builder(num_classes=num_classes, **kwargs)
+    return insert_attention(model, attention, entry.input_size, **(attention_kwargs or {}))

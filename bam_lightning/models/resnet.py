@@ -1,0 +1,57 @@
+"""ImageNet ResNets: torchvision's networks as they are, plus the paper's wide ResNet-18.
+
+``wide_resnet18`` is ResNet-18 with every stage ``widen_factor`` times wider and the
+64-channel stem kept; that gives the paper's 25.88 M (widen 1.5) and 45.62 M (widen 2.0)
+parameters. torchvision's ``wide_resnet50_2`` is a different network (wider bottlenecks).
+"""
+
+from torch import nn
+from torchvision.models import resnet as tv
+from torchvision.models.resnet import BasicBlock, ResNet
+
+from .registry import register_model
+
+
+@register_model(input_size=224)
+def resnet18(num_classes: int = 1000) -> ResNet:
+    return tv.resnet18(num_classes=num_classes)
+
+
+@register_model(input_size=224)
+def resnet34(num_classes: int = 1000) -> ResNet:
+    return tv.resnet34(num_classes=num_classes)
+
+
+@register_model(input_size=224)
+def resnet50(num_classes: int = 1000) -> ResNet:
+    return tv.resnet50(num_classes=num_classes)
+
+
+@register_model(input_size=224)
+def resnet101(num_classes: int = 1000) -> ResNet:
+    return tv.resnet101(num_classes=num_classes)
+
+
+@register_model(input_size=224)
+def resnet152(num_classes: int = 1000) -> ResNet:
+    return tv.resnet152(num_classes=num_classes)
+
+
+@register_model(input_size=224)
+def resnext50_32x4d(num_classes: int = 1000) -> ResNet:
+    return tv.resnext50_32x4d(num_classes=num_classes)
+
+
+@register_model(input_size=224)
+def wide_resnet18(num_classes: int = 1000, widen_factor: float = 1.5) -> ResNet:
+    """ResNet-18 whose four stages are ``widen_factor`` times wider (the paper uses 1.5 and 2.0)."""
+    model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
+    model.inplanes = 64
+    for i in range(4):
+        planes = int(64 * 2**i * widen_factor)
+        setattr(model, f"layer{i + 1}", model._make_layer(BasicBlock, planes, 2, stride=1 if i == 0 else 2))
+    model.fc = nn.Linear(model.inplanes, num_classes)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return model

@@ -1,0 +1,21 @@
+"""Attention blocks, one per file, chosen by name through ``create_attn``."""
+
+from .bam import BAM
+from .bam_official import OfficialBAM
+from .cbam import CBAM
+from .create import ATTENTION_LAYERS, AttentionName, create_attn, get_attn
+from .norm import BatchNorm1d, BatchNorm2d
+from .se import SqueezeExcite
+
+__all__ = [
+    "ATTENTION_LAYERS",
+    "BAM",
+    "CBAM",
+    "AttentionName",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "OfficialBAM",
+    "SqueezeExcite",
+    "create_attn",
+    "get_attn",
+]

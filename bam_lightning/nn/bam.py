@@ -1,0 +1,107 @@
+"""Bottleneck Attention Module in the paper's form (Park et al., BMVC 2018, eq. 1-4).
+
+``F' = F + F * M(F)`` with ``M(F) = sigmoid(Mc(F) + Ms(F))``: a channel branch (global
+average pool, one-hidden-layer MLP) and a spatial branch (1x1 reduce, dilated 3x3 convs,
+1x1 to one map), each ending in batch norm as the paper writes them. Layers followed by
+batch norm carry no bias: the norm's shift makes it redundant.
+
+``combine`` and the branch switches are the ablations of the paper's Table 1b; the
+public code's product form with its own layer layout lives in ``bam_official.py``.
+"""
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .norm import BatchNorm1d, BatchNorm2d
+
+Combine = Literal["sum", "prod", "max"]
+
+
+def hidden_channels(channels: int, reduction: int) -> int:
+    """Width of both branches' hidden layers; at least one so narrow maps still work."""
+    return max(channels // reduction, 1)
+
+
+def refine(x: Tensor, channel: Tensor | None, spatial: Tensor | None, combine: Combine = "sum") -> Tensor:
+    """``x * (1 + sigmoid(a))`` where ``a`` merges the (N,C,1,1) and (N,1,H,W) branch outputs."""
+    if channel is None or spatial is None:
+        a = channel if spatial is None else spatial
+    elif combine == "sum":
+        a = channel + spatial
+    elif combine == "prod":
+        a = channel * spatial
+    elif combine == "max":
+        a = torch.maximum(channel, spatial)
+    else:
+        raise ValueError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
+    if a is None:
+        raise ValueError("BAM needs at least one branch: use_channel or use_spatial must be true")
+    return x * (1 + torch.sigmoid(a))
+
+
+class ChannelGate(nn.Module):
+    """Mc: what to attend to, from the globally pooled descriptor."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = hidden_channels(channels, reduction)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False),
+            BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, channels, bias=False),
+            BatchNorm1d(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(x.mean(dim=(2, 3)))[:, :, None, None]
+
+
+class SpatialGate(nn.Module):
+    """Ms: where to attend, with dilated convs for a large receptive field at low cost."""
+
+    def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2) -> None:
+        super().__init__()
+        hidden = hidden_channels(channels, reduction)
+        layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 1, bias=False), BatchNorm2d(hidden), nn.ReLU(inplace=True)]
+        for _ in range(num_dilated):
+            layers += [
+                nn.Conv2d(hidden, hidden, 3, padding=dilation, dilation=dilation, bias=False),
+                BatchNorm2d(hidden),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.Conv2d(hidden, 1, 1, bias=False), BatchNorm2d(1)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class BAM(nn.Module):
+    """The paper's BAM: ``x * (1 + sigmoid(Mc(x) + Ms(x)))``; defaults r=16, d=4, two dilated convs."""
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        dilation: int = 4,
+        num_dilated: int = 2,
+        combine: Combine = "sum",
+        use_channel: bool = True,
+        use_spatial: bool = True,
+    ) -> None:
+        super().__init__()
+        if not (use_channel or use_spatial):
+            raise ValueError("BAM needs at least one branch: use_channel or use_spatial must be true")
+        if combine not in ("sum", "prod", "max"):
+            raise ValueError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
+        self.combine = combine
+        self.channel = ChannelGate(channels, reduction) if use_channel else None
+        self.spatial = SpatialGate(channels, reduction, dilation, num_dilated) if use_spatial else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        channel = self.channel(x) if self.channel is not None else None
+        spatial = self.spatial(x) if self.spatial is not None else None
+        return refine(x, channel, spatial, self.combine)

@@ -1,0 +1,41 @@
+"""One factory that turns an attention name from a model argument or YAML into a module.
+
+Backbones and ``insert_attention`` take a name, not a class, so every place that can hold
+attention accepts the same choices, and a new block becomes available everywhere by
+adding one line here.
+"""
+
+from typing import Any, Literal
+
+from torch import nn
+
+from .bam import BAM
+from .bam_official import OfficialBAM
+from .cbam import CBAM
+from .se import SqueezeExcite
+
+AttentionName = Literal["bam", "bam_official", "se", "cbam"]
+
+ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
+    "bam": BAM,
+    "bam_official": OfficialBAM,
+    "se": SqueezeExcite,
+    "cbam": CBAM,
+}
+
+
+def get_attn(name: str | None) -> type[nn.Module] | None:
+    """The class registered under ``name``; ``None`` (or ``"none"``) means no attention."""
+    if name is None or name == "none":
+        return None
+    try:
+        return ATTENTION_LAYERS[name]
+    except KeyError:
+        choices = ", ".join(sorted(ATTENTION_LAYERS))
+        raise ValueError(f"unknown attention {name!r}: choose one of {choices}, or none") from None
+
+
+def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | None:
+    """An attention module for a ``channels``-wide feature map, or ``None`` for no attention."""
+    cls = get_attn(name)
+    return None if cls is None else cls(channels, **kwargs)

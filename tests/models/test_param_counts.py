@@ -1,0 +1,58 @@
+"""Parameter counts: the public code's to the unit, and the paper's to its printed precision."""
+
+import pytest
+
+from bam_lightning.models import count_parameters, create_model
+from conftest import load_reference
+
+OFFICIAL = load_reference("official_param_counts")["params"]
+
+
+def official_case(key: str) -> tuple[str, int, str | None]:
+    dataset, depth, attention = key.split("-")
+    name = f"resnet{depth[len('resnet'):]}" if dataset == "ImageNet" else f"cifar_resnet{depth[len('resnet'):]}"
+    return name, 1000 if dataset == "ImageNet" else 100, "bam_official" if attention == "BAM" else None
+
+
+def test_reference_covers_sixteen_networks():
+    assert len(OFFICIAL) == 16
+
+
+@pytest.mark.parametrize("key", sorted(OFFICIAL))
+def test_equal_to_the_public_code_to_the_unit(key):
+    name, num_classes, attention = official_case(key)
+    assert count_parameters(create_model(name, num_classes, attention=attention)) == OFFICIAL[key]
+
+
+# Baselines of the paper's Table 3 (millions, as printed). Two are exact: the standard
+# WRN-28-8 and WRN-28-10 for 100 classes (../shared/README.md).
+PAPER_BASELINES = [
+    ("cifar_resnet50", {}, 100, 23.71, 2),
+    ("cifar_resnet101", {}, 100, 42.70, 2),
+    ("preresnet110", {}, 100, 1.726, 3),
+    ("resnext29_8x64d", {}, 100, 34.52, 2),
+    ("resnext29_16x64d", {}, 100, 68.25, 2),
+    ("resnet18", {}, 1000, 11.69, 2),
+    ("resnet50", {}, 1000, 25.56, 2),
+    ("resnet101", {}, 1000, 44.55, 2),
+    ("wide_resnet18", {"widen_factor": 1.5}, 1000, 25.88, 2),
+    ("wide_resnet18", {"widen_factor": 2.0}, 1000, 45.62, 2),
+    ("resnext50_32x4d", {}, 1000, 25.03, 2),
+    ("mobilenet_v1", {}, 1000, 4.23, 2),
+    ("squeezenet1_1", {}, 1000, 1.24, 2),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,num_classes,millions,digits", PAPER_BASELINES)
+def test_baselines_match_the_paper_to_its_printed_precision(name, kwargs, num_classes, millions, digits):
+    count = count_parameters(create_model(name, num_classes, attention=None, **kwargs))
+    assert round(count / 1e6, digits) == millions
+
+
+def test_wide_resnets_exactly():
+    assert count_parameters(create_model("wrn28_8", 100, attention=None)) == 23_401_012
+    assert count_parameters(create_model("wrn28_10", 100, attention=None)) == 36_536_884
+
+
+def test_main_row_wrn28_8_with_bam_matches_table_3():
+    assert round(count_parameters(create_model("wrn28_8", 100, attention="bam")) / 1e6, 2) == 23.42

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from bam_lightning.models import count_parameters, create_model, get_model_entry, list_models
+from bam_lightning.nn import BAM
+
+# How many bottlenecks each family has at its input size: one BAM after every stage
+# whose output the next stage downsamples (the stem excluded, nothing after the last).
+EXPECTED_BAMS = {
+    **dict.fromkeys(["cifar_resnet18", "cifar_resnet34", "cifar_resnet50", "cifar_resnet101"], 3),
+    **dict.fromkeys(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet18"], 3),
+    **dict.fromkeys(["resnext29_8x64d", "resnext29_16x64d", "wrn", "wrn16_8", "wrn28_8", "wrn28_10"], 2),
+    **dict.fromkeys(["preresnet", "preresnet110", "squeezenet1_1"], 2),
+    "mobilenet_v1": 4,
+}
+
+
+def test_every_listed_model_is_accounted_for():
+    assert list_models() == sorted(EXPECTED_BAMS)
+    assert list_models("cifar_*") == ["cifar_resnet101", "cifar_resnet18", "cifar_resnet34", "cifar_resnet50"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_BAMS))
+def test_full_size_model_forward_shape_and_bam_count(name):
+    size = get_model_entry(name).input_size
+    model = create_model(name, num_classes=7)
+    assert sum(isinstance(m, BAM) for m in model.modules()) == EXPECTED_BAMS[name]
+    model.train()
+    logits = model(torch.randn(2, 3, size, size))
+    assert logits.shape == (2, 7)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_input_sizes():
+    assert get_model_entry("wrn28_8").input_size == 32
+    assert get_model_entry("cifar_resnet50").input_size == 32
+    assert get_model_entry("resnet50").input_size == 224
+    assert get_model_entry("squeezenet1_1").input_size == 224
+
+
+def test_unknown_model_and_attention_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown model 'resnet51'.*list_models"):
+        create_model("resnet51", 10)
+    with pytest.raises(ValueError, match="unknown attention 'bam2'"):
+        create_model("wrn16_8", 10, attention="bam2")
+
+
+def test_builder_and_attention_options_pass_through():
+    model = create_model("wrn", 10, attention="bam", attention_kwargs={"reduction": 8}, depth=16, widen_factor=2)
+    bams = [m for m in model.modules() if isinstance(m, BAM)]
+    assert [b.channel.mlp[0].out_features for b in bams] == [32 // 8, 64 // 8]
+    assert model.fc.in_features == 128
+    with pytest.raises(ValueError, match="6n \\+ 4"):
+        create_model("wrn", 10, depth=27)
+
+
+def test_attention_none_is_the_bare_backbone():
+    torch.manual_seed(0)
+    bare = create_model("resnet18", 10, attention=None)
+    torch.manual_seed(0)
+    import torchvision
+
+    reference = torchvision.models.resnet18(num_classes=10)
+    assert count_parameters(bare) == count_parameters(reference)
+    bare.eval(), reference.eval()
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(bare(x), reference(x))
+
+
+def test_mobilenet_width_multiplier_scales_every_layer():
+    model = create_model("mobilenet_v1", 10, attention=None, width_mult=0.5)
+    assert model.fc.in_features == 512
+    assert count_parameters(model) < count_parameters(create_model("mobilenet_v1", 10, attention=None)) / 3
