@@ -10,6 +10,7 @@ stages of grouped bottlenecks: torchvision's ``Bottleneck`` with ``groups=8`` an
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from .init import kaiming_init_
 from .registry import register_model
 
 
@@ -34,9 +35,7 @@ class CifarResNet(nn.Module):
         self.num_stages = len(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.inplanes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        kaiming_init_(self)
 
     def _make_layer(self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None

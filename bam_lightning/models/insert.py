@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..nn import create_attn
 
 
@@ -171,7 +172,7 @@ def insert_attention(
         return model
     bottlenecks = find_bottlenecks(model, input_size, in_chans)
     if not bottlenecks:
-        raise ValueError(
+        raise InputError(
             f"no bottleneck found in {type(model).__name__} at input size {input_size}: "
             "attention goes where the feature map shrinks between stages; check input_size"
         )

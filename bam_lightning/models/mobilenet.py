@@ -8,6 +8,7 @@ each resolution (64, 128, 256 and 512 channels). ``width_mult`` is the paper's a
 from torch import Tensor, nn
 from torchvision.ops.misc import Conv2dNormActivation
 
+from .init import kaiming_init_
 from .registry import register_model
 
 # (output channels, stride) of the 13 depthwise-separable blocks.
@@ -32,9 +33,7 @@ class MobileNetV1(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        kaiming_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.avgpool(self.features(x)).flatten(1))

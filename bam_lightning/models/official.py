@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..nn import OfficialBAM
 from .registry import create_model
 
@@ -48,7 +49,7 @@ def from_official_checkpoint(path: str | Path, arch: str = "resnet50", num_class
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict):
-        raise ValueError(f"{path} holds no state dict: expected the public script's {{'state_dict': ...}} or a plain state dict")
+        raise InputError(f"{path} holds no state dict: expected the public script's {{'state_dict': ...}} or a plain state dict")
     model = create_model(arch, num_classes, attention="bam_official")
     state_dict = official_to_ours(state_dict, model)
     expected = model.state_dict()
@@ -60,6 +61,6 @@ def from_official_checkpoint(path: str | Path, arch: str = "resnet50", num_class
             for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape))
             if keys
         ]
-        raise ValueError(f"{path} does not fit {arch} + bam_official with {num_classes} classes: " + "; ".join(problems))
+        raise InputError(f"{path} does not fit {arch} + bam_official with {num_classes} classes: " + "; ".join(problems))
     model.load_state_dict(state_dict)
     return model.eval()

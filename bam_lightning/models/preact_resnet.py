@@ -11,7 +11,16 @@ Stages are ``layer1..3`` (``nn.Sequential``), so BAM lands after layer1 and laye
 
 from torch import Tensor, nn
 
+from ..errors import InputError
+from .init import kaiming_init_
 from .registry import register_model
+
+
+def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Conv2d | None:
+    """A 1x1 conv on the pre-activated input where the block changes shape; identity otherwise."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
 
 
 class PreActBasicBlock(nn.Module):
@@ -25,9 +34,7 @@ class PreActBasicBlock(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = (
-            None if stride == 1 and in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
-        )
+        self.shortcut = _projection(in_channels, out_channels, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         o = self.relu(self.bn1(x))
@@ -51,9 +58,7 @@ class PreActBottleneck(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = (
-            None if stride == 1 and in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
-        )
+        self.shortcut = _projection(in_channels, out_channels, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         o = self.relu(self.bn1(x))
@@ -91,9 +96,7 @@ class PreActResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        kaiming_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
@@ -106,7 +109,7 @@ class PreActResNet(nn.Module):
 def wrn(num_classes: int = 100, depth: int = 28, widen_factor: int = 10, dropout: float = 0.0) -> PreActResNet:
     """WideResNet-depth-widen_factor; depth must be 6n + 4."""
     if (depth - 4) % 6:
-        raise ValueError(f"WideResNet depth must be 6n + 4 (16, 22, 28, 40, ...), got {depth}")
+        raise InputError(f"WideResNet depth must be 6n + 4 (16, 22, 28, 40, ...), got {depth}")
     widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
     return PreActResNet(PreActBasicBlock, (depth - 4) // 6, widths, num_classes, dropout=dropout)
 
@@ -130,7 +133,7 @@ def wrn28_10(num_classes: int = 100, dropout: float = 0.0) -> PreActResNet:
 def preresnet(num_classes: int = 100, depth: int = 110) -> PreActResNet:
     """PreResNet-depth: (depth - 2) / 6 bottleneck blocks per stage."""
     if (depth - 2) % 6:
-        raise ValueError(f"PreResNet depth must be 6n + 2 (56, 110, 164, ...), got {depth}")
+        raise InputError(f"PreResNet depth must be 6n + 2 (56, 110, 164, ...), got {depth}")
     return PreActResNet(PreActBottleneck, (depth - 2) // 6, [64, 128, 256], num_classes)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import InputError
 from ..nn import AttentionName
 from .insert import insert_attention
 
@@ -44,7 +45,7 @@ def get_model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}: bam_lightning.models.list_models() lists the choices") from None
+        raise InputError(f"unknown model {name!r}: bam_lightning.models.list_models() lists the choices") from None
 
 
 def create_model(

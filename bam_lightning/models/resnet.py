@@ -9,6 +9,7 @@ from torch import nn
 from torchvision.models import resnet as tv
 from torchvision.models.resnet import BasicBlock, ResNet
 
+from .init import kaiming_init_
 from .registry import register_model
 
 
@@ -51,7 +52,5 @@ def wide_resnet18(num_classes: int = 1000, widen_factor: float = 1.5) -> ResNet:
         planes = int(64 * 2**i * widen_factor)
         setattr(model, f"layer{i + 1}", model._make_layer(BasicBlock, planes, 2, stride=1 if i == 0 else 2))
     model.fc = nn.Linear(model.inplanes, num_classes)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    kaiming_init_(model)
     return model

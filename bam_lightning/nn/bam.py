@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .norm import BatchNorm1d, BatchNorm2d
 
 Combine = Literal["sum", "prod", "max"]
@@ -24,20 +25,15 @@ def hidden_channels(channels: int, reduction: int) -> int:
     return max(channels // reduction, 1)
 
 
+_COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}
+
+
 def refine(x: Tensor, channel: Tensor | None, spatial: Tensor | None, combine: Combine = "sum") -> Tensor:
     """``x * (1 + sigmoid(a))`` where ``a`` merges the (N,C,1,1) and (N,1,H,W) branch outputs."""
     if channel is None or spatial is None:
         a = channel if spatial is None else spatial
-    elif combine == "sum":
-        a = channel + spatial
-    elif combine == "prod":
-        a = channel * spatial
-    elif combine == "max":
-        a = torch.maximum(channel, spatial)
     else:
-        raise ValueError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
-    if a is None:
-        raise ValueError("BAM needs at least one branch: use_channel or use_spatial must be true")
+        a = _COMBINE[combine](channel, spatial)
     return x * (1 + torch.sigmoid(a))
 
 
@@ -94,9 +90,9 @@ class BAM(nn.Module):
     ) -> None:
         super().__init__()
         if not (use_channel or use_spatial):
-            raise ValueError("BAM needs at least one branch: use_channel or use_spatial must be true")
-        if combine not in ("sum", "prod", "max"):
-            raise ValueError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
+            raise InputError("BAM needs at least one branch: use_channel or use_spatial must be true")
+        if combine not in _COMBINE:
+            raise InputError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
         self.combine = combine
         self.channel = ChannelGate(channels, reduction) if use_channel else None
         self.spatial = SpatialGate(channels, reduction, dilation, num_dilated) if use_spatial else None

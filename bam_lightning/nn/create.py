@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from ..errors import InputError
 from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
@@ -32,7 +33,7 @@ def get_attn(name: str | None) -> type[nn.Module] | None:
         return ATTENTION_LAYERS[name]
     except KeyError:
         choices = ", ".join(sorted(ATTENTION_LAYERS))
-        raise ValueError(f"unknown attention {name!r}: choose one of {choices}, or none") from None
+        raise InputError(f"unknown attention {name!r}: choose one of {choices}, or none") from None
 
 
 def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | None:

@@ -5,12 +5,12 @@ import pickle
 
 import pytest
 import torch
+from conftest import load_reference
 from torch.nn import functional as F
 
 from bam_lightning import from_official_checkpoint
 from bam_lightning.models import create_model
 from bam_lightning.models.official import official_to_ours
-from conftest import load_reference
 
 SHAPES = load_reference("official_resnet50_bam_state_dict")["state_dict_shapes"]
 
@@ -63,7 +63,9 @@ def official_bam(x, sd, p):
     v = F.avg_pool2d(x, x.size(2), stride=x.size(2)).flatten(1)
     v = F.relu(bn(F.linear(v, sd[c + "gate_c_fc_0.weight"], sd[c + "gate_c_fc_0.bias"]), sd, c + "gate_c_bn_1"))
     channel = F.linear(v, sd[c + "gate_c_fc_final.weight"], sd[c + "gate_c_fc_final.bias"])[:, :, None, None].expand_as(x)
-    m = F.relu(bn(F.conv2d(x, sd[s + "gate_s_conv_reduce0.weight"], sd[s + "gate_s_conv_reduce0.bias"]), sd, s + "gate_s_bn_reduce0"))
+    m = F.relu(
+        bn(F.conv2d(x, sd[s + "gate_s_conv_reduce0.weight"], sd[s + "gate_s_conv_reduce0.bias"]), sd, s + "gate_s_bn_reduce0")
+    )
     for i in range(2):
         m = F.conv2d(m, sd[s + f"gate_s_conv_di_{i}.weight"], sd[s + f"gate_s_conv_di_{i}.bias"], padding=4, dilation=4)
         m = F.relu(bn(m, sd, s + f"gate_s_bn_di_{i}"))
@@ -87,7 +89,10 @@ def test_key_layout_maps_one_to_one_onto_ours():
     mapped = official_to_ours({f"module.{k}": torch.empty(v) for k, v in SHAPES.items()}, model)
     assert len(SHAPES) == len(ours) == 416
     assert {k: tuple(v.shape) for k, v in mapped.items()} == ours
-    assert mapped.keys() >= {"layer1.attn.channel_att.gate_c.gate_c_fc_0.weight", "layer3.attn.spatial_att.gate_s.gate_s_conv_final.bias"}
+    assert mapped.keys() >= {
+        "layer1.attn.channel_att.gate_c.gate_c_fc_0.weight",
+        "layer3.attn.spatial_att.gate_s.gate_s_conv_final.bias",
+    }
 
 
 def test_imported_network_computes_what_the_public_code_computes(tmp_path):

@@ -1,16 +1,16 @@
 """Parameter counts: the public code's to the unit, and the paper's to its printed precision."""
 
 import pytest
+from conftest import load_reference
 
 from bam_lightning.models import count_parameters, create_model
-from conftest import load_reference
 
 OFFICIAL = load_reference("official_param_counts")["params"]
 
 
 def official_case(key: str) -> tuple[str, int, str | None]:
     dataset, depth, attention = key.split("-")
-    name = f"resnet{depth[len('resnet'):]}" if dataset == "ImageNet" else f"cifar_resnet{depth[len('resnet'):]}"
+    name = f"resnet{depth[len('resnet') :]}" if dataset == "ImageNet" else f"cifar_resnet{depth[len('resnet') :]}"
     return name, 1000 if dataset == "ImageNet" else 100, "bam_official" if attention == "BAM" else None
 
 

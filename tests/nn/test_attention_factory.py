@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bam_lightning.nn import BAM, CBAM, ATTENTION_LAYERS, OfficialBAM, SqueezeExcite, create_attn, get_attn
+from bam_lightning.nn import ATTENTION_LAYERS, BAM, CBAM, OfficialBAM, SqueezeExcite, create_attn, get_attn
 
 
 def test_names_map_to_their_blocks():
