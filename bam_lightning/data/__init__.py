@@ -1,0 +1,7 @@
+"""Datamodules for the paper's benchmarks: CIFAR-10/100 and ImageNet (any ImageFolder tree)."""
+
+from .base import ImageDataModule
+from .cifar import CIFAR10DataModule, CIFAR100DataModule
+from .imagenet import ImageNetDataModule
+
+__all__ = ["CIFAR10DataModule", "CIFAR100DataModule", "ImageDataModule", "ImageNetDataModule"]
