@@ -1,0 +1,138 @@
+"""ImageClassifier: the LightningModule that owns the loss, the metrics and the optimisation.
+
+The network comes from ``create_model`` by name (``backbone: wrn28_8``) with its attention
+choice, or is any ``nn.Module`` given by ``class_path``. Accuracies are logged in percent
+and the error the paper reports beside them (``val/err1 = 100 - val/acc1``).
+Hyperparameters saved in checkpoints are plain values only, so a checkpoint loads with
+``torch.load(..., weights_only=True)``.
+"""
+
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from .models import create_model, insert_attention
+from .nn import AttentionName
+
+
+def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """One group, or two where biases and norm scales (all 1-d parameters) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params}]
+    return [
+        {"params": [p for p in params if p.ndim > 1]},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+
+
+class ImageClassifier(L.LightningModule):
+    """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1}``.
+
+    Args:
+        backbone: a name from ``bam_lightning.models.list_models()``, or a module.
+        num_classes: linked from the datamodule by the ``bam`` command.
+        image_size: linked from the datamodule; where a given module's bottlenecks are found.
+        attention: block at every bottleneck (``bam``, ``bam_official``, ``se``, ``cbam``, null).
+        attention_kwargs: options of that block, e.g. ``{reduction: 8, dilation: 2}``.
+        backbone_kwargs: options of the backbone's builder, e.g. ``{width_mult: 0.7}``.
+        label_smoothing: of the cross-entropy target.
+        optimizer: ``class_path``/``init_args`` in YAML; called with the parameter groups.
+        lr_scheduler: likewise, called with the optimizer; stepped once per epoch.
+        decay_norm_and_bias: false excludes biases and norm scales from weight decay.
+    """
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "wrn28_8",
+        num_classes: int = 100,
+        image_size: int | None = None,
+        attention: AttentionName | None = "bam",
+        attention_kwargs: dict[str, Any] | None = None,
+        backbone_kwargs: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.SGD,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        decay_norm_and_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        given = isinstance(backbone, nn.Module)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
+        if given:
+            self.model = insert_attention(backbone, attention, image_size or 224, **(attention_kwargs or {}))
+        else:
+            self.model = create_model(backbone, num_classes, attention, attention_kwargs, **(backbone_kwargs or {}))
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        top5 = min(5, num_classes)
+        self.metrics = nn.ModuleDict(
+            {
+                "train_acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+                **{f"{stage}_acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro") for stage in ("val", "test")},
+                **{f"{stage}_acc5": MulticlassAccuracy(num_classes, top_k=top5, average="micro") for stage in ("val", "test")},
+            }
+        )
+        self.best_acc1 = MaxMetric()
+        self.best_acc1.persistent(True)  # "best so far" survives a resume
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        images, targets = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        for name, metric in self.metrics.items():
+            if name.startswith(stage):
+                metric.update(logits.detach(), targets)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=images.size(0), sync_dist=stage != "train")
+        return loss
+
+    def _log_accuracy(self, stage: str) -> Tensor:
+        """Epoch accuracies in percent; ``compute`` already synchronises across processes."""
+        values = {}
+        for k in ("acc1", "acc5"):
+            if f"{stage}_{k}" in self.metrics:
+                metric = self.metrics[f"{stage}_{k}"]
+                values[k] = metric.compute() * 100
+                metric.reset()
+        values["err1"] = 100 - values["acc1"]
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
+        return values["acc1"]
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self(batch[0]).softmax(dim=-1)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_accuracy("train")
+
+    def on_validation_epoch_end(self) -> None:
+        acc1 = self._log_accuracy("val")
+        if not self.trainer.sanity_checking:
+            self.best_acc1.update(acc1)
+            self.log("val/acc1_best", self.best_acc1.compute())
+
+    def on_test_epoch_end(self) -> None:
+        self._log_accuracy("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(parameter_groups(self.model, self.hparams.decay_norm_and_bias))
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/loss"}}

@@ -1,0 +1,98 @@
+from functools import partial
+
+import lightning.pytorch as L
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from bam_lightning.module import ImageClassifier, parameter_groups
+from bam_lightning.nn import BAM
+
+TINY = {"depth": 10, "widen_factor": 1}  # WRN-10-1: 3 stages of one block, 16/32/64 channels
+
+
+def loader(n=32, num_classes=4, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % num_classes
+    x = torch.randn(n, 3, size, size, generator=g) * 0.1 + y[:, None, None, None].float()
+    return DataLoader(TensorDataset(x, y), batch_size=8)
+
+
+def tiny_classifier(**kwargs):
+    defaults = dict(backbone="wrn", num_classes=4, backbone_kwargs=TINY, optimizer=partial(torch.optim.SGD, lr=0.05))
+    return ImageClassifier(**{**defaults, **kwargs})
+
+
+def test_builds_the_named_backbone_with_its_attention():
+    model = tiny_classifier(attention="bam", attention_kwargs={"reduction": 4})
+    bams = [m for m in model.model.modules() if isinstance(m, BAM)]
+    assert [b.channel.mlp[0].out_features for b in bams] == [16 // 4, 32 // 4]
+    assert model.model.fc.out_features == 4
+    assert not any(isinstance(m, BAM) for m in tiny_classifier(attention=None).modules())
+
+
+def test_a_given_module_gets_attention_at_the_linked_image_size():
+    backbone = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 4),
+    )
+    model = ImageClassifier(backbone, num_classes=4, image_size=16, attention="se")
+    assert "backbone" not in model.hparams
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 4)
+    assert sum(type(m).__name__ == "SqueezeExcite" for m in model.modules()) == 1
+
+
+def test_weight_decay_exclusion_covers_every_bias_and_norm_scale():
+    net = tiny_classifier().model
+    decay, no_decay = parameter_groups(net, decay_norm_and_bias=False)
+    assert no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(net.parameters()))
+    assert len(parameter_groups(net, decay_norm_and_bias=True)) == 1
+
+
+def test_optimizer_and_scheduler_come_from_the_callables():
+    model = tiny_classifier(
+        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=5e-4),
+        lr_scheduler=partial(torch.optim.lr_scheduler.MultiStepLR, milestones=[2], gamma=0.2),
+        decay_norm_and_bias=False,
+    )
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [5e-4, 0.0]
+    assert scheduler.milestones == {2: 1} and config["lr_scheduler"]["interval"] == "epoch"
+
+
+def test_fit_logs_the_papers_metrics_and_learns(tmp_path):
+    model = tiny_classifier(attention="bam", label_smoothing=0.1)
+    trainer = L.Trainer(
+        max_epochs=3, default_root_dir=tmp_path, logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.fit(model, loader(), loader(seed=1))
+    logged = trainer.callback_metrics
+    for key in ("train/loss", "train/acc1", "train/err1", "val/loss", "val/acc1", "val/acc5", "val/err1", "val/acc1_best"):
+        assert key in logged, key
+    assert logged["val/acc1"] + logged["val/err1"] == pytest.approx(100)
+    assert logged["val/acc5"] == pytest.approx(100)  # 4 classes: the top-5 always holds the target
+    assert logged["val/acc1_best"] >= logged["val/acc1"]
+    assert logged["val/acc1"] > 50  # well above chance (25 %) on separable data
+    (result,) = trainer.test(model, loader(seed=1), verbose=False)
+    assert result["test/acc1"] == pytest.approx(logged["val/acc1"].item())
+
+
+def test_checkpoint_hyperparameters_are_plain_and_load_weights_only(tmp_path):
+    model = tiny_classifier(optimizer=partial(torch.optim.SGD, lr=0.1))
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    trainer.fit(model, loader())
+    (path,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["hyper_parameters"]["backbone"] == "wrn"
+    assert "optimizer" not in checkpoint["hyper_parameters"]
+    restored = ImageClassifier.load_from_checkpoint(path)
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(restored.eval()(x), model.eval()(x))
