@@ -45,7 +45,7 @@ def get_model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise InputError(f"unknown model {name!r}: bam_lightning.models.list_models() lists the choices") from None
+        raise InputError(f"unknown model {name!r}: choose one of {', '.join(list_models())}") from None
 
 
 def create_model(

@@ -1,9 +1,10 @@
 """Parameter counts: the public code's to the unit, and the paper's to its printed precision."""
 
 import pytest
-from conftest import load_reference
 
 from bam_lightning.models import count_parameters, create_model
+
+from conftest import load_reference
 
 OFFICIAL = load_reference("official_param_counts")["params"]
 

@@ -40,7 +40,7 @@ def test_input_sizes():
 
 
 def test_unknown_model_and_attention_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown model 'resnet51'.*list_models"):
+    with pytest.raises(ValueError, match="unknown model 'resnet51': choose one of cifar_resnet101, .*, wrn28_8"):
         create_model("resnet51", 10)
     with pytest.raises(ValueError, match="unknown attention 'bam2'"):
         create_model("wrn16_8", 10, attention="bam2")

@@ -1,9 +1,10 @@
 import pytest
 import torch
-from conftest import load_reference
 from torch import nn
 
 from bam_lightning.nn import BAM, OfficialBAM
+
+from conftest import load_reference
 
 
 def branch_outputs(bam, x):

@@ -1,0 +1,83 @@
+"""The ``bam`` command: LightningCLI wired to ImageClassifier and our DataModules.
+
+Beyond what LightningCLI does by itself:
+- ``num_classes`` and ``image_size`` flow from the datamodule into the model;
+- checkpoints are always on: the best by ``val/acc1`` (``--checkpoint.*``) and ``last.ckpt``
+  after every epoch (``--last_checkpoint.*``), with a LearningRateMonitor (``--lr_monitor.*``);
+- ``--ckpt_path last`` finds the newest ``last.ckpt`` of any earlier run under the config's
+  ``trainer.default_root_dir`` (Lightning alone looks only in the new run's own folder);
+- mistakes a user can fix (a wrong name, a missing dataset) end in one line, no traceback.
+"""
+
+import sys
+from pathlib import Path
+
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from .data import ImageDataModule
+from .errors import InputError
+from .module import ImageClassifier
+
+
+def latest_checkpoint(root: Path, name: str = "last.ckpt") -> Path | None:
+    """The most recently written ``name`` anywhere under ``root``, or None."""
+    found = [path for path in root.rglob(name) if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
+class BamCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.image_size", "model.image_size", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc1",
+                "checkpoint.mode": "max",
+                "checkpoint.filename": "best-epoch{epoch:03d}-acc1_{val/acc1:.2f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # Lightning's save_last only writes when the monitored metric improved, which
+        # leaves a stale last.ckpt to resume from; this one is rewritten every epoch.
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults({"last_checkpoint.filename": "last", "last_checkpoint.enable_version_counter": False})
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+
+    def _before_run(self) -> None:
+        if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last" or self.trainer.checkpoint_callback.dirpath:
+            return  # nothing to resolve, or Lightning's own lookup in an explicit dirpath works
+        found = latest_checkpoint(Path(self.trainer.default_root_dir))
+        if found is not None:
+            print(f"bam: resuming from {found}", file=sys.stderr)
+            config["ckpt_path"] = str(found)
+
+    before_fit = before_validate = before_test = before_predict = _before_run
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
+    """The ``bam`` command's CLI; ``run=False`` only parses and instantiates (for tests and notebooks)."""
+    return BamCLI(
+        ImageClassifier,
+        ImageDataModule,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        build_cli(args)
+    except InputError as error:
+        print(f"bam: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

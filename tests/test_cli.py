@@ -1,0 +1,134 @@
+"""The `bam` command end to end, as a subprocess, on tiny datasets in the real on-disk formats."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from datasets import write_cifar100, write_image_folder
+
+CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
+TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
+CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def bam(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bam_lightning.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def cifar_args(root: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(CONFIG), *TINY_MODEL, *CPU,
+        "--data.root", str(root / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
+        "--data.batch_size", "16", "--data.pin_memory", "false",
+        "--trainer.default_root_dir", str(root / "runs"), "--trainer.log_every_n_steps", "1", *extra,
+    ]  # fmt: skip
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One two-epoch fit of a tiny WRN+BAM on a tiny CIFAR-100, shared by the tests below."""
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar100(root / "data", n_train=64, n_test=32)
+    bam("fit", *cifar_args(root, "--trainer.max_epochs", "2"), cwd=root)
+    return root
+
+
+def test_fit_writes_checkpoints_config_and_tensorboard_scalars(fitted):
+    run = fitted / "runs" / "lightning_logs" / "version_0"
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("best-epoch*-acc1_*.ckpt"))) == 1
+    logged = scalars(run)
+    for tag in ("train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5", "val/err1", "val/acc1_best", "lr-SGD"):
+        assert tag in logged, tag
+    assert len(logged["val/acc1"]) == 2 and logged["lr-SGD"][0] == pytest.approx(0.1)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 1 and checkpoint["hyper_parameters"]["num_classes"] == 100
+
+
+def test_test_on_the_checkpoint_reports_what_fit_ended_with(fitted):
+    run = fitted / "runs" / "lightning_logs" / "version_0"
+    out = fitted / "eval"
+    last = run / "checkpoints" / "last.ckpt"
+    result = bam("test", *cifar_args(fitted, "--trainer.default_root_dir", str(out)), "--ckpt_path", str(last), cwd=fitted)
+    assert "test/acc1" in result.stdout and "test/acc5" in result.stdout and "test/err1" in result.stdout
+    fit, test = scalars(run), scalars(next((out / "lightning_logs").iterdir()))
+    assert test["test/loss"][-1] == pytest.approx(fit["val/loss"][-1], rel=1e-5)
+    assert test["test/acc1"][-1] == pytest.approx(fit["val/acc1"][-1])
+
+
+def test_same_command_twice_and_resume_from_last(fitted, tmp_path):
+    root = tmp_path
+    write_cifar100(root / "data", n_train=32, n_test=16)
+    args = cifar_args(root, "--trainer.max_epochs", "1", "--trainer.logger", "false")
+    bam("fit", *args, cwd=root)
+    bam("fit", *args, cwd=root)  # config.yaml of the first run is already there
+    longer = cifar_args(root, "--trainer.max_epochs", "3", "--trainer.logger", "false")
+    resumed = bam("fit", *longer, "--ckpt_path", "last", cwd=root)
+    assert "resuming from" in resumed.stderr and "last.ckpt" in resumed.stderr
+    checkpoint = torch.load(root / "runs" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 2 and checkpoint["global_step"] == 3 * 2  # 32 images / 16 per step
+
+
+def test_resume_finds_the_latest_run_of_the_config(fitted):
+    result = bam("fit", *cifar_args(fitted, "--trainer.max_epochs", "3"), "--ckpt_path", "last", cwd=fitted)
+    assert "version_0/checkpoints/last.ckpt" in result.stderr
+    checkpoint = torch.load(fitted / "runs" / "lightning_logs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 2
+
+
+def test_imagefolder_fit(tmp_path):
+    write_image_folder(tmp_path / "imagenet", classes=3, per_class=4)
+    result = bam(
+        "fit", "--config", str(CONFIG.parent / "imagenet" / "resnet18_bam.yaml"), *CPU,
+        "--data.root", str(tmp_path / "imagenet"), "--data.image_size", "64", "--data.resize_size", "72",
+        "--data.batch_size", "4", "--data.num_workers", "0", "--data.pin_memory", "false",
+        "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "runs"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["num_classes"] == 3 and checkpoint["hyper_parameters"]["image_size"] == 64
+    assert checkpoint["state_dict"]["model.fc.weight"].shape == (3, 512)
+    assert "val/acc1" in scalars(run), result.stderr
+
+
+def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path):
+    write_cifar100(tmp_path / "data", n_train=32, n_test=16)
+    args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    bam("fit", *args, cwd=tmp_path)  # sync_batchnorm needs GPUs: torch refuses it on CPU
+    checkpoints = sorted(p.name for p in (tmp_path / "runs").rglob("*.ckpt"))
+    assert len(checkpoints) == 2 and "last.ckpt" in checkpoints  # one best, one last: written once, not per process
+    checkpoint = torch.load(next((tmp_path / "runs").rglob("last.ckpt")), weights_only=True)
+    assert checkpoint["global_step"] == 1  # 32 images over 2 processes x 16 per step
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (["--data.root", "/nonexistent", "--data.download", "false"], "CIFAR-100 not found under /nonexistent/cifar-100-python"),
+        (["--model.backbone", "resnet51"], "unknown model 'resnet51': choose one of"),
+        (["--model.attention", "bma"], "model.attention"),
+    ],
+)
+def test_user_errors_end_in_one_line_without_traceback(tmp_path, override, message):
+    args = ["--config", str(CONFIG), *CPU, "--trainer.default_root_dir", str(tmp_path), *override]
+    result = bam("fit", *args, cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
