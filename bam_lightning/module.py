@@ -103,7 +103,8 @@ class ImageClassifier(L.LightningModule):
                 values[k] = metric.compute() * 100
                 metric.reset()
         values["err1"] = 100 - values["acc1"]
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
+        # Equal on every process already; sync_dist only tells Lightning so.
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
         return values["acc1"]
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -125,7 +126,7 @@ class ImageClassifier(L.LightningModule):
         acc1 = self._log_accuracy("val")
         if not self.trainer.sanity_checking:
             self.best_acc1.update(acc1)
-            self.log("val/acc1_best", self.best_acc1.compute())
+            self.log("val/acc1_best", self.best_acc1.compute(), sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_accuracy("test")

@@ -109,9 +109,10 @@ def test_imagefolder_fit(tmp_path):
     assert "val/acc1" in scalars(run), result.stderr
 
 
-def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path, strategy):
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
-    args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.strategy", strategy, "--trainer.devices", "2")
     bam("fit", *args, cwd=tmp_path)  # sync_batchnorm needs GPUs: torch refuses it on CPU
     checkpoints = sorted(p.name for p in (tmp_path / "runs").rglob("*.ckpt"))
     assert len(checkpoints) == 2 and "last.ckpt" in checkpoints  # one best, one last: written once, not per process
