@@ -28,13 +28,13 @@ def hidden_channels(channels: int, reduction: int) -> int:
 _COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}
 
 
-def refine(x: Tensor, channel: Tensor | None, spatial: Tensor | None, combine: Combine = "sum") -> Tensor:
-    """``x * (1 + sigmoid(a))`` where ``a`` merges the (N,C,1,1) and (N,1,H,W) branch outputs."""
+def gate(channel: Tensor | None, spatial: Tensor | None, combine: Combine = "sum") -> Tensor:
+    """``M(F) = sigmoid(a)``, ``a`` merging the (N,C,1,1) and (N,1,H,W) branch outputs."""
     if channel is None or spatial is None:
         a = channel if spatial is None else spatial
     else:
         a = _COMBINE[combine](channel, spatial)
-    return x * (1 + torch.sigmoid(a))
+    return torch.sigmoid(a)
 
 
 class ChannelGate(nn.Module):
@@ -97,7 +97,11 @@ class BAM(nn.Module):
         self.channel = ChannelGate(channels, reduction) if use_channel else None
         self.spatial = SpatialGate(channels, reduction, dilation, num_dilated) if use_spatial else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def attention(self, x: Tensor) -> Tensor:
+        """The attention map M(F), broadcastable to ``x`` (what the attention-map tools show)."""
         channel = self.channel(x) if self.channel is not None else None
         spatial = self.spatial(x) if self.spatial is not None else None
-        return refine(x, channel, spatial, self.combine)
+        return gate(channel, spatial, self.combine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * (1 + self.attention(x))

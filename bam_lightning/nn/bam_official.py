@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
-from .bam import hidden_channels, refine
+from .bam import gate, hidden_channels
 from .norm import BatchNorm1d, BatchNorm2d
 
 
@@ -63,5 +63,9 @@ class OfficialBAM(nn.Module):
         self.channel_att = OfficialChannelGate(channels, reduction)
         self.spatial_att = OfficialSpatialGate(channels, reduction, dilation, num_dilated)
 
+    def attention(self, x: Tensor) -> Tensor:
+        """The attention map ``sigmoid(Mc * Ms)``, broadcastable to ``x``."""
+        return gate(self.channel_att(x), self.spatial_att(x), combine="prod")
+
     def forward(self, x: Tensor) -> Tensor:
-        return refine(x, self.channel_att(x), self.spatial_att(x), combine="prod")
+        return x * (1 + self.attention(x))

@@ -10,8 +10,7 @@ from torch.nn import functional as F
 from bam_lightning import from_official_checkpoint
 from bam_lightning.models import create_model
 from bam_lightning.models.official import official_to_ours
-
-from conftest import load_reference
+from bam_lightning.reference import load_reference
 
 SHAPES = load_reference("official_resnet50_bam_state_dict")["state_dict_shapes"]
 

@@ -3,8 +3,7 @@ import torch
 from torch import nn
 
 from bam_lightning.nn import BAM, OfficialBAM
-
-from conftest import load_reference
+from bam_lightning.reference import load_reference
 
 
 def branch_outputs(bam, x):
@@ -51,6 +50,15 @@ def test_official_refinement_is_one_plus_sigmoid_of_the_product():
     x = torch.randn(2, 64, 9, 9)
     channel, spatial = bam.channel_att(x), bam.spatial_att(x)
     torch.testing.assert_close(bam(x), (1 + torch.sigmoid(channel * spatial)) * x)
+
+
+@pytest.mark.parametrize("cls", [BAM, OfficialBAM])
+def test_attention_map_is_what_forward_applies(cls):
+    bam = cls(32).eval()
+    x = torch.randn(2, 32, 7, 5)
+    m = bam.attention(x)
+    assert m.shape == (2, 32, 7, 5) and ((m > 0) & (m < 1)).all()
+    torch.testing.assert_close(bam(x), x * (1 + m))
 
 
 def test_output_lies_between_input_and_twice_input():
