@@ -1,13 +1,14 @@
 """Backbone families (one file each), the registry that names them, and attention placement."""
 
-from . import cifar_resnet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
+from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
 from .complexity import count_macs, count_parameters
-from .insert import Bottleneck, find_bottlenecks, insert_attention
+from .insert import Bottleneck, Placement, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint
 from .registry import create_model, get_model_entry, list_models, register_model
 
 __all__ = [
     "Bottleneck",
+    "Placement",
     "count_macs",
     "count_parameters",
     "create_model",

@@ -20,7 +20,7 @@ after a unit inside a ``nn.Sequential`` it is inserted right behind it
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -121,23 +121,43 @@ def _has_conv(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
 
 
-def find_bottlenecks(model: nn.Module, input_size: int | tuple[int, int] = 224, in_chans: int = 3) -> list[Bottleneck]:
-    """The bottlenecks of ``model`` for inputs of ``input_size``, in execution order."""
+Placement = Literal["bottleneck", "around_downsampling", "every_block"]
+
+
+def find_bottlenecks(
+    model: nn.Module, input_size: int | tuple[int, int] = 224, in_chans: int = 3, placement: Placement = "bottleneck"
+) -> list[Bottleneck]:
+    """Where attention goes in ``model`` for inputs of ``input_size``, in execution order.
+
+    ``bottleneck`` (the paper's BAM): before every downsampling step between stages.
+    ``around_downsampling``: before and after it, which differs from ``bottleneck`` only
+    where a separate unit downsamples (DenseNet's transitions: the paper's "back and forth
+    of the transition block"). ``every_block`` (the paper's BAM-C): after every block of
+    every stage that follows the stem.
+    """
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     calls = _trace(model, size, in_chans)
     units = [(name, module) for name, module in _units(model, "", calls) if calls[name].calls == 1]
     has_conv = [_has_conv(module) for _, module in units]
-    found = []
-    for index, (name, _) in enumerate(units):
+
+    def at(name: str) -> list[Bottleneck]:
+        shape = calls[name].out_shape
+        return [] if shape is None else [Bottleneck(name, shape[1])]
+
+    found: list[Bottleneck] = []
+    for index, (name, module) in enumerate(units):
         out = calls[name].out_shape
         stem = sum(has_conv[:index]) < 2  # only the stem's conv has run: no stage has ended yet
         head = not any(has_conv[index:]) or (out is not None and out[2:] == (1, 1))  # no stage follows
-        if _shrinks(calls[name]) and not stem and not head:
-            previous = units[index - 1][0]
-            shape = calls[previous].out_shape
-            if shape is not None:
-                found.append(Bottleneck(previous, shape[1]))
-    return found
+        if placement == "every_block":
+            if has_conv[index] and sum(has_conv[:index]) >= 1 and not head:
+                blocks = [f"{name}.{child}" for child, _ in module.named_children()] if isinstance(module, nn.Sequential) else []
+                found += [b for block in blocks or [name] if block in calls for b in at(block)]
+        elif _shrinks(calls[name]) and not stem and not head:
+            found += at(units[index - 1][0])
+            if placement == "around_downsampling" and any(has_conv[index + 1 :]):
+                found += at(name)
+    return list(dict.fromkeys(found))  # a stage that downsamples is after one step and before the next
 
 
 def _place(model: nn.Module, after: str, attn: nn.Module) -> None:
@@ -161,16 +181,18 @@ def insert_attention(
     attention: str | None = "bam",
     input_size: int | tuple[int, int] = 224,
     in_chans: int = 3,
+    placement: Placement = "bottleneck",
     **attention_kwargs: Any,
 ) -> nn.Module:
     """Put one ``attention`` module at every bottleneck of ``model`` (in place) and return it.
 
     ``input_size`` should be the size the network is meant for: the bottlenecks are found
-    by where the feature map shrinks at that size. ``attention=None`` leaves ``model`` as is.
+    by where the feature map shrinks at that size. ``placement`` is explained in
+    ``find_bottlenecks``. ``attention=None`` leaves ``model`` as is.
     """
     if attention is None or attention == "none":
         return model
-    bottlenecks = find_bottlenecks(model, input_size, in_chans)
+    bottlenecks = find_bottlenecks(model, input_size, in_chans, placement)
     if not bottlenecks:
         raise InputError(
             f"no bottleneck found in {type(model).__name__} at input size {input_size}: "

@@ -14,23 +14,29 @@ from torch import nn
 
 from ..errors import InputError
 from ..nn import AttentionName
-from .insert import insert_attention
+from .insert import Placement, insert_attention
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     builder: Callable[..., nn.Module]
     input_size: int
+    placement: Placement = "bottleneck"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(input_size: int) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its function name for inputs of ``input_size`` pixels."""
+def register_model(
+    input_size: int, placement: Placement = "bottleneck"
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name for inputs of ``input_size`` pixels.
+
+    ``placement`` is where this family's paper row puts attention (see ``find_bottlenecks``).
+    """
 
     def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[builder.__name__] = ModelEntry(builder, input_size)
+        _REGISTRY[builder.__name__] = ModelEntry(builder, input_size, placement)
         return builder
 
     return register
@@ -53,13 +59,16 @@ def create_model(
     num_classes: int,
     attention: AttentionName | None = "bam",
     attention_kwargs: dict[str, Any] | None = None,
+    placement: Placement | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``name`` for ``num_classes`` with ``attention`` at each bottleneck.
 
     ``kwargs`` go to the backbone's builder (e.g. ``width_mult`` of MobileNet);
-    ``attention_kwargs`` to every attention module (e.g. ``{"reduction": 8}``).
+    ``attention_kwargs`` to every attention module (e.g. ``{"reduction": 8}``);
+    ``placement`` overrides the family's (``every_block`` is the paper's BAM-C).
     """
     entry = get_model_entry(name)
     model = entry.builder(num_classes=num_classes, **kwargs)
-    return insert_attention(model, attention, entry.input_size, **(attention_kwargs or {}))
+    placement = placement or entry.placement
+    return insert_attention(model, attention, entry.input_size, placement=placement, **(attention_kwargs or {}))

@@ -97,3 +97,21 @@ def test_trace_restores_training_mode():
     model = torchvision.models.resnet18().train()
     find_bottlenecks(model)
     assert model.training
+
+
+def test_placements_differ_only_where_the_network_allows():
+    resnet = torchvision.models.resnet50()
+    bottleneck = find_bottlenecks(resnet, 224)
+    assert find_bottlenecks(resnet, 224, placement="around_downsampling") == bottleneck  # stages downsample themselves
+    every = [b.after for b in find_bottlenecks(resnet, 224, placement="every_block")]
+    assert len(every) == 3 + 4 + 6 + 3 and every[:4] == ["layer1.0", "layer1.1", "layer1.2", "layer2.0"]
+    densenet = torchvision.models.densenet121()
+    around = [b.after for b in find_bottlenecks(densenet, 224, placement="around_downsampling")]
+    assert around == [
+        "features.denseblock1",
+        "features.transition1",
+        "features.denseblock2",
+        "features.transition2",
+        "features.denseblock3",
+        "features.transition3",
+    ]

@@ -40,6 +40,8 @@ PAPER_BASELINES = [
     ("resnext50_32x4d", {}, 1000, 25.03, 2),
     ("mobilenet_v1", {}, 1000, 4.23, 2),
     ("squeezenet1_1", {}, 1000, 1.24, 2),
+    ("densenet100_bc", {}, 100, 0.80, 2),
+    ("mobilenet_v1", {"width_mult": 0.7}, 1000, 2.30, 2),
 ]
 
 
@@ -52,6 +54,12 @@ def test_baselines_match_the_paper_to_its_printed_precision(name, kwargs, num_cl
 def test_wide_resnets_exactly():
     assert count_parameters(create_model("wrn28_8", 100, attention=None)) == 23_401_012
     assert count_parameters(create_model("wrn28_10", 100, attention=None)) == 36_536_884
+
+
+def test_densenet_bam_back_and_forth_of_the_transitions_gives_the_papers_count():
+    """Table 3: 0.84 M with BAM; BAM only before the transitions would give 0.83 M."""
+    assert round(count_parameters(create_model("densenet100_bc", 100, attention="bam")) / 1e6, 2) == 0.84
+    assert round(count_parameters(create_model("densenet100_bc", 100, attention="bam", placement="bottleneck")) / 1e6, 2) == 0.83
 
 
 def test_main_row_wrn28_8_with_bam_matches_table_3():
