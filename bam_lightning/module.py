@@ -17,8 +17,7 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from .models import create_model, insert_attention
-from .nn import AttentionName
+from .models import Attention, Placement, create_model, insert_attention
 
 
 def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -39,8 +38,11 @@ class ImageClassifier(L.LightningModule):
         backbone: a name from ``bam_lightning.models.list_models()``, or a module.
         num_classes: linked from the datamodule by the ``bam`` command.
         image_size: linked from the datamodule; where a given module's bottlenecks are found.
-        attention: block at every bottleneck (``bam``, ``bam_official``, ``se``, ``cbam``, null).
+        attention: block at every bottleneck (``bam``, ``bam_official``, ``se``, ``cbam``, null),
+            or ``extra_block``: one more block of the stage there instead (the paper's Table 1c).
         attention_kwargs: options of that block, e.g. ``{reduction: 8, dilation: 2}``.
+        placement: ``bottleneck`` (the paper's BAM), ``every_block`` (BAM-C, Table 2) or
+            ``around_downsampling``; null takes the backbone's own (DenseNet: around its transitions).
         backbone_kwargs: options of the backbone's builder, e.g. ``{width_mult: 0.7}``.
         label_smoothing: of the cross-entropy target.
         optimizer: ``class_path``/``init_args`` in YAML; called with the parameter groups.
@@ -53,8 +55,9 @@ class ImageClassifier(L.LightningModule):
         backbone: str | nn.Module = "wrn28_8",
         num_classes: int = 100,
         image_size: int | None = None,
-        attention: AttentionName | None = "bam",
+        attention: Attention | None = "bam",
         attention_kwargs: dict[str, Any] | None = None,
+        placement: Placement | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         optimizer: OptimizerCallable = torch.optim.SGD,
@@ -65,9 +68,10 @@ class ImageClassifier(L.LightningModule):
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
         if given:
-            self.model = insert_attention(backbone, attention, image_size or 224, **(attention_kwargs or {}))
+            where = placement or "bottleneck"
+            self.model = insert_attention(backbone, attention, image_size or 224, placement=where, **(attention_kwargs or {}))
         else:
-            self.model = create_model(backbone, num_classes, attention, attention_kwargs, **(backbone_kwargs or {}))
+            self.model = create_model(backbone, num_classes, attention, attention_kwargs, placement, **(backbone_kwargs or {}))
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         top5 = min(5, num_classes)

@@ -2,16 +2,18 @@
 
 from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
 from .complexity import count_macs, count_parameters
-from .insert import Bottleneck, Placement, find_bottlenecks, insert_attention
+from .insert import Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint
 from .registry import create_model, get_model_entry, list_models, register_model
 
 __all__ = [
+    "Attention",
     "Bottleneck",
     "Placement",
     "count_macs",
     "count_parameters",
     "create_model",
+    "extra_block",
     "find_bottlenecks",
     "from_official_checkpoint",
     "get_model_entry",

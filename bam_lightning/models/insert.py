@@ -17,6 +17,7 @@ after a unit inside a ``nn.Sequential`` it is inserted right behind it
 ``nn.ModuleList``) is wrapped, and its names gain ``.block`` (``conv3.block.conv.weight``).
 """
 
+import copy
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import create_attn
+from ..nn import AttentionName, create_attn
 
 
 @dataclass
@@ -39,10 +40,11 @@ class _Call:
 
 @dataclass(frozen=True)
 class Bottleneck:
-    """Where attention goes: right after the unit named ``after``, whose output has ``channels``."""
+    """Where attention goes: right after the unit named ``after``, whose output is ``channels`` x ``size``."""
 
     after: str
     channels: int
+    size: tuple[int, int]
 
 
 def _shape(value: Any) -> tuple[int, ...] | None:
@@ -122,6 +124,7 @@ def _has_conv(module: nn.Module) -> bool:
 
 
 Placement = Literal["bottleneck", "around_downsampling", "every_block"]
+Attention = AttentionName | Literal["extra_block"]
 
 
 def find_bottlenecks(
@@ -142,7 +145,7 @@ def find_bottlenecks(
 
     def at(name: str) -> list[Bottleneck]:
         shape = calls[name].out_shape
-        return [] if shape is None else [Bottleneck(name, shape[1])]
+        return [] if shape is None else [Bottleneck(name, shape[1], shape[2:])]
 
     found: list[Bottleneck] = []
     for index, (name, module) in enumerate(units):
@@ -176,9 +179,31 @@ def _place(model: nn.Module, after: str, attn: nn.Module) -> None:
     parent._modules.update(items[:position] + [(f"{key}_attn", attn)] + items[position:])
 
 
+def extra_block(model: nn.Module, bottleneck: Bottleneck) -> nn.Module:
+    """A freshly initialised copy of the last block before ``bottleneck``: the paper's Table 1c control.
+
+    It asks whether BAM's gain is more than the capacity it adds: the same network with
+    one more residual (wide, ResNeXt) block where BAM would go, instead of BAM.
+    """
+    unit = model.get_submodule(bottleneck.after)
+    block = copy.deepcopy(unit[-1] if isinstance(unit, nn.Sequential) else unit)
+    for m in block.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    x = torch.zeros(1, bottleneck.channels, *bottleneck.size, device=next(block.parameters()).device)
+    try:
+        with torch.no_grad():
+            keeps_shape = block.eval()(x).shape == x.shape
+    except RuntimeError:  # it expects other channels: the stage's only block changes the width
+        keeps_shape = False
+    if not keeps_shape:
+        raise InputError(f"cannot add an extra block after {bottleneck.after}: its last block changes the map {tuple(x.shape)}")
+    return block.train()
+
+
 def insert_attention(
     model: nn.Module,
-    attention: str | None = "bam",
+    attention: Attention | None = "bam",
     input_size: int | tuple[int, int] = 224,
     in_chans: int = 3,
     placement: Placement = "bottleneck",
@@ -188,7 +213,8 @@ def insert_attention(
 
     ``input_size`` should be the size the network is meant for: the bottlenecks are found
     by where the feature map shrinks at that size. ``placement`` is explained in
-    ``find_bottlenecks``. ``attention=None`` leaves ``model`` as is.
+    ``find_bottlenecks``. ``attention=None`` leaves ``model`` as is; ``extra_block``
+    puts a copy of the stage's last block there instead of attention.
     """
     if attention is None or attention == "none":
         return model
@@ -199,7 +225,10 @@ def insert_attention(
             "attention goes where the feature map shrinks between stages; check input_size"
         )
     for bottleneck in bottlenecks:
-        attn = create_attn(attention, bottleneck.channels, **attention_kwargs)
+        if attention == "extra_block":
+            attn = extra_block(model, bottleneck)
+        else:
+            attn = create_attn(attention, bottleneck.channels, **attention_kwargs)
         param = next(model.parameters(), None)
         if param is not None:
             attn.to(device=param.device, dtype=param.dtype)

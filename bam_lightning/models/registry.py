@@ -13,8 +13,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import InputError
-from ..nn import AttentionName
-from .insert import Placement, insert_attention
+from .insert import Attention, Placement, insert_attention
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def create_model(
     name: str,
     num_classes: int,
-    attention: AttentionName | None = "bam",
+    attention: Attention | None = "bam",
     attention_kwargs: dict[str, Any] | None = None,
     placement: Placement | None = None,
     **kwargs: Any,
