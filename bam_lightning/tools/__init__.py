@@ -1,0 +1,1 @@
+"""Tools behind the ``bam`` subcommands that are not Trainer methods."""
