@@ -7,8 +7,13 @@ Beyond what LightningCLI does by itself:
 - ``--ckpt_path last`` finds the newest ``last.ckpt`` of any earlier run under the config's
   ``trainer.default_root_dir`` (Lightning alone looks only in the new run's own folder);
 - mistakes a user can fix (a wrong name, a missing dataset) end in one line, no traceback.
+
+Research tools that are not Trainer methods are subcommands too (``bam summary``,
+``bam attention``, ``bam compare``): each is a module in ``bam_lightning/tools`` with its
+own ``main(args)``, dispatched here before LightningCLI sees the arguments.
 """
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,6 +23,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from .data import ImageDataModule
 from .errors import InputError
 from .module import ImageClassifier
+
+TOOLS = {
+    "summary": "bam_lightning.tools.summary",
+    "attention": "bam_lightning.tools.attention",
+    "compare": "bam_lightning.tools.compare",
+}
 
 
 def latest_checkpoint(root: Path, name: str = "last.ckpt") -> Path | None:
@@ -72,8 +83,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
 
 
 def main(args: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if args is None else args
     try:
-        build_cli(args)
+        if argv and argv[0] in TOOLS:
+            importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
+        else:
+            build_cli(args)  # None: LightningCLI reads sys.argv itself, as its DDP launcher expects
     except InputError as error:
         print(f"bam: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

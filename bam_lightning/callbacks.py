@@ -1,0 +1,92 @@
+"""Callbacks for ``trainer.callbacks`` in a config: watching what BAM learns while it trains.
+
+In YAML::
+
+    trainer:
+      callbacks:
+        - class_path: bam_lightning.callbacks.AttentionMapLogger
+          init_args: {every_n_epochs: 5, num_images: 8}
+"""
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid
+
+from .attention_maps import bam_modules, capture_attention, input_statistics, overlay, rescale
+from .errors import InputError
+
+
+def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+    return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+
+
+def _displayable(images: Tensor, datamodule: object) -> Tensor:
+    """Normalised inputs back in [0, 1]: de-normalised where the statistics are known, else stretched per image."""
+    stats = input_statistics(datamodule)
+    if stats is None:
+        return rescale(images)
+    mean, std = (torch.tensor(v, dtype=images.dtype)[:, None, None] for v in stats)
+    return (images * std + mean).clamp(0, 1)
+
+
+class AttentionMapLogger(L.Callback):
+    """Logs each BAM's spatial attention over the first validation images, and its channel attention, to TensorBoard.
+
+    Every ``every_n_epochs`` epochs (counted by the trainer's epoch, so resumed runs keep
+    the rhythm), on the first validation batch, rank zero writes ``attention/maps``: one
+    row per image, the input then each BAM's spatial map over it (red = most attended,
+    each map stretched to its own range, since trained maps often span little of (0, 1)),
+    and the histograms ``attention/channel/<bam>`` of the raw channel attention. Without a
+    TensorBoard logger or without BAM it says so once and logs nothing.
+
+    Args:
+        every_n_epochs: log after every this many training epochs.
+        num_images: first images of the validation batch to show.
+    """
+
+    def __init__(self, every_n_epochs: int = 5, num_images: int = 8) -> None:
+        super().__init__()
+        if every_n_epochs < 1 or num_images < 1:
+            raise InputError(
+                f"AttentionMapLogger: every_n_epochs and num_images must be positive, got {every_n_epochs}, {num_images}"
+            )
+        self.every_n_epochs = every_n_epochs
+        self.num_images = num_images
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # A callback list shared with the baseline configs must not stop their runs: say why nothing comes, once.
+        if not bam_modules(pl_module):
+            rank_zero_info("AttentionMapLogger: the model has no BAM, attention maps are not logged")
+        elif _tensorboard(trainer) is None:
+            rank_zero_info("AttentionMapLogger: no TensorBoard logger, attention maps are not logged")
+
+    @rank_zero_only
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if trainer.sanity_checking or not due or batch_idx != 0 or dataloader_idx != 0:
+            return
+        logger = _tensorboard(trainer)
+        network = getattr(pl_module, "model", pl_module)  # names as the network has them: layer1.attn
+        if logger is None or not bam_modules(network):
+            return
+        writer: SummaryWriter = logger.experiment
+        images = batch[0][: self.num_images]
+        maps = capture_attention(network, images)
+        shown = _displayable(images.float().cpu(), trainer.datamodule)
+        panels = [shown] + [overlay(shown, rescale(m.spatial)) for m in maps]
+        grid = make_grid(torch.stack(panels, dim=1).flatten(0, 1), nrow=len(panels), padding=1)
+        writer.add_image("attention/maps", grid, trainer.global_step)
+        for m in maps:
+            writer.add_histogram(f"attention/channel/{m.name}", m.channel, trainer.global_step)

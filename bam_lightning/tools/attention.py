@@ -1,0 +1,161 @@
+"""``bam attention``: where each BAM of a trained classifier looks, on your own images.
+
+Writes one figure like the paper's hierarchical-attention figure: a row per image, the
+image, then each BAM's spatial attention map over it (red = most attended), earliest BAM
+first, each titled with its module, its map size and the range of its values in that
+image (the colours stretch each map to its own range).
+
+Images are resized (shorter side) and centre-cropped to the model's input size, as
+evaluation crops them, and normalised as the data the model learnt from. A checkpoint
+does not record its dataset, but ``bam fit`` writes the run's ``config.yaml`` beside its
+``checkpoints/`` folder: the statistics are those of the datamodule named there. Without
+that file the rule goes by the size the model was trained at: 64 pixels or more get
+ImageNet's statistics, smaller inputs CIFAR-100's (the paper's two benchmarks; CIFAR-10's
+differ by less than 0.02). The image panels show the same crop at the panel's
+resolution, so a 32-pixel model's maps are drawn over a sharp picture.
+"""
+
+import argparse
+import importlib
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import yaml
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import Tensor
+from torchvision import transforms as T
+
+from ..attention_maps import Statistics, bam_modules, capture_attention, input_statistics, overlay, rescale
+from ..data import CIFAR100DataModule
+from ..data.base import one_line
+from ..data.imagenet import MEAN as IMAGENET_MEAN
+from ..data.imagenet import STD as IMAGENET_STD
+from ..errors import InputError
+from ..models import get_model_entry
+from ..module import ImageClassifier
+
+DPI = 100
+
+
+def load_classifier(ckpt_path: str | Path) -> ImageClassifier:
+    """The classifier of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        classifier = ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:
+        # Torch's refusal to unpickle anything but tensors and plain values ends here too: "Weights only load failed".
+        detail = one_line(error).split(". ")[0][:160]
+        raise InputError(f"{path} is not a checkpoint of bam fit ({type(error).__name__}: {detail})") from error
+    if not bam_modules(classifier.model):
+        raise InputError(
+            f"this checkpoint's model has no BAM (attention: {classifier.hparams.attention}): train with model.attention bam"
+        )
+    return classifier.eval()
+
+
+def input_size(classifier: ImageClassifier) -> int:
+    """The side the model was trained at: the datamodule's, else its backbone's registered size."""
+    return classifier.hparams.get("image_size") or get_model_entry(classifier.hparams.backbone).input_size
+
+
+def normalization(size: int) -> Statistics:
+    """Mean and std for a model trained on inputs of ``size`` pixels, when its data is unknown (see the module's docstring)."""
+    return (IMAGENET_MEAN, IMAGENET_STD) if size >= 64 else (CIFAR100DataModule.mean, CIFAR100DataModule.std)
+
+
+def run_statistics(ckpt_path: str | Path) -> tuple[Statistics, str] | None:
+    """Mean, std and datamodule name from the ``config.yaml`` of the run that wrote ``ckpt_path``, or None without one."""
+    config = Path(ckpt_path).parent.parent / "config.yaml"
+    data = (yaml.safe_load(config.read_text()) or {}).get("data") if config.is_file() else None
+    if not isinstance(data, dict) or "class_path" not in data:
+        return None
+    module, _, name = data["class_path"].rpartition(".")
+    try:  # constructing a datamodule reads no data: it only builds its transforms
+        datamodule = getattr(importlib.import_module(module), name)(**(data.get("init_args") or {}))
+    except (ImportError, AttributeError, TypeError, InputError) as error:
+        raise InputError(f"{config} names data {data['class_path']} that cannot be built ({one_line(error)})") from error
+    statistics = input_statistics(datamodule)
+    return None if statistics is None else (statistics, name)
+
+
+def read_image(path: str | Path) -> Image.Image:
+    if not Path(path).is_file():
+        raise InputError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as error:  # PIL's UnidentifiedImageError included
+        raise InputError(f"cannot read image {path} ({one_line(error)})") from error
+
+
+def square_crop(image: Image.Image, size: int) -> Tensor:
+    """(3, size, size) in [0, 1]: the centred square of ``image``, ``size`` pixels on a side."""
+    return T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor()])(image.convert("RGB"))
+
+
+def attention_figure(
+    classifier: ImageClassifier,
+    images: Sequence[tuple[str, Image.Image]],
+    size: int | None = None,
+    panel_px: int = 256,
+    statistics: Statistics | None = None,
+) -> Figure:
+    """One row per ``(title, image)``, one column for the image and one per BAM, each panel ``panel_px`` square.
+
+    ``size`` overrides the input size; ``statistics`` (mean, std) the normalisation, by
+    default ``normalization`` of the size the model was trained at. Saved at the figure's
+    dpi, the picture is exactly rows x panel_px high and (1 + BAMs) x panel_px wide.
+    """
+    statistics = statistics or normalization(input_size(classifier))
+    size = size or input_size(classifier)
+    inputs = T.Normalize(*statistics)(torch.stack([square_crop(image, size) for _, image in images]))
+    maps = capture_attention(classifier.model, inputs.to(classifier.device))
+    side = round(panel_px * 0.8)  # the rest of the panel holds the title
+    shown = torch.stack([square_crop(image, side) for _, image in images])
+    panels = [shown] + [overlay(shown, rescale(m.spatial)) for m in maps]
+    rows, cols = len(images), len(panels)
+    figure = Figure(figsize=(cols * panel_px / DPI, rows * panel_px / DPI), dpi=DPI)
+    for row, (title, _) in enumerate(images):
+        titles = [f"{title}\n(input {size} px)"] + [
+            f"{m.name} {m.spatial.shape[1]}x{m.spatial.shape[2]}\nrange {m.spatial[row].min():.2f}-{m.spatial[row].max():.2f}"
+            for m in maps
+        ]
+        for col, (panel, text) in enumerate(zip(panels, titles, strict=True)):
+            ax = figure.add_axes(((col + 0.1) / cols, (rows - row - 1 + 0.02) / rows, 0.8 / cols, 0.8 / rows))
+            ax.imshow(panel[row].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_title(text, fontsize=panel_px / 32, pad=2)
+            ax.set_axis_off()
+    return figure
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="bam attention",
+        description="Draw each BAM's spatial attention map over images, one row per image, into one PNG.",
+    )
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by bam fit (a model with BAM)")
+    parser.add_argument("--image", action="append", required=True, help="an image file; repeat for more rows")
+    parser.add_argument("--out", default="attention_maps.png", help="the PNG to write (default: %(default)s)")
+    parser.add_argument("--size", type=int, help="input side in pixels (default: the model's)")
+    parser.add_argument("--panel_px", type=int, default=256, help="side of each panel in pixels (default: %(default)s)")
+    options = parser.parse_args(args)
+    if (options.size is not None and options.size < 1) or options.panel_px < 32:
+        raise InputError(f"--size must be positive and --panel_px 32 or more, got {options.size} and {options.panel_px}")
+    classifier = load_classifier(options.ckpt_path)
+    images = [(Path(path).name, read_image(path)) for path in options.image]
+    found = run_statistics(options.ckpt_path)
+    if found:
+        statistics, source = found[0], f"{found[1]}'s, from the run's config.yaml"
+    else:
+        size = input_size(classifier)
+        statistics, source = normalization(size), f"no config.yaml beside the run's checkpoints/: the rule for {size} px"
+    print(f"normalising with mean {tuple(statistics[0])} and std {tuple(statistics[1])} ({source})")
+    out = Path(options.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    attention_figure(classifier, images, options.size, options.panel_px, statistics).savefig(out, dpi=DPI)
+    print(f"wrote {out}")

@@ -1,0 +1,108 @@
+import logging
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms import Normalize
+
+from bam_lightning.callbacks import AttentionMapLogger, _displayable
+from bam_lightning.data import CIFAR100DataModule
+from bam_lightning.module import ImageClassifier
+
+from datasets import write_cifar100
+
+CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
+BAMS = ["layer1.attn", "layer2.attn"]  # of WRN-10-1
+
+
+def fit(logger, callback, epochs=2):
+    x, y = torch.randn(16, 3, 16, 16), torch.arange(16) % 4
+    model = ImageClassifier(
+        "wrn", 4, backbone_kwargs={"depth": 10, "widen_factor": 1}, optimizer=partial(torch.optim.SGD, lr=0.01)
+    )
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_train_batches=2,
+        logger=logger,
+        callbacks=[callback],
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)
+    trainer.fit(model, loader, loader)
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "histograms": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_logs_the_map_grid_and_a_histogram_per_bam_after_each_epoch_but_not_the_sanity_check(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="", version=0)
+    fit(logger, AttentionMapLogger(every_n_epochs=1, num_images=3))
+    logged = events(logger.log_dir)
+    assert logged.Tags()["images"] == ["attention/maps"]
+    assert sorted(logged.Tags()["histograms"]) == [f"attention/channel/{name}" for name in BAMS]
+    grids = logged.Images("attention/maps")
+    assert [grid.step for grid in grids] == [2, 4]  # none at step 0, when the sanity check runs
+    padding = 1
+    assert (grids[0].height, grids[0].width) == (3 * (16 + padding) + padding, (1 + len(BAMS)) * (16 + padding) + padding)
+    for name in BAMS:
+        assert [h.step for h in logged.Histograms(f"attention/channel/{name}")] == [2, 4]
+
+
+def test_every_n_epochs_skips_the_epochs_in_between(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="", version=0)
+    fit(logger, AttentionMapLogger(every_n_epochs=2), epochs=3)
+    assert [grid.step for grid in events(logger.log_dir).Images("attention/maps")] == [4]
+
+
+def test_without_tensorboard_it_says_so_once_and_trains_on(tmp_path, caplog):
+    with caplog.at_level(logging.INFO):
+        fit(False, AttentionMapLogger(every_n_epochs=1), epochs=1)
+    assert sum("no TensorBoard logger" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_inputs_are_shown_in_the_datamodules_colours():
+    datamodule = CIFAR100DataModule()
+    images = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(_displayable(Normalize(datamodule.mean, datamodule.std)(images), datamodule), images)
+    shown = _displayable(images * 5 - 2, datamodule=None)  # unknown statistics: stretched per image
+    assert shown.amin(dim=(1, 2, 3)).tolist() == [0, 0] and shown.amax(dim=(1, 2, 3)).tolist() == [1, 1]
+
+
+def test_bam_fit_takes_the_callback_from_yaml(tmp_path):
+    write_cifar100(tmp_path / "data", n_train=32, n_test=16)
+    callbacks = tmp_path / "callbacks.yaml"
+    callbacks.write_text(
+        "trainer:\n  callbacks:\n    - class_path: bam_lightning.callbacks.AttentionMapLogger\n"
+        "      init_args: {every_n_epochs: 1, num_images: 4}\n"
+    )
+    args = [
+        "fit", "--config", str(CONFIG), "--config", str(callbacks),
+        "--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}",
+        "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1",
+        "--data.root", str(tmp_path / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
+        "--data.batch_size", "16", "--data.pin_memory", "false", "--trainer.default_root_dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bam_lightning.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = events(tmp_path / "runs" / "lightning_logs" / "version_0")
+    assert logged.Tags()["images"] == ["attention/maps"]
+    assert sorted(logged.Tags()["histograms"]) == [f"attention/channel/{name}" for name in BAMS]
+    grid = logged.Images("attention/maps")[0]
+    assert (grid.height, grid.width) == (4 * 33 + 1, 3 * 33 + 1)

@@ -1,0 +1,111 @@
+"""``bam attention`` on a checkpoint fitted here, on real photos from scikit-image."""
+
+import os
+import shutil
+import subprocess
+import sys
+from functools import partial
+
+import lightning.pytorch as L
+import pytest
+import torch
+from PIL import Image
+from skimage import data as photos
+from torch.utils.data import DataLoader, TensorDataset
+
+from bam_lightning.cli import main
+from bam_lightning.data import CIFAR100DataModule
+from bam_lightning.data.imagenet import MEAN
+from bam_lightning.module import ImageClassifier
+from bam_lightning.tools.attention import input_size, normalization, run_statistics
+
+PANEL = 256
+BAMS = 2  # WRN-10-1
+
+
+def fit_checkpoint(path, attention):
+    model = ImageClassifier(
+        "wrn",
+        4,
+        attention=attention,
+        backbone_kwargs={"depth": 10, "widen_factor": 1},
+        optimizer=partial(torch.optim.SGD, lr=0.01),
+    )
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.arange(8) % 4), batch_size=8))
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attention")
+    Image.fromarray(photos.astronaut()).save(root / "astronaut.jpg")
+    Image.fromarray(photos.coffee()).save(root / "coffee.png")  # 600 x 400: cropped to a square
+    (root / "notes.jpg").write_text("not an image")
+    torch.save({"state_dict": {}, "hyper_parameters": {"optimizer": partial(print)}}, root / "code.ckpt")
+    return {
+        "root": root,
+        "bam": fit_checkpoint(root / "bam.ckpt", "bam"),
+        "baseline": fit_checkpoint(root / "baseline.ckpt", None),
+    }
+
+
+def test_one_row_per_image_and_one_column_per_bam(files, capsys):
+    out = files["root"] / "maps" / "two.png"
+    main(["attention", "--ckpt_path", str(files["bam"]), "--image", str(files["root"] / "astronaut.jpg"),
+          "--image", str(files["root"] / "coffee.png"), "--out", str(out)])  # fmt: skip
+    assert Image.open(out).size == ((1 + BAMS) * PANEL, 2 * PANEL)
+    assert "the rule for 32 px" in capsys.readouterr().out  # no config.yaml: CIFAR-100's statistics
+
+
+def test_statistics_come_from_the_datamodule_in_the_runs_config(files, capsys):
+    run = files["root"] / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = shutil.copy(files["bam"], run / "checkpoints" / "last.ckpt")
+    (run / "config.yaml").write_text("data:\n  class_path: bam_lightning.data.CIFAR10DataModule\n  init_args: {root: nowhere}\n")
+    (mean, _std), name = run_statistics(ckpt)
+    assert name == "CIFAR10DataModule" and mean == (0.4914, 0.4822, 0.4465)
+    main(["attention", "--ckpt_path", str(ckpt), "--image", str(files["root"] / "coffee.png"), "--out", str(run / "maps.png")])
+    assert "CIFAR10DataModule's, from the run's config.yaml" in capsys.readouterr().out
+    (run / "config.yaml").write_text("data:\n  class_path: bam_lightning.data.NoSuchData\n")
+    with pytest.raises(SystemExit):
+        main(["attention", "--ckpt_path", str(ckpt), "--image", str(files["root"] / "coffee.png")])
+    assert "names data bam_lightning.data.NoSuchData that cannot be built" in capsys.readouterr().err
+
+
+def test_as_a_command_with_its_own_panel_and_input_size(files):
+    out = files["root"] / "one.png"
+    args = ["attention", "--ckpt_path", str(files["bam"]), "--image", str(files["root"] / "coffee.png"),
+            "--out", str(out), "--panel_px", "100", "--size", "48"]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bam_lightning.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Image.open(out).size == ((1 + BAMS) * 100, 100)
+
+
+@pytest.mark.parametrize(
+    "ckpt,image,message",
+    [
+        ("missing.ckpt", "astronaut.jpg", "checkpoint not found"),
+        ("baseline", "astronaut.jpg", "this checkpoint's model has no BAM (attention: None): train with model.attention bam"),
+        ("code.ckpt", "astronaut.jpg", "Weights only load failed"),  # a pickled function is never run
+        ("notes.jpg", "astronaut.jpg", "is not a checkpoint of bam fit"),
+        ("bam", "missing.jpg", "image not found"),
+        ("bam", "notes.jpg", "cannot read image"),
+    ],
+)
+def test_user_errors_end_in_one_line(files, capsys, ckpt, image, message):
+    ckpt_path, image_path = files.get(ckpt, files["root"] / ckpt), files["root"] / image
+    with pytest.raises(SystemExit) as exit_info:
+        main(["attention", "--ckpt_path", str(ckpt_path), "--image", str(image_path), "--out", str(files["root"] / "x.png")])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in error and error.startswith("bam: error:") and error.count("\n") == 1
+
+
+def test_input_size_and_statistics_follow_the_model():
+    assert input_size(ImageClassifier("wrn", 4, backbone_kwargs={"depth": 10, "widen_factor": 1})) == 32
+    assert input_size(ImageClassifier("wrn", 4, image_size=40, backbone_kwargs={"depth": 10, "widen_factor": 1})) == 40
+    assert normalization(224)[0] == MEAN and normalization(32)[0] == CIFAR100DataModule.mean
