@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test demo clean
+.PHONY: install test demo sweep clean
 
 # One command sets up a fresh machine: a virtual environment with the package and its test tools.
 install:
@@ -33,6 +33,25 @@ demo:
 	$(BIN)/bam attention --ckpt_path $(DEMO_CKPT) $(addprefix --image ,$(DEMO_DIGITS)) --out $(DEMO)/attention.png
 	@echo "demo: test accuracy $$(grep -m 1 test/acc1 $(DEMO)/test.txt | grep -oE '[0-9]+\.[0-9]+' | xargs printf %.2f) %;" \
 	  "checkpoint $(DEMO_CKPT); TensorBoard logs $(DEMO)/lightning_logs; attention maps $(DEMO)/attention.png"
+
+# Several configs over several seeds, then the results table (mean ± std over seeds):
+#   make sweep CONFIGS="configs/cifar100/wrn28_8_bam.yaml configs/cifar100/wrn28_8_baseline.yaml" SEEDS="0 1 2"
+# An ablation row is its Table 3 config and its delta joined by '+':
+#   make sweep CONFIGS="configs/cifar100/resnet50_bam.yaml+configs/ablations/table1a_dilation1.yaml"
+# ARGS is added to every run (e.g. ARGS="--trainer.devices 8 --trainer.strategy ddp").
+SEEDS     ?= 0 1 2
+SWEEP_DIR ?= runs/sweep
+sweep: SHELL := /bin/bash
+sweep:
+	@test -n "$(CONFIGS)" || { echo 'make sweep: set CONFIGS="a.yaml b.yaml ..."'; exit 2; }
+	set -e; for config in $(CONFIGS); do \
+	  name=$$(basename $${config##*+} .yaml); \
+	  for seed in $(SEEDS); do \
+	    $(BIN)/bam fit --config $${config//+/ --config } --seed_everything $$seed \
+	      --trainer.default_root_dir $(SWEEP_DIR)/$$name/seed$$seed $(ARGS); \
+	  done; \
+	done
+	$(BIN)/bam compare $(SWEEP_DIR)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -107,11 +107,11 @@ def test_paper_row_fills_builder_defaults_and_input_size():
     assert paper_row("wrn16_8", {}, attention=True) is None
 
 
-def test_table_covers_every_table_3_row_we_can_build():
+def test_table_covers_every_table_3_row():
     reference = load_reference("paper_tables")
     printed = {(dataset, row["arch"]) for dataset in ("cifar100", "imagenet") for row in reference[dataset]["rows"]}
     ours = {(m.dataset, printed_row(m, bam)["arch"]) for m in TABLE_3 for bam in (False, True)}
-    assert printed - ours == {("cifar100", "DenseNet 100-BC (k=12)"), ("cifar100", "DenseNet 100-BC (k=12) + BAM")}
+    assert printed == ours
     assert set(KNOWN_DIFFERENCES) <= {m.arch for m in TABLE_3}
 
 
