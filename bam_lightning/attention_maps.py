@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.transforms import Normalize
 
+from .models.probe import probing
 from .nn import BAM, OfficialBAM
 
 Statistics = tuple[Sequence[float], Sequence[float]]  # per-channel mean and std of a normalisation
@@ -53,15 +54,8 @@ def capture_attention(model: nn.Module, images: Tensor) -> list[AttentionMap]:
         return hook
 
     handles = [module.register_forward_pre_hook(record(name)) for name, module in bam_modules(model)]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(images)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    with probing(model, handles):
+        model(images)
     return captured
 
 

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .probe import probing
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -19,12 +21,7 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int], in_chans: in
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     param = next(model.parameters())
     x = torch.zeros(1, in_chans, *size, device=param.device, dtype=param.dtype)
-    was_training = model.training
     counter = FlopCounterMode(display=False)
-    try:
-        model.eval()
-        with torch.no_grad(), counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    with probing(model), counter:
+        model(x)
     return counter.get_total_flops() // 2

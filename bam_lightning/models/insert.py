@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from ..nn import AttentionName, create_attn
+from .probe import probing
 
 
 @dataclass
@@ -77,15 +78,8 @@ def _trace(model: nn.Module, input_size: tuple[int, int], in_chans: int) -> dict
         handles.append(module.register_forward_hook(after(name)))
     param = next(model.parameters(), None)
     x = torch.zeros(1, in_chans, *input_size, device=param.device if param is not None else None)
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    with probing(model, handles):
+        model(x)
     return calls
 
 
