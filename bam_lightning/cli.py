@@ -6,7 +6,10 @@ Beyond what LightningCLI does by itself:
   after every epoch (``--last_checkpoint.*``), with a LearningRateMonitor (``--lr_monitor.*``);
 - ``--ckpt_path last`` finds the newest ``last.ckpt`` of any earlier run under the config's
   ``trainer.default_root_dir`` (Lightning alone looks only in the new run's own folder);
-- mistakes a user can fix (a wrong name, a missing dataset) end in one line, no traceback.
+- before a run, a checkpoint that does not fit the model and an image size the model
+  cannot take are refused by name;
+- mistakes a user can fix (a wrong name, a missing dataset, a diverged loss) end in one
+  line, no traceback.
 
 Research tools that are not Trainer methods are subcommands too (``bam summary``,
 ``bam attention``, ``bam compare``): each is a module in ``bam_lightning/tools`` with its
@@ -14,14 +17,16 @@ own ``main(args)``, dispatched here before LightningCLI sees the arguments.
 """
 
 import importlib
+import pickle
 import sys
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from .checkpoints import check_fits
 from .data import ImageDataModule
-from .errors import InputError
+from .errors import InputError, TrainingDiverged
 from .module import ImageClassifier
 
 TOOLS = {
@@ -60,12 +65,17 @@ class BamCLI(LightningCLI):
         if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
             self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "last" or self.trainer.checkpoint_callback.dirpath:
-            return  # nothing to resolve, or Lightning's own lookup in an explicit dirpath works
-        found = latest_checkpoint(Path(self.trainer.default_root_dir))
-        if found is not None:
-            print(f"bam: resuming from {found}", file=sys.stderr)
-            config["ckpt_path"] = str(found)
+        # "last" without an explicit dirpath: Lightning alone would look only in this new run's folder.
+        if config.get("ckpt_path") == "last" and not self.trainer.checkpoint_callback.dirpath:
+            found = latest_checkpoint(Path(self.trainer.default_root_dir))
+            if found is not None:
+                print(f"bam: resuming from {found}", file=sys.stderr)
+                config["ckpt_path"] = str(found)
+        # LightningCLI has already rebuilt the model from the checkpoint's hyperparameters, but the
+        # data decide num_classes and image_size: a checkpoint can still miss the model built here.
+        if config.get("ckpt_path") not in (None, "last", "best", "hpc"):
+            check_fits(config["ckpt_path"], self.model)
+        self.model.check_image_size(self.datamodule.image_size)
 
     before_fit = before_validate = before_test = before_predict = _before_run
 
@@ -89,8 +99,12 @@ def main(args: list[str] | None = None) -> None:
             importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
         else:
             build_cli(args)  # None: LightningCLI reads sys.argv itself, as its DDP launcher expects
-    except InputError as error:
+    except (InputError, TrainingDiverged) as error:
         print(f"bam: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except pickle.UnpicklingError as error:  # LightningCLI reads --ckpt_path's hyperparameters first, weights only
+        reason = str(error).strip().splitlines()[-1]
+        print(f"bam: error: --ckpt_path is refused: it holds more than tensors and numbers ({reason})", file=sys.stderr)
         raise SystemExit(2) from None
 
 

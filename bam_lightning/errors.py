@@ -11,3 +11,7 @@ class InputError(ValueError):
 
 class DatasetNotFoundError(InputError, FileNotFoundError):
     """A dataset is not where the config says; the message names the path and the fix."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run stops before the step, naming the last good checkpoint."""

@@ -7,6 +7,7 @@ Hyperparameters saved in checkpoints are plain values only, so a checkpoint load
 ``torch.load(..., weights_only=True)``.
 """
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -17,7 +18,9 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from .errors import InputError, TrainingDiverged
 from .models import Attention, Placement, create_model, insert_attention
+from .models.probe import probing
 
 
 def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -88,10 +91,34 @@ class ImageClassifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def check_image_size(self, size: int) -> None:
+        """Refuse, in one line, an image size the network cannot take (before a run, not deep inside it)."""
+        param = next(self.parameters())
+        x = torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype)
+        try:
+            with probing(self.model):
+                self.model(x)
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[0]
+            name = self.hparams.get("backbone", type(self.model).__name__)
+            raise InputError(f"{name} cannot take {size}x{size} images ({reason}): change --data.image_size") from None
+
+    def _last_good_checkpoint(self) -> Path | None:
+        callbacks = self.trainer.checkpoint_callbacks if self._trainer is not None else []
+        saved = [Path(p) for cb in callbacks for p in (cb.last_model_path, cb.best_model_path) if p and Path(p).is_file()]
+        return max(saved, key=lambda path: path.stat().st_mtime, default=None)
+
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, targets = batch
         logits = self(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        if stage == "train" and not torch.isfinite(loss):
+            saved = self._last_good_checkpoint()
+            where = f"resume from the last good checkpoint {saved}" if saved else "no checkpoint was saved before it"
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}), before that step's update:"
+                f" lower the learning rate or check the data; {where}"
+            )
         for name, metric in self.metrics.items():
             if name.startswith(stage):
                 metric.update(logits.detach(), targets)

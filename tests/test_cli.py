@@ -9,7 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datasets import write_cifar100, write_image_folder
+from datasets import write_cifar10, write_cifar100, write_image_folder
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
 TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
@@ -133,3 +133,44 @@ def test_user_errors_end_in_one_line_without_traceback(tmp_path, override, messa
     result = bam("fit", *args, cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+class Exploit:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def test_checkpoints_that_cannot_be_used_are_refused_in_one_line(fitted, tmp_path):
+    import pickle
+
+    last = fitted / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    (tmp_path / "evil.ckpt").write_bytes(pickle.dumps({"state_dict": Exploit(tmp_path / "pwned")}, protocol=2))
+    cases = [
+        (["--ckpt_path", str(tmp_path / "missing.ckpt")], "no checkpoint file at"),
+        (["--ckpt_path", str(tmp_path / "evil.ckpt")], "--ckpt_path is refused: it holds more than tensors and numbers"),
+        (  # the checkpoint's hyperparameters rebuild the model, but CIFAR-10 makes it a 10-class one
+            ["--data", "bam_lightning.data.CIFAR10DataModule", "--data.root", str(tmp_path), "--ckpt_path", str(last)],
+            "does not fit this model (it was trained with backbone=wrn, attention=bam, num_classes=100",
+        ),
+    ]
+    write_cifar10(tmp_path, n_train=10, n_test=10)
+    for extra, message in cases:
+        result = bam("test", *cifar_args(fitted, "--trainer.default_root_dir", str(tmp_path)), *extra, cwd=tmp_path, check=False)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "wrong shapes model.fc.bias, model.fc.weight" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_an_image_size_the_model_cannot_take_is_refused_before_training(tmp_path):
+    write_image_folder(tmp_path / "imagenet", classes=3, per_class=2)
+    result = bam(
+        "fit", "--config", str(CONFIG.parent / "imagenet" / "squeezenet1_1_bam.yaml"), *CPU,
+        "--data.root", str(tmp_path / "imagenet"), "--data.image_size", "16", "--data.resize_size", "16",
+        "--data.num_workers", "0", "--trainer.default_root_dir", str(tmp_path / "runs"),
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "squeezenet1_1 cannot take 16x16 images" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()

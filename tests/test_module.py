@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from bam_lightning.errors import InputError
 from bam_lightning.module import ImageClassifier, parameter_groups
 from bam_lightning.nn import BAM
 
@@ -96,3 +97,47 @@ def test_checkpoint_hyperparameters_are_plain_and_load_weights_only(tmp_path):
     restored = ImageClassifier.load_from_checkpoint(path)
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(restored.eval()(x), model.eval()(x))
+
+
+class Explosive(nn.Module):
+    """A tiny classifier whose logits become NaN once armed: a diverged run on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+        self.armed = False
+
+    def forward(self, x):
+        logits = self.net(x)
+        return logits * float("nan") if self.armed else logits
+
+
+def test_non_finite_loss_stops_before_the_update_and_names_the_last_good_checkpoint(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from bam_lightning.errors import TrainingDiverged
+
+    backbone = Explosive()
+    model = ImageClassifier(backbone, num_classes=4, attention=None, optimizer=partial(torch.optim.SGD, lr=0.05))
+
+    def trainer(epochs):
+        last = ModelCheckpoint(dirpath=tmp_path, filename="last", enable_version_counter=False)
+        return L.Trainer(max_epochs=epochs, logger=False, callbacks=[last], enable_progress_bar=False, enable_model_summary=False)
+
+    trainer(1).fit(model, loader())
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    backbone.armed = True
+    with pytest.raises(
+        TrainingDiverged, match=rf"loss became nan at step 4 \(epoch 1\).*last good checkpoint {tmp_path}/last.ckpt"
+    ):
+        trainer(2).fit(model, loader(), ckpt_path=tmp_path / "last.ckpt")
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 0  # not overwritten by the failed run
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, good[key])  # the NaN step never reached the optimizer
+
+
+def test_an_image_size_the_network_cannot_take_is_refused_by_name():
+    model = ImageClassifier("squeezenet1_1", num_classes=3, attention=None)
+    model.check_image_size(64)
+    with pytest.raises(InputError, match=r"squeezenet1_1 cannot take 16x16 images \(.*\): change --data.image_size"):
+        model.check_image_size(16)

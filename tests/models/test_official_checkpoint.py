@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from bam_lightning import from_official_checkpoint
+from bam_lightning.errors import InputError
 from bam_lightning.models import create_model
 from bam_lightning.models.official import official_to_ours
 from bam_lightning.reference import load_reference
@@ -137,12 +138,12 @@ class Exploit:
 
 
 def test_missing_file_and_code_carrying_pickle_are_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+    with pytest.raises(InputError, match="no checkpoint file"):
         from_official_checkpoint(tmp_path / "nope.pth")
     target = tmp_path / "pwned"
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"state_dict": Exploit(target)}, protocol=2))
     pickle.loads(pickle.dumps(Exploit(tmp_path / "proof"), protocol=2))
     assert (tmp_path / "proof").exists()  # the payload really runs when unpickled blindly
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(InputError, match="evil.pth is refused: it holds more than tensors and numbers"):
         from_official_checkpoint(tmp_path / "evil.pth")
     assert not target.exists()
