@@ -2,7 +2,9 @@
 
 torchvision compares every file with the published archive's checksum, also with
 ``download=False``, so a re-packed copy in the same pickled format (or a test's tiny copy)
-is refused as "not found or corrupted". This reader trusts the files instead.
+is refused as "not found or corrupted". This reader trusts the files instead, so it checks
+what it reads: without the checksum a truncated or foreign file would otherwise fail deep
+inside pickle or numpy, or later in a loader worker, with nothing that names the file.
 """
 
 import pickle
@@ -15,11 +17,72 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10
 
+from ..errors import InputError
+from .base import one_line
+
+PIXELS = 3 * 32 * 32  # one image: R plane, G plane, B plane of 32 x 32
+
+
+def unreadable(path: Path, reason: str) -> InputError:
+    """The one-line error for a file that is there but is not a usable CIFAR pickle."""
+    return InputError(
+        f"{path} is not a readable CIFAR pickle ({reason}): re-copy the dataset,"
+        f" or pass --data.download true after deleting {path.parent}"
+    )
+
 
 def load_pickle(path: Path) -> dict[str, Any]:
-    """One CIFAR pickle; ``latin1`` reads the Python 2 pickles of the published archive."""
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    """One CIFAR pickle as a dict; ``latin1`` reads the Python 2 pickles of the published archive.
+
+    Damaged bytes can make unpickling raise almost any exception (the pickle docs name
+    UnpicklingError, EOFError, AttributeError, ImportError and IndexError, "but not
+    necessarily limited to"), so every one becomes the same error naming the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            content = pickle.load(f, encoding="latin1")
+    except Exception as error:
+        raise unreadable(path, one_line(error)) from error
+    if not isinstance(content, dict):
+        raise unreadable(path, f"it holds a {type(content).__name__}, not a dict")
+    return content
+
+
+def read_classes(path: Path, key: str) -> list[str]:
+    """The class names stored under ``key`` in a meta file."""
+    names = load_pickle(path).get(key)
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(name, str) for name in names):
+        raise unreadable(path, f"no list of class names under {key!r}")
+    return list(names)
+
+
+def read_batch(path: Path, num_classes: int) -> tuple[np.ndarray, list[int]]:
+    """One batch file's N x 3072 uint8 rows and N labels in ``0..num_classes-1``.
+
+    Checked here because a wrong size would otherwise surface as a reshape error far from
+    the file, a wrong dtype only in ``Image.fromarray`` inside a loader worker, and an
+    out-of-range label as a device-side assert in the loss.
+    """
+    batch = load_pickle(path)
+    if "data" not in batch:
+        raise unreadable(path, "no 'data' key")
+    labels = batch["labels"] if "labels" in batch else batch.get("fine_labels")
+    if labels is None:
+        raise unreadable(path, "no 'labels' or 'fine_labels' key")
+    try:
+        data = np.asarray(batch["data"])
+        targets = [int(y) for y in labels]
+    except (TypeError, ValueError) as error:
+        raise unreadable(path, one_line(error)) from error
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS:
+        shape = " x ".join(map(str, data.shape))
+        raise unreadable(path, f"'data' is {data.dtype} of shape {shape}, not uint8 N x {PIXELS}")
+    if len(targets) != len(data):
+        raise unreadable(path, f"{len(targets)} labels for {len(data)} images")
+    outside = [y for y in targets if not 0 <= y < num_classes]
+    if outside:
+        raise unreadable(path, f"label {outside[0]} is outside 0..{num_classes - 1}, the classes its meta file names")
+    return data, targets
 
 
 class CIFARPickles(Dataset):
@@ -30,15 +93,20 @@ class CIFARPickles(Dataset):
         layout: torchvision's ``CIFAR10`` or ``CIFAR100``: only its file names are used.
         train: the training files, else the test file.
         transform: applied to each PIL image.
+
+    Raises:
+        InputError: a file cannot be unpickled, lacks a key, or holds data of the wrong
+            size, type or label range; the one-line message names the file.
     """
 
     def __init__(self, root: str | Path, layout: type[CIFAR10], train: bool, transform: Callable | None = None) -> None:
         folder = Path(root) / layout.base_folder
-        batches = [load_pickle(folder / name) for name, _md5 in (layout.train_list if train else layout.test_list)]
+        self.classes: list[str] = read_classes(folder / layout.meta["filename"], layout.meta["key"])
+        files = layout.train_list if train else layout.test_list
+        batches = [read_batch(folder / name, len(self.classes)) for name, _md5 in files]
         # Channel-major rows (R plane, G plane, B plane) -> N x H x W x C, what PIL expects.
-        self.data = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        self.targets = [int(y) for b in batches for y in (b["labels"] if "labels" in b else b["fine_labels"])]
-        self.classes: list[str] = load_pickle(folder / layout.meta["filename"])[layout.meta["key"]]
+        self.data = np.concatenate([data for data, _ in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        self.targets = [y for _, targets in batches for y in targets]
         self.transform = transform
 
     def __len__(self) -> int:

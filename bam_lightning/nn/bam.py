@@ -22,7 +22,15 @@ Combine = Literal["sum", "prod", "max"]
 
 def hidden_channels(channels: int, reduction: int) -> int:
     """Width of both branches' hidden layers; at least one so narrow maps still work."""
+    if reduction < 1:
+        raise InputError(f"reduction must be 1 or more, got {reduction}")
     return max(channels // reduction, 1)
+
+
+def check_dilation(dilation: int, num_dilated: int) -> None:
+    """A dilation below one has no meaning for a conv; say so before the first forward does."""
+    if dilation < 1 or num_dilated < 0:
+        raise InputError(f"dilation must be 1 or more and num_dilated 0 or more, got {dilation} and {num_dilated}")
 
 
 _COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}
@@ -60,6 +68,7 @@ class SpatialGate(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2) -> None:
         super().__init__()
+        check_dilation(dilation, num_dilated)
         hidden = hidden_channels(channels, reduction)
         layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 1, bias=False), BatchNorm2d(hidden), nn.ReLU(inplace=True)]
         for _ in range(num_dilated):

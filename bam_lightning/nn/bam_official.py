@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
-from .bam import gate, hidden_channels
+from .bam import check_dilation, gate, hidden_channels
 from .norm import BatchNorm1d, BatchNorm2d
 
 
@@ -38,6 +38,7 @@ class OfficialChannelGate(nn.Module):
 class OfficialSpatialGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2) -> None:
         super().__init__()
+        check_dilation(dilation, num_dilated)
         hidden = hidden_channels(channels, reduction)
         layers = OrderedDict(
             gate_s_conv_reduce0=nn.Conv2d(channels, hidden, 1),

@@ -8,6 +8,7 @@ after the other, each as a plain multiplication (no residual ``1 +`` as in BAM).
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .bam import hidden_channels
 from .norm import BatchNorm2d
 
@@ -26,6 +27,8 @@ class CBAMChannel(nn.Module):
 class CBAMSpatial(nn.Module):
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise InputError(f"CBAM's kernel_size must be odd, so the map keeps its size; got {kernel_size}")
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.bn = BatchNorm2d(1)
 

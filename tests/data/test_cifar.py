@@ -201,3 +201,52 @@ def test_loaders_shuffle_only_training_and_skip_persistent_workers_without_worke
     assert predict.dataset is dm.test_set and train.batch_size == 5
     assert not train.persistent_workers  # DataLoader refuses persistent workers when num_workers=0
     assert len(train) == 13  # 64 images, batches of 5, the last one kept
+
+
+def rewrite(path: Path, change: Callable[[dict], None]) -> None:
+    """Unpickle ``path``, let ``change`` edit the dict in place, pickle it back."""
+    content = pickle.loads(path.read_bytes())
+    change(content)
+    path.write_bytes(pickle.dumps(content))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def relabel_first(content: dict, label: int) -> None:
+    key = "labels" if "labels" in content else "fine_labels"
+    content[key] = [label, *content[key][1:]]
+
+
+# Which file to damage ("train", "test" or "meta": the layout's first file of that kind), how,
+# and a piece of the reason the message must give ("" where pickle's own wording may vary).
+CORRUPTIONS = {
+    "truncated train file": ("train", truncate, ""),
+    "garbage bytes in meta": ("meta", lambda p: p.write_bytes(b"\x00\xffnot a pickle\n" * 8), "invalid load key"),
+    "empty test file": ("test", lambda p: p.write_bytes(b""), "Ran out of input"),
+    "pickle that is not a dict": ("test", lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), "holds a list, not a dict"),
+    "train pickle without data": ("train", lambda p: rewrite(p, lambda c: c.pop("data")), "no 'data' key"),
+    "meta without class names": ("meta", lambda p: p.write_bytes(pickle.dumps({"num_vis": 3072})), "no list of class names"),
+    "rows of 3000 bytes": ("train", lambda p: rewrite(p, lambda c: c.update(data=c["data"][:, :3000])), "N x 3072"),
+    "int64 pixels": ("test", lambda p: rewrite(p, lambda c: c.update(data=c["data"].astype(np.int64))), "int64"),
+    "one label short": ("test", lambda p: rewrite(p, lambda c: c.update(data=c["data"][1:])), "labels for"),
+    "label past the classes": ("train", lambda p: rewrite(p, lambda c: relabel_first(c, 100)), "label 100 is outside"),
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_damaged_pickle_is_one_input_error_naming_the_file(cifar, corruption):
+    """Without the checksum a damaged copy must still fail in setup, as one line the CLI prints."""
+    kind, damage, reason = CORRUPTIONS[corruption]
+    folder = cifar.root / cifar.layout.base_folder
+    name = {"train": cifar.layout.train_list[0][0], "test": cifar.layout.test_list[0][0], "meta": cifar.layout.meta["filename"]}
+    path = folder / name[kind]
+    damage(path)
+    with pytest.raises(InputError) as caught:
+        make(cifar.datamodule, cifar.root).setup("fit")
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a readable CIFAR pickle (")
+    assert reason in message
+    assert f"--data.download true after deleting {folder}" in message and "\n" not in message
+    assert not isinstance(caught.value, DatasetNotFoundError)  # the file is there: "not found" would mislead

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from bam_lightning.errors import InputError
 from bam_lightning.nn import ATTENTION_LAYERS, BAM, CBAM, OfficialBAM, SqueezeExcite, create_attn, get_attn
 
 
@@ -51,3 +52,17 @@ def test_cbam_applies_channel_then_spatial_gate():
     pooled = torch.cat([after_channel.amax(1, keepdim=True), after_channel.mean(1, keepdim=True)], 1)
     expected = after_channel * torch.sigmoid(cbam.spatial.bn(cbam.spatial.conv(pooled)))
     torch.testing.assert_close(cbam(x), expected)
+
+
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("bam", {"reduction": 0}, "reduction must be 1 or more"),
+        ("bam_official", {"dilation": 0}, "dilation must be 1 or more"),
+        ("se", {"reduction": -1}, "reduction must be 1 or more"),
+        ("cbam", {"kernel_size": 4}, "kernel_size must be odd"),
+    ],
+)
+def test_meaningless_options_are_refused_when_the_block_is_built(name, options, message):
+    with pytest.raises(InputError, match=message):
+        create_attn(name, 64, **options)
