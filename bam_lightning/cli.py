@@ -29,6 +29,10 @@ from .data import ImageDataModule
 from .errors import InputError, TrainingDiverged
 from .module import ImageClassifier
 
+DESCRIPTION = (
+    "BAM (Bottleneck Attention Module) experiments: fit, validate, test, predict from a YAML config."
+    " Research tools: bam summary, bam attention, bam compare (each with --help)."
+)
 TOOLS = {
     "summary": "bam_lightning.tools.summary",
     "attention": "bam_lightning.tools.attention",
@@ -87,6 +91,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
         ImageDataModule,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
         args=args,
         run=run,
     )
