@@ -7,6 +7,8 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from .sampler import EpochShuffle
+
 
 def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
     """``steps`` on a PIL image, then a float tensor normalised per channel: every split ends the same way."""
@@ -80,7 +82,7 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(dataset)) if shuffle else None,  # the order survives a resume
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,

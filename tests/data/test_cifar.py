@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import RandomSampler, SequentialSampler
+from torch.utils.data import SequentialSampler
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from bam_lightning.data import CIFAR10DataModule, CIFAR100DataModule
 from bam_lightning.data.cifar_pickles import CIFARPickles
+from bam_lightning.data.sampler import EpochShuffle
 from bam_lightning.errors import DatasetNotFoundError, InputError
 
 from datasets import write_cifar10, write_cifar100
@@ -196,7 +197,7 @@ def test_loaders_shuffle_only_training_and_skip_persistent_workers_without_worke
     dm = make(CIFAR100DataModule, tmp_path, persistent_workers=True, batch_size=5)
     dm.setup("fit")
     train, val, test, predict = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader(), dm.predict_dataloader()
-    assert isinstance(train.sampler, RandomSampler) and not train.drop_last
+    assert isinstance(train.sampler, EpochShuffle) and not train.drop_last
     assert all(isinstance(loader.sampler, SequentialSampler) for loader in (val, test, predict))
     assert predict.dataset is dm.test_set and train.batch_size == 5
     assert not train.persistent_workers  # DataLoader refuses persistent workers when num_workers=0
