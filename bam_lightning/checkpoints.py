@@ -36,6 +36,20 @@ def state_mismatch(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) 
     return "; ".join(problems) or None
 
 
+def unreadable(path: str | Path, error: Exception) -> InputError:
+    """One line for a file ``torch.load(weights_only=True)`` will not read: code it refuses to run, or no checkpoint.
+
+    Torch words both alike ("Weights only load failed"); only a reference to an importable
+    global ("Unsupported global") is code. Garbage bytes fail otherwise, even as a KeyError.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [type(error).__name__]
+    code = next((line for line in lines if "Unsupported global" in line), None)
+    if code is not None:
+        return InputError(f"{path} is refused: it holds more than tensors and numbers ({code})")
+    reason = f"{type(error).__name__}: {lines[0].split('. ')[0]}"
+    return InputError(f"{path} is not a readable checkpoint ({reason}); it may be truncated")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path``, read without running any code it may carry."""
     path = Path(path)
@@ -43,11 +57,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(f"no checkpoint file at {path}: give the path of a .ckpt (or --ckpt_path last)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0]
-        raise InputError(f"{path} is refused: it holds more than tensors and numbers ({reason})") from None
-    except (EOFError, RuntimeError) as error:
-        raise InputError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); it may be truncated") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError) as error:
+        raise unreadable(path, error) from None
     if not isinstance(checkpoint, dict):
         raise InputError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return checkpoint

@@ -24,7 +24,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .checkpoints import check_fits
+from .checkpoints import check_fits, unreadable
 from .data import ImageDataModule
 from .errors import InputError, TrainingDiverged
 from .module import ImageClassifier
@@ -107,9 +107,8 @@ def main(args: list[str] | None = None) -> None:
     except (InputError, TrainingDiverged) as error:
         print(f"bam: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    except pickle.UnpicklingError as error:  # LightningCLI reads --ckpt_path's hyperparameters first, weights only
-        reason = str(error).strip().splitlines()[-1]
-        print(f"bam: error: --ckpt_path is refused: it holds more than tensors and numbers ({reason})", file=sys.stderr)
+    except (pickle.UnpicklingError, EOFError) as error:  # LightningCLI reads --ckpt_path's hyperparameters first
+        print(f"bam: error: {unreadable('--ckpt_path', error)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

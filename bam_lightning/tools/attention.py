@@ -17,7 +17,6 @@ resolution, so a 32-pixel model's maps are drawn over a sharp picture.
 
 import argparse
 import importlib
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from torch import Tensor
 from torchvision import transforms as T
 
 from ..attention_maps import Statistics, bam_modules, capture_attention, input_statistics, overlay, rescale
+from ..checkpoints import read_checkpoint
 from ..data import CIFAR100DataModule
 from ..data.base import one_line
 from ..data.imagenet import MEAN as IMAGENET_MEAN
@@ -43,14 +43,11 @@ DPI = 100
 def load_classifier(ckpt_path: str | Path) -> ImageClassifier:
     """The classifier of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code."""
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
+    read_checkpoint(path)  # a missing, code-carrying or unreadable file: the one-line refusals every command gives
     try:
         classifier = ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:
-        # Torch's refusal to unpickle anything but tensors and plain values ends here too: "Weights only load failed".
-        detail = one_line(error).split(". ")[0][:160]
-        raise InputError(f"{path} is not a checkpoint of bam fit ({type(error).__name__}: {detail})") from error
+    except (KeyError, TypeError) as error:  # a readable file, but not what bam fit writes
+        raise InputError(f"{path} is not a checkpoint of bam fit ({type(error).__name__}: {one_line(error)})") from error
     if not bam_modules(classifier.model):
         raise InputError(
             f"this checkpoint's model has no BAM (attention: {classifier.hparams.attention}): train with model.attention bam"

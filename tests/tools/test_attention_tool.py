@@ -89,10 +89,10 @@ def test_as_a_command_with_its_own_panel_and_input_size(files):
 @pytest.mark.parametrize(
     "ckpt,image,message",
     [
-        ("missing.ckpt", "astronaut.jpg", "checkpoint not found"),
+        ("missing.ckpt", "astronaut.jpg", "no checkpoint file at"),
         ("baseline", "astronaut.jpg", "this checkpoint's model has no BAM (attention: None): train with model.attention bam"),
-        ("code.ckpt", "astronaut.jpg", "Weights only load failed"),  # a pickled function is never run
-        ("notes.jpg", "astronaut.jpg", "is not a checkpoint of bam fit"),
+        ("code.ckpt", "astronaut.jpg", "is refused: it holds more than tensors and numbers"),  # a pickled function is never run
+        ("notes.jpg", "astronaut.jpg", "is not a readable checkpoint"),
         ("bam", "missing.jpg", "image not found"),
         ("bam", "notes.jpg", "cannot read image"),
     ],
