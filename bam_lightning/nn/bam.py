@@ -7,6 +7,8 @@ batch norm carry no bias: the norm's shift makes it redundant.
 
 ``combine`` and the branch switches are the ablations of the paper's Table 1b; the
 public code's product form with its own layer layout lives in ``bam_official.py``.
+``fused`` (the default) applies the gate through ``fused.refine``, which keeps no
+full-size intermediates; ``fused=False`` is the readable reference form below.
 """
 
 from typing import Literal
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from .fused import refine
 from .norm import BatchNorm1d, BatchNorm2d
 
 Combine = Literal["sum", "prod", "max"]
@@ -85,7 +88,11 @@ class SpatialGate(nn.Module):
 
 
 class BAM(nn.Module):
-    """The paper's BAM: ``x * (1 + sigmoid(Mc(x) + Ms(x)))``; defaults r=16, d=4, two dilated convs."""
+    """The paper's BAM: ``x * (1 + sigmoid(Mc(x) + Ms(x)))``; defaults r=16, d=4, two dilated convs.
+
+    ``fused=False`` computes the refinement operator by operator (the reference form, and
+    the only one for ``combine="max"``); the result is the same up to float rounding.
+    """
 
     def __init__(
         self,
@@ -96,6 +103,7 @@ class BAM(nn.Module):
         combine: Combine = "sum",
         use_channel: bool = True,
         use_spatial: bool = True,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         if not (use_channel or use_spatial):
@@ -103,14 +111,21 @@ class BAM(nn.Module):
         if combine not in _COMBINE:
             raise InputError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
         self.combine = combine
+        self.fused = fused and combine != "max"
         self.channel = ChannelGate(channels, reduction) if use_channel else None
         self.spatial = SpatialGate(channels, reduction, dilation, num_dilated) if use_spatial else None
 
-    def attention(self, x: Tensor) -> Tensor:
-        """The attention map M(F), broadcastable to ``x`` (what the attention-map tools show)."""
+    def branches(self, x: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Mc(x) as (N,C,1,1) and Ms(x) as (N,1,H,W); None for a branch switched off."""
         channel = self.channel(x) if self.channel is not None else None
         spatial = self.spatial(x) if self.spatial is not None else None
-        return gate(channel, spatial, self.combine)
+        return channel, spatial
+
+    def attention(self, x: Tensor) -> Tensor:
+        """The attention map M(F), broadcastable to ``x`` (what the attention-map tools show)."""
+        return gate(*self.branches(x), self.combine)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fused:
+            return refine(x, *self.branches(x), prod=self.combine == "prod")
         return x * (1 + self.attention(x))

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from torch import Tensor, nn
 
 from .bam import check_dilation, gate, hidden_channels
+from .fused import refine
 from .norm import BatchNorm1d, BatchNorm2d
 
 
@@ -57,10 +58,14 @@ class OfficialSpatialGate(nn.Module):
 
 
 class OfficialBAM(nn.Module):
-    """The public code's BAM: ``x * (1 + sigmoid(Mc(x) * Ms(x)))``, its layer names and count."""
+    """The public code's BAM: ``x * (1 + sigmoid(Mc(x) * Ms(x)))``, its layer names and count.
 
-    def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2) -> None:
+    ``fused`` as in ``BAM``: the same refinement without full-size intermediates.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2, fused: bool = True) -> None:
         super().__init__()
+        self.fused = fused
         self.channel_att = OfficialChannelGate(channels, reduction)
         self.spatial_att = OfficialSpatialGate(channels, reduction, dilation, num_dilated)
 
@@ -69,4 +74,6 @@ class OfficialBAM(nn.Module):
         return gate(self.channel_att(x), self.spatial_att(x), combine="prod")
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fused:
+            return refine(x, self.channel_att(x), self.spatial_att(x), prod=True)
         return x * (1 + self.attention(x))
