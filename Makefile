@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test demo sweep clean
+.PHONY: install test demo sweep bench clean
 
 # One command sets up a fresh machine: a virtual environment with the package and its test tools.
 install:
@@ -52,6 +52,13 @@ sweep:
 	  done; \
 	done
 	$(BIN)/bam compare $(SWEEP_DIR)
+
+# Speed and memory, not part of the tests (numbers depend on the machine): BAM alone (fused vs reference),
+# training steps with and without BAM, bam fit vs a bare PyTorch loop. Prints the tables and writes
+# benchmarks/results/<device>.json. The GPU when there is one; DEVICE=cpu or DEVICE=cuda to choose,
+# BENCH_ARGS for more (e.g. "--compile", "--suites module"; python -m benchmarks --help).
+bench:
+	$(BIN)/python -m benchmarks $(if $(DEVICE),--device $(DEVICE)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

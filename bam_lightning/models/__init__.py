@@ -1,13 +1,14 @@
 """Backbone families (one file each), the registry that names them, and attention placement."""
 
 from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
-from .complexity import count_macs, count_parameters
+from .complexity import activation_bytes, count_macs, count_parameters
 from .insert import Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint
 from .registry import create_model, get_model_entry, list_models, register_model
 
 __all__ = [
     "Attention",
+    "activation_bytes",
     "Bottleneck",
     "Placement",
     "count_macs",

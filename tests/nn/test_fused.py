@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bam_lightning.models import activation_bytes
 from bam_lightning.nn import BAM, OfficialBAM
 from bam_lightning.nn import fused as fused_module
 from bam_lightning.nn.fused import refine
@@ -57,26 +58,12 @@ def test_one_branch_gates_by_that_branch_alone():
     torch.testing.assert_close(refine(x, None, s, prod=True), x * (1 + torch.sigmoid(s)))
 
 
-def saved_bytes(fn, x):
-    """Bytes autograd keeps for backward, not counting ``x`` itself and parameters."""
-    kept = {}
-
-    def pack(t):
-        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    kept.pop(x.untyped_storage().data_ptr(), None)
-    return sum(kept.values())
-
-
 def test_only_the_inputs_are_saved():
     x, c, s = inputs((4, 32, 16, 16), torch.float32)
     small = c.nbytes + s.nbytes
-    assert saved_bytes(lambda x: refine(x, c, s), x) == small
+    assert activation_bytes(lambda: refine(x, c, s), exclude=[x]) == small
     # The reference form keeps two full-size maps besides x.
-    assert saved_bytes(lambda x: reference(x, c, s, False), x) >= 2 * x.nbytes
+    assert activation_bytes(lambda: reference(x, c, s, False), exclude=[x]) >= 2 * x.nbytes
 
 
 @pytest.mark.parametrize("cls,kwargs", [(BAM, {}), (BAM, {"combine": "prod"}), (BAM, {"use_spatial": False}), (OfficialBAM, {})])

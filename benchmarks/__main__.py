@@ -1,0 +1,56 @@
+"""``python -m benchmarks``: run the suites, print their tables, write them all to one JSON file."""
+
+import argparse
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from . import bam_module, loop, network
+from .common import table
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"device": str(device), "name": name, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    parser.add_argument("--suites", nargs="+", default=["module", "network", "loop"], choices=["module", "network", "loop"])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (module, network)")
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps (loop)")
+    parser.add_argument("--compile", action="store_true", help="also time the networks under torch.compile")
+    parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/<device>.json)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    results: dict[str, object] = {"machine": machine(device), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    tables = []
+    if "module" in args.suites:
+        rows = results["module"] = bam_module.run(device, args.repeats)
+        columns = bam_module.COLUMNS + (bam_module.CUDA_COLUMNS if device.type == "cuda" else [])
+        tables.append(("BAM alone, forward+backward", table(rows, columns)))
+    if "network" in args.suites:
+        for compiled in (False, True) if args.compile else (False,):
+            rows = results["network" + (" compiled" if compiled else "")] = network.run(device, args.repeats, compiled)
+            columns = network.COLUMNS + (network.CUDA_COLUMNS if device.type == "cuda" else [])
+            tables.append((f"Training step{' (torch.compile)' if compiled else ''}, with and without BAM", table(rows, columns)))
+    if "loop" in args.suites:
+        rows = results["loop"] = loop.run(device, args.steps)
+        tables.append(("bam fit vs a bare PyTorch loop", table(rows, loop.COLUMNS)))
+    out = args.out or Path(__file__).parent / "results" / f"{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{results['machine']}")
+    for title, text in tables:
+        print(f"\n### {title}\n\n{text}")
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()

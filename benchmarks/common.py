@@ -1,0 +1,60 @@
+"""Timing and memory measurement shared by the benchmarks.
+
+Times are medians over repeats taken round-robin (A B C A B C ...), so a slow spell of a
+shared machine hits every variant alike; ratios are only ever taken within one run.
+Activation memory (``bam_lightning.models.activation_bytes``) is exact and the same on
+every device; on CUDA the peak of allocated memory during forward+backward is reported too.
+"""
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_times(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each function, warmed up first (compilation, allocator, caches)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_cuda_bytes(step: Callable[[], object], device: torch.device) -> int | None:
+    """Peak allocated memory above the starting point during ``step``; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    start = torch.cuda.memory_allocated(device)
+    step()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - start
+
+
+def mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.1f}"
+
+
+def table(rows: list[dict[str, object]], columns: list[str]) -> str:
+    """A Markdown table: what the README quotes and a terminal shows readably."""
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""``bam fit`` against the training loop one would write by hand, on the same model, data and optimizer.
+
+``bam fit`` runs in this process exactly as the command does (the main config, its
+checkpoint, logging and LR-monitor callbacks) with ``SyntheticDataModule`` in place of
+CIFAR-100, so reading images does not hide the framework's cost. The bare loop steps the
+same network (same weights) with the same SGD over a plain DataLoader of the same tensors.
+Both are timed from the start of step ``warmup`` (the batch in hand) to the end of the last.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from bam_lightning.cli import build_cli
+from bam_lightning.data import SyntheticDataModule
+
+from .common import synchronize
+
+CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
+
+
+class StepTimer(L.Callback):
+    """Wall time from the start of training step ``warmup`` to the end of the last one."""
+
+    def __init__(self, warmup: int = 3) -> None:
+        self.warmup = warmup
+        self.start = self.end = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: object, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup:
+            synchronize(module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
+        synchronize(module.device)
+        self.end = time.perf_counter()
+
+
+def setting(device: torch.device) -> tuple[str, int]:
+    """Backbone and batch: the config's own on a GPU; WRN-16-8 and 32 images on a CPU, where WRN-28-8 takes 11 s a step."""
+    return ("wrn28_8", 128) if device.type == "cuda" else ("wrn16_8", 32)
+
+
+def bam_fit(device: torch.device, backbone: str, batch: int, steps: int, warmup: int, root: str) -> tuple[float, dict]:
+    args = [
+        "fit", "--config", str(CONFIG), "--model.backbone", backbone,
+        "--data", "bam_lightning.data.SyntheticDataModule", "--data.batch_size", str(batch), "--data.num_workers", "0",
+        "--data.train_size", str(batch * (steps + warmup + 1)),
+        "--trainer.max_steps", str(steps + warmup), "--trainer.limit_val_batches", "0",
+        "--trainer.accelerator", device.type, "--trainer.devices", "1",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.default_root_dir", root,
+        "--trainer.callbacks+=benchmarks.loop.StepTimer", f"--trainer.callbacks.warmup={warmup}",
+    ]  # fmt: skip
+    cli = build_cli(args)
+    timer = next(c for c in cli.trainer.callbacks if isinstance(c, StepTimer))
+    return timer.end - timer.start, cli.model.model.state_dict()
+
+
+def bare_loop(device: torch.device, backbone: str, batch: int, steps: int, warmup: int, weights: dict) -> float:
+    from bam_lightning.models import create_model
+
+    model = create_model(backbone, 100, "bam").to(device)
+    model.load_state_dict(weights)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    data = SyntheticDataModule(batch_size=batch, train_size=batch * (steps + warmup + 1))
+    data.setup("fit")
+    loader = DataLoader(data.train_set, batch_size=batch, shuffle=True, pin_memory=device.type == "cuda")
+    start = 0.0
+    for i, (x, y) in enumerate(loader):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if i == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        if i == steps + warmup - 1:
+            break
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def run(device: torch.device, steps: int, warmup: int = 3, rounds: int = 2) -> list[dict[str, object]]:
+    """The fastest of ``rounds`` alternating runs of each: the least disturbed by whatever else the machine does."""
+    backbone, batch = setting(device)
+    fit_times, bare_times = [], []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as root:
+            seconds, weights = bam_fit(device, backbone, batch, steps, warmup, root)
+        fit_times.append(seconds)
+        bare_times.append(bare_loop(device, backbone, batch, steps, warmup, weights))
+    fit_seconds, bare_seconds = min(fit_times), min(bare_times)
+    row = {
+        "network": f"{backbone} + BAM",
+        "batch": batch,
+        "steps timed": steps,
+        "bam fit img/s": f"{batch * steps / fit_seconds:.1f}",
+        "bare loop img/s": f"{batch * steps / bare_seconds:.1f}",
+        "bam fit overhead %": f"{(fit_seconds / bare_seconds - 1) * 100:.1f}",
+    }
+    print(row, flush=True)
+    return [row]
+
+
+COLUMNS = ["network", "batch", "steps timed", "bam fit img/s", "bare loop img/s", "bam fit overhead %"]
