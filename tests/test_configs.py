@@ -127,3 +127,11 @@ def test_ablation_gmacs_match_the_print_or_the_stride_note(path, tmp_path):
 def test_ablation_rows_run_in_their_own_folder():
     folders = {re.search(r"default_root_dir: (\S+)", p.read_text()).group(1) for p in ABLATIONS}
     assert len(folders) == len(ABLATIONS)
+
+
+def test_the_speed_switches_reach_trainer_model_and_data():
+    cli = build_cli([*config_args(CONFIGS / "speed" / "gpu.yaml"), "--trainer.accelerator", "cpu"], run=False)
+    assert cli.model.hparams.channels_last and cli.model.hparams.compile
+    assert cli.trainer.precision == "bf16-mixed"
+    assert cli.datamodule.num_workers == 8 and cli.datamodule.persistent_workers
+    assert cli.model.hparams.backbone == "wrn28_8"  # the base config's hyperparameters are untouched
