@@ -7,4 +7,11 @@ from .digits import DigitsDataModule
 from .imagenet import ImageNetDataModule
 from .synthetic import SyntheticDataModule
 
-__all__ = ["CIFAR10DataModule", "CIFAR100DataModule", "DigitsDataModule", "ImageDataModule", "ImageNetDataModule", "SyntheticDataModule"]
+__all__ = [
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "DigitsDataModule",
+    "ImageDataModule",
+    "ImageNetDataModule",
+    "SyntheticDataModule",
+]
