@@ -1,20 +1,44 @@
-"""Training order as a function of (seed, epoch) alone.
+"""Training data as a function of (seed, epoch) alone, and where an epoch stopped: exact resume.
 
-``RandomSampler`` draws each epoch's order from the global RNG, whose state a checkpoint
-does not hold: a run resumed at epoch k would see another order than the run that never
-stopped. Lightning calls ``set_epoch`` on the sampler before every epoch (as it does for
-``DistributedSampler``, which it substitutes under DDP), so the order can be rebuilt.
+A checkpoint holds no RNG state, so whatever a resumed run must redo exactly is rebuilt
+from numbers it does hold: the run's seed, the epoch, and the batches the epoch consumed.
+
+- Order: ``RandomSampler`` draws each epoch's order from the global RNG; ``EpochShuffle``
+  draws it from ``seed + epoch``. Lightning calls ``set_epoch`` on it before every epoch; under
+  DDP it wraps it in ``DistributedSamplerWrapper``, which forwards ``set_epoch`` and shards
+  what it yields.
+- Augmentation: torchvision's random transforms draw from the global torch RNG, whose state
+  after a resume is not the one the uninterrupted run had (and depends on ``num_workers``).
+  ``EpochShuffle`` pairs each index with a seed drawn for that image and epoch, and
+  ``SeededSamples`` loads the image under that seed: the same crop and flip in any run, on
+  any worker and rank.
+- Position: ``ResumableLoader`` tells Lightning how many batches of the epoch it handed out;
+  Lightning keeps that in the checkpoint and hands it back before the resumed run's first
+  batch, and the loader leaves those batches out without loading them.
+- Stopping: loader workers leave a scheduler's SIGTERM to the main process
+  (``ignore_sigterm``), which finishes the batch and saves.
 """
 
+import atexit
+import itertools
+import multiprocessing.util
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Iterator, Sized
+from pathlib import Path
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
-class EpochShuffle(Sampler[int]):
-    """A permutation of ``range(size)`` seeded by ``seed + epoch``; ``seed`` defaults to the run's global seed."""
+class EpochShuffle(Sampler[tuple[int, int]]):
+    """A permutation of ``range(size)`` seeded by ``seed + epoch``, each index with its image's seed for the epoch.
+
+    Yields ``(index, image_seed)`` pairs, for ``SeededSamples``. ``seed`` defaults to the run's
+    global seed (``seed_everything``). The seeds are drawn after the permutation, so the
+    order is the one this sampler gave before it paired indices with seeds.
+    """
 
     def __init__(self, size: int, seed: int | None = None) -> None:
         self.size = size
@@ -24,9 +48,121 @@ class EpochShuffle(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator)
+        image_seeds = torch.randint(2**62, (self.size,), generator=generator)
+        return zip(order.tolist(), image_seeds[order].tolist(), strict=True)
 
     def __len__(self) -> int:
         return self.size
+
+
+class SeededSamples(Dataset):
+    """``dataset[index]`` drawn under the seed that comes with the index: augmentation from (seed, epoch, index) alone.
+
+    Only torch's CPU generator is reseeded (torchvision's transforms draw from it; reseeding
+    CUDA's would reach into the training step when loading runs in the main process), and
+    inside ``fork_rng``, so the global state is left as it was. A bare index (a sampler other
+    than ``EpochShuffle``, e.g. Lightning's for ``--trainer.overfit_batches``) loads as the
+    dataset itself would.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        if isinstance(key, int):
+            return self.dataset[key]
+        index, image_seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(image_seed)
+            return self.dataset[index]
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that Lightning can stop and resume mid-epoch, and that starts at the first batch asked for.
+
+    - ``state_dict``/``load_state_dict`` (what Lightning looks for to checkpoint a loader): the
+      batches handed out in the current pass. Lightning saves it with the fit loop and loads it
+      into the resumed run's loader when that run restarts inside an epoch; the next pass then
+      leaves those batches out at the index level, after any DDP sharding, so none of their
+      images is loaded. A finished pass (an end-of-epoch checkpoint) leaves nothing out.
+    - Lazy start: Lightning creates the first epoch's iterator (``FitLoop.setup_data``) before it
+      calls ``set_epoch``, and with workers a DataLoader draws indices as soon as its iterator
+      exists: a resumed run would begin with epoch 0's order. ``__iter__`` is a generator, so
+      the real iterator is only built at the first ``next``, after ``set_epoch``.
+    """
+
+    _handed_out = 0  # batches of the current pass given out (or left out, when resuming)
+    _resume_at = 0  # batches the next pass leaves out
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches": self._handed_out}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        done = int(state.get("batches", 0))
+        self._resume_at = done if done < len(self) else 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        self._handed_out, self._resume_at = self._resume_at, 0
+        for batch in super().__iter__():
+            self._handed_out += 1
+            yield batch
+
+    @property
+    def _index_sampler(self) -> "_Remaining":
+        # DataLoader's iterators draw their index batches from this property (torch/utils/data/dataloader.py).
+        return _Remaining(super()._index_sampler, self)
+
+
+class _Remaining:
+    """A loader's batches of indices less those it already handed out in this pass (read each time it is iterated)."""
+
+    def __init__(self, batches: Sized, loader: ResumableLoader) -> None:
+        self.batches = batches
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(self.batches, self.loader._handed_out, None)  # type: ignore[call-overload]
+
+
+def ignore_sigterm(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a loader worker leaves SIGTERM to the main process.
+
+    Schedulers signal every process of a job (SLURM's preemption and ``scancel``, ``kill --
+    -PGID``). A worker killed by that SIGTERM makes the main process fail at once (torch's
+    SIGCHLD handler raises "DataLoader worker ... is killed by signal"), before Lightning can
+    finish the batch and save. Ignoring it, the worker serves on until the main process shuts
+    it down, as Lightning does after every loop; ``_end_workers_at_exit`` ends any left at exit.
+    Set on every loader, it takes the place of Lightning's worker seeding, which these
+    datasets do not need: ``SeededSamples`` seeds each image.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@atexit.register  # after multiprocessing.util registered its exit handler (imported above): runs before it
+def _end_workers_at_exit() -> None:
+    """End the daemonic children that ignore SIGTERM (loader workers of an iterator never finished) at exit.
+
+    multiprocessing ends daemonic children at exit with SIGTERM and then waits for them: these
+    would be waited for forever. Where ``/proc`` cannot tell which ignore it, nothing is done.
+    """
+    for child in multiprocessing.active_children():
+        if child.daemon and _ignores_sigterm(child.pid):
+            child.kill()
+
+
+def _ignores_sigterm(pid: int | None) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
+    return bool(int(ignored, 16) >> (signal.SIGTERM - 1) & 1)

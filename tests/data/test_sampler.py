@@ -1,14 +1,24 @@
-"""Training order as a function of (seed, epoch): a resumed run sees the order of the run that never stopped."""
+"""Training data as a function of (seed, epoch), resumable mid-epoch: a resumed run sees what the run that never stopped saw."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning.pytorch as L
+import pytest
 import torch
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from torch.utils.data import Dataset
 
 from bam_lightning.cli import build_cli
-from bam_lightning.data.sampler import EpochShuffle
+from bam_lightning.data.sampler import EpochShuffle, ResumableLoader, SeededSamples, ignore_sigterm
 
 from datasets import write_cifar100
+
+
+def order(sampler: EpochShuffle) -> list[int]:
+    return [index for index, _ in sampler]
 
 
 def test_each_epoch_is_a_permutation_fixed_by_seed_and_epoch():
@@ -16,10 +26,110 @@ def test_each_epoch_is_a_permutation_fixed_by_seed_and_epoch():
     orders = []
     for epoch in (0, 1, 0):
         sampler.set_epoch(epoch)
-        orders.append(list(sampler))
+        orders.append(order(sampler))
     assert sorted(orders[0]) == list(range(50)) and len(sampler) == 50
     assert orders[0] == orders[2] != orders[1]
-    assert list(EpochShuffle(50, seed=4)) != orders[0]
+    assert order(EpochShuffle(50, seed=4)) != orders[0]
+    assert orders[0] == torch.randperm(50, generator=torch.Generator().manual_seed(3)).tolist()  # the order of old runs
+
+
+def test_each_image_has_its_own_seed_in_each_epoch():
+    sampler = EpochShuffle(50, seed=3)
+    seeds = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        seeds.append(dict(sampler))
+    assert seeds[0] == seeds[2] and len(set(seeds[0].values())) == 50
+    assert all(seeds[0][i] != seeds[1][i] for i in range(50))
+
+
+class Noise(Dataset):
+    """Item i: i plus a draw from the global torch RNG, as torchvision's random transforms draw."""
+
+    def __len__(self) -> int:
+        return 40
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return index + torch.rand(())
+
+
+def test_seeded_samples_draw_from_the_image_seed_alone_and_leave_the_global_rng_alone():
+    samples = SeededSamples(Noise())
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    first = samples[(7, 123)]
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(samples[(7, 123)], first)
+    torch.manual_seed(2)
+    assert torch.equal(samples[(7, 123)], first) and not torch.equal(samples[(7, 124)], first)
+    assert len(samples) == 40 and 3 <= samples[3] < 4  # a bare index loads as the dataset does
+
+
+def loader(sampler, num_workers: int = 0, persistent: bool = False) -> ResumableLoader:
+    return ResumableLoader(
+        SeededSamples(Noise()), batch_size=3, sampler=sampler, num_workers=num_workers, persistent_workers=persistent
+    )
+
+
+@pytest.mark.parametrize("num_workers,persistent", [(0, False), (1, True)])
+def test_loader_resumes_where_its_checkpointed_state_stopped(num_workers, persistent):
+    straight = loader(EpochShuffle(40, seed=5))
+    straight.sampler.set_epoch(2)
+    expected = list(straight)  # 14 batches, the last of one image
+    stopped = iter(straight)
+    for _ in range(4):
+        next(stopped)
+    assert straight.state_dict() == {"batches": 4}
+
+    resumed = loader(EpochShuffle(40, seed=5), num_workers, persistent)
+    resumed.load_state_dict(straight.state_dict())
+    batches = iter(resumed)  # Lightning creates the iterator first and sets the epoch after
+    resumed.sampler.set_epoch(2)
+    rest = list(batches)
+    assert len(rest) == 10 and all(torch.equal(a, b) for a, b in zip(rest, expected[4:], strict=True))
+    assert resumed.state_dict() == {"batches": 14} and len(resumed) == 14
+    assert len(list(resumed)) == 14  # the next pass is whole again
+
+    whole = loader(EpochShuffle(40, seed=5))
+    whole.load_state_dict({"batches": 14})  # an end-of-epoch checkpoint: nothing left out
+    assert len(list(whole)) == 14
+
+
+def test_loader_resumes_each_process_in_its_own_shard():
+    """Under DDP Lightning wraps the sampler in DistributedSamplerWrapper: the skip applies after sharding."""
+    for rank in (0, 1):
+        straight = loader(DistributedSamplerWrapper(EpochShuffle(40, seed=5), num_replicas=2, rank=rank))
+        expected = list(straight)
+        resumed = loader(DistributedSamplerWrapper(EpochShuffle(40, seed=5), num_replicas=2, rank=rank))
+        resumed.load_state_dict({"batches": 2})
+        rest = list(resumed)
+        assert len(expected) == 7 and all(torch.equal(a, b) for a, b in zip(rest, expected[2:], strict=True))
+
+
+class WorkerPid(Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> int:
+        return os.getpid()
+
+
+def test_a_loader_worker_outlives_a_sigterm_sent_to_the_whole_job():
+    loader = ResumableLoader(WorkerPid(), batch_size=2, num_workers=1, worker_init_fn=ignore_sigterm)
+    batches = iter(loader)
+    pid = int(next(batches)[0])
+    kill = f"import os, signal; os.kill({pid}, signal.SIGTERM)"  # as a scheduler sends it to every process
+    subprocess.run([sys.executable, "-c", kill], check=True)
+    assert len(list(batches)) == 3  # a killed worker would fail the main process at once
+
+
+def test_workers_that_ignore_sigterm_do_not_hold_up_the_exit():
+    """multiprocessing ends daemonic children at exit with SIGTERM and waits: these would be waited for forever."""
+    script = (
+        "from bam_lightning.data.sampler import ResumableLoader, ignore_sigterm\n"
+        "batches = iter(ResumableLoader(list(range(8)), batch_size=2, num_workers=1, worker_init_fn=ignore_sigterm))\n"
+        "next(batches)\n"  # and exit with the worker still running
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 0
 
 
 class LabelSpy(L.Callback):
