@@ -4,14 +4,20 @@ Checkpoints are read with ``weights_only=True``: tensors, numbers and strings, n
 Before a run loads one, its keys and shapes are compared with the model the config
 builds, so a checkpoint of another architecture, attention or class count is refused by
 name instead of deep inside ``load_state_dict``.
+
+Checkpoints are written whole or not at all (``AtomicCheckpointIO``): a run killed while it
+saves leaves the previous ``last.ckpt`` in place, never a part of a new one.
 """
 
-import pickle
+import glob
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor, nn
 
 from .errors import InputError
@@ -56,9 +62,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"no checkpoint file at {path}: give the path of a .ckpt (or --ckpt_path last)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError) as error:
+        with path.open("rb") as file:
+            head = file.read(4)
+        # torch.save writes a zip archive ("PK"); before torch 1.6 a pickle (protocol opcode 0x80).
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:  # there, but not for us to read
+        raise InputError(f"cannot read {path} ({error.strerror or error})") from None
+    except Exception as error:  # damaged bytes fail as anything, even a KeyError or IndexError
         raise unreadable(path, error) from None
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # a text file, an image, an empty file
+        what = "it is empty" if not head else f"it starts with {head!r}, not as a file torch.save writes"
+        raise InputError(f"{path} is not a readable checkpoint ({what}): give the path of a .ckpt")
     if not isinstance(checkpoint, dict):
         raise InputError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return checkpoint
@@ -73,3 +88,54 @@ def check_fits(path: str | Path, model: nn.Module) -> None:
         keys = ("backbone", "attention", "num_classes", "placement")
         was = ", ".join(f"{k}={trained[k]}" for k in keys if k in trained)
         raise InputError(f"{path} does not fit this model (it was trained with {was or 'unknown settings'}): {problem}")
+
+
+def atomic_save(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """``torch.save`` to ``path`` so that a kill at any moment leaves the old file or the new one, never a part.
+
+    The bytes go to a hidden ``.<name>.<random>.tmp`` beside ``path`` (the same folder, so the
+    same filesystem), reach the disk (``fsync``), then replace ``path`` in one ``os.replace``.
+    A save killed before the rename leaves only its temporary file, which the next save of
+    the same name removes; ``--ckpt_path last`` and Lightning look only at ``*.ckpt`` files.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp's file is private (0600); a checkpoint gets the usual mode
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by saves that were killed
+        stale.unlink(missing_ok=True)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, with ``atomic_save`` for files on a local filesystem.
+
+    Lightning 2.6 saves through an fsspec transaction (``lightning/fabric/utilities/cloud_io.py``,
+    ``_atomic_save``) whose temporary file fsspec makes with ``tempfile.mkstemp()`` in ``$TMPDIR``
+    and then moves with ``shutil.move``. That is a rename only where ``$TMPDIR`` and the
+    checkpoint share a filesystem; elsewhere (a tmpfs ``/tmp``, checkpoints on NFS or Lustre)
+    it is a copy into ``last.ckpt`` that a kill can cut short, and every killed save leaves a
+    checkpoint-sized file in ``$TMPDIR``. Remote paths (``s3://...``) keep Lightning's writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+        else:
+            atomic_save(checkpoint, path)

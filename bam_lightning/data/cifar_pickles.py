@@ -107,6 +107,11 @@ class CIFARPickles(Dataset):
         # Channel-major rows (R plane, G plane, B plane) -> N x H x W x C, what PIL expects.
         self.data = np.concatenate([data for data, _ in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         self.targets = [y for _, targets in batches for y in targets]
+        if not self.targets:  # a loader of nothing: Lightning would skip every epoch with a mere warning
+            names = ", ".join(name for name, _md5 in files)
+            raise InputError(
+                f"{folder}: {names} hold no images: re-copy the dataset, or pass --data.download true after deleting {folder}"
+            )
         self.transform = transform
 
     def __len__(self) -> int:

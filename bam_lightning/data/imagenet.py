@@ -1,8 +1,12 @@
 """ImageNet-1K (or any ImageFolder tree) with the public BAM code's recipe."""
 
+import sys
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
+import torch
+from PIL import UnidentifiedImageError
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
@@ -12,6 +16,52 @@ from .base import ImageDataModule, normalized, one_line
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+BadImages = Literal["fail", "skip"]
+
+
+class CheckedImageFolder(ImageFolder):
+    """An ImageFolder that names the file it cannot decode, and fails or skips it (``bad_images``).
+
+    Files are checked when they are decoded for a batch, not in a scan at setup: PIL's
+    ``verify()`` does not decode JPEG data, so it passes truncated files, and decoding all
+    1.28 M ImageNet images up front costs about as much as a training epoch's loading. So
+    ``"fail"`` stops at the first bad file a batch meets, with its name; ``"skip"`` returns
+    the next readable image of the folder order instead (so the batch keeps its size and a
+    label that matches), marks the file in a mask shared with the loader workers so later
+    epochs pass over it without decoding it again, and prints one line per file;
+    ``skipped`` counts them. Only the loading is guarded: an error in a transform is a bug.
+    """
+
+    def __init__(self, root: str, transform: T.Compose, bad_images: BadImages = "fail") -> None:
+        super().__init__(root, transform=transform)
+        self.bad_images = bad_images
+        self.bad = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
+
+    @property
+    def skipped(self) -> list[str]:
+        """Files skipped so far, by any loader worker."""
+        return [self.samples[i][0] for i in self.bad.nonzero().flatten().tolist()]
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        for offset in range(len(self.samples)):
+            i = (index + offset) % len(self.samples)
+            if self.bad[i]:
+                continue
+            path, target = self.samples[i]
+            try:
+                image = self.loader(path)
+            except Exception as error:  # PIL: UnidentifiedImageError, "image file is truncated", ...
+                reason = "PIL cannot identify it as an image" if isinstance(error, UnidentifiedImageError) else one_line(error)
+                if self.bad_images == "fail":
+                    raise InputError(
+                        f"{path} is not a readable image ({reason}): replace or delete it,"
+                        " or pass --data.bad_images skip to train without it"
+                    ) from None
+                self.bad[i] = True
+                print(f"bam: skipping unreadable image {path} ({reason})", file=sys.stderr, flush=True)
+                continue
+            return (self.transform(image) if self.transform else image), target
+        raise InputError(f"no readable image under {self.root}: every file failed to decode")
 
 
 class ImageNetDataModule(ImageDataModule):
@@ -30,6 +80,9 @@ class ImageNetDataModule(ImageDataModule):
         num_workers: loader processes per device; JPEG decoding needs several.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        bad_images: what an image file that does not decode (truncated, not an image) does:
+            ``fail`` stops with its name; ``skip`` uses the next image instead, prints the file
+            and, at the end of the run, how many were skipped (see ``CheckedImageFolder``).
     """
 
     def __init__(
@@ -41,8 +94,12 @@ class ImageNetDataModule(ImageDataModule):
         num_workers: int = 8,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        bad_images: BadImages = "fail",
     ) -> None:
         super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
+        if bad_images not in ("fail", "skip"):
+            raise InputError(f"--data.bad_images must be fail or skip, got {bad_images!r}")
+        self.bad_images = bad_images
         self._image_size = image_size
         self.train_transform = normalized(T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), mean=MEAN, std=STD)
         self.eval_transform = normalized(T.Resize(resize_size), T.CenterCrop(image_size), mean=MEAN, std=STD)
@@ -72,6 +129,18 @@ class ImageNetDataModule(ImageDataModule):
             self.train_set = self._folder("train", self.train_transform)
         self.val_set = self.test_set = self._folder("val", self.eval_transform)
 
+    def teardown(self, stage: str | None = None) -> None:
+        """Say how many unreadable images were skipped (``bad_images="skip"``) when a run ends."""
+        for split in ("train_set", "val_set"):
+            dataset = getattr(self, split, None)
+            skipped = dataset.skipped if isinstance(dataset, CheckedImageFolder) else []
+            if skipped:
+                print(
+                    f"bam: skipped {len(skipped)} unreadable image(s) of {len(dataset)} under {dataset.root}"
+                    f" (--data.bad_images skip), the first {skipped[0]}",
+                    file=sys.stderr,
+                )
+
     def _not_found(self, detail: str = "") -> DatasetNotFoundError:
         return DatasetNotFoundError(
             f"ImageNet not found: expected {self.root}/train/<class>/*.JPEG and {self.root}/val/<class>/*.JPEG"
@@ -84,8 +153,8 @@ class ImageNetDataModule(ImageDataModule):
         except (FileNotFoundError, NotADirectoryError):  # no such folder, or no class folder in it
             raise self._not_found() from None
 
-    def _folder(self, split: str, transform: T.Compose) -> ImageFolder:
+    def _folder(self, split: str, transform: T.Compose) -> CheckedImageFolder:
         try:
-            return ImageFolder(str(Path(self.root) / split), transform=transform)
+            return CheckedImageFolder(str(Path(self.root) / split), transform, self.bad_images)
         except FileNotFoundError as error:  # a class folder without images
             raise self._not_found(f" ({one_line(error)})") from error

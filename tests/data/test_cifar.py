@@ -251,3 +251,22 @@ def test_damaged_pickle_is_one_input_error_naming_the_file(cifar, corruption):
     assert reason in message
     assert f"--data.download true after deleting {folder}" in message and "\n" not in message
     assert not isinstance(caught.value, DatasetNotFoundError)  # the file is there: "not found" would mislead
+
+
+@pytest.mark.parametrize("verify_md5", [True, False])
+def test_an_empty_dataset_folder_is_not_found(tmp_path, verify_md5):
+    (tmp_path / "cifar-100-python").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="CIFAR-100 not found under"):
+        make(CIFAR100DataModule, tmp_path, verify_md5=verify_md5).setup("fit")
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_files_without_images_are_refused(tmp_path, split):
+    """Lightning would skip every epoch of an empty loader with a warning, and call the run a success."""
+    write_cifar100(tmp_path, n_train=0 if split == "train" else 8, n_test=0 if split == "test" else 8)
+    with pytest.raises(InputError) as caught:
+        make(CIFAR100DataModule, tmp_path, verify_md5=False).setup("fit")
+    folder = tmp_path / "cifar-100-python"
+    assert str(caught.value) == (
+        f"{folder}: {split} hold no images: re-copy the dataset, or pass --data.download true after deleting {folder}"
+    )

@@ -97,3 +97,57 @@ def test_class_mismatch_names_the_first_differing_class(tmp_path, split, where):
         shutil.copytree(tmp_path / split / "n00000000", tmp_path / split / name)
     with pytest.raises(InputError, match=f"class 'n00000005' is in {where}"):
         make(tmp_path).setup("fit")
+
+
+def test_an_empty_root_folder_is_not_found(tmp_path):
+    (tmp_path / "train").mkdir()  # there, but without a class folder
+    for dm in (make(tmp_path), make(tmp_path / "train")):
+        with pytest.raises(DatasetNotFoundError, match="ImageNet not found: expected"):
+            dm.setup("fit")
+
+
+def damage(root):
+    """Truncate one training JPEG and replace another with text; returns their paths."""
+    truncated, text = root / "train" / "n00000000" / "train_0_1.JPEG", root / "train" / "n00000001" / "train_1_2.JPEG"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    text.write_text("not an image")
+    return truncated, text
+
+
+def test_an_unreadable_image_fails_naming_the_file_and_the_flag(tmp_path):
+    truncated, _ = damage(write_image_folder(tmp_path, classes=2, per_class=4))
+    dm = make(tmp_path)
+    dm.setup("fit")
+    assert dm.bad_images == "fail"
+    with pytest.raises(InputError) as caught:
+        dm.train_set[1]
+    assert str(caught.value) == (
+        f"{truncated} is not a readable image (Truncated File Read): replace or delete it,"
+        " or pass --data.bad_images skip to train without it"
+    )
+    with pytest.raises(InputError, match="train_1_2.JPEG is not a readable image \\(PIL cannot identify it as an image\\)"):
+        dm.train_set[6]
+
+
+def test_skip_uses_the_next_image_and_counts_across_loader_workers(tmp_path, capfd):
+    truncated, text = damage(write_image_folder(tmp_path, classes=2, per_class=4))
+    dm = make(tmp_path, bad_images="skip", num_workers=2)
+    dm.setup("fit")
+    image, label = dm.train_set[1]  # train_0_1 is bad: train_0_2, same class
+    assert image.shape == (3, 32, 32) and label == 0
+    assert dm.train_set.skipped == [str(truncated)]
+    dm.train_set.bad[:] = False
+    capfd.readouterr()
+    for _epoch in range(2):
+        labels = torch.cat([y for _, y in dm.train_dataloader()])
+        assert len(labels) == 8  # batches keep their size: a neighbour stands in
+    assert sorted(dm.train_set.skipped) == sorted([str(truncated), str(text)])  # marked inside the workers
+    dm.teardown("fit")
+    err = capfd.readouterr().err
+    assert err.count("bam: skipping unreadable image") == 2  # once per file, not once per epoch
+    assert f"bam: skipped 2 unreadable image(s) of 8 under {tmp_path / 'train'} (--data.bad_images skip)" in err
+
+
+def test_bad_images_takes_fail_or_skip():
+    with pytest.raises(InputError, match="--data.bad_images must be fail or skip, got 'ignore'"):
+        ImageNetDataModule(bad_images="ignore")
