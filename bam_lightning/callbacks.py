@@ -1,4 +1,5 @@
-"""Callbacks for ``trainer.callbacks`` in a config: watching what BAM learns while it trains.
+"""Callbacks for ``trainer.callbacks`` in a config: watching what BAM learns while it trains;
+and ``LastCheckpoint``, the ``last.ckpt`` the ``bam`` command always writes.
 
 In YAML::
 
@@ -10,8 +11,11 @@ In YAML::
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
@@ -90,3 +94,29 @@ class AttentionMapLogger(L.Callback):
         writer.add_image("attention/maps", grid, trainer.global_step)
         for m in maps:
             writer.add_histogram(f"attention/channel/{m.name}", m.channel, trainer.global_step)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint that, with ``save_on_exception``, saves only when the run is stopped by SIGTERM.
+
+    On SIGTERM (what SLURM and most schedulers send before they preempt or cancel a job)
+    Lightning finishes the current training batch, raises ``SIGTERMException`` and calls
+    ``on_exception``; this writes the checkpoint there, with the loops' position inside the
+    epoch, so ``--ckpt_path last`` continues from the next batch. Other exceptions save
+    nothing: a diverged loss would overwrite the last good checkpoint with the state that
+    diverged, and an error inside a step can leave that step half done. Nor does a stopped
+    ``validate`` or ``test``: it holds no training state to go on from.
+    """
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
+        if trainer.validating and not trainer.sanity_checking and progress.total.started > 0:
+            # Stopped inside the epoch's validation. Lightning 2.6 goes back to a validation only from
+            # a checkpoint written inside a validation batch (processed one behind started) and skips
+            # the rest of it otherwise; its metrics so far are in no checkpoint. Leaving the last
+            # batch unfinished makes the resumed run validate again, from the first batch.
+            for counts in (progress.total, progress.current):
+                counts.processed = counts.completed = counts.started - 1
+        super().on_exception(trainer, pl_module, exception)

@@ -3,13 +3,18 @@
 Beyond what LightningCLI does by itself:
 - ``num_classes`` and ``image_size`` flow from the datamodule into the model;
 - checkpoints are always on: the best by ``val/acc1`` (``--checkpoint.*``) and ``last.ckpt``
-  after every epoch (``--last_checkpoint.*``), with a LearningRateMonitor (``--lr_monitor.*``);
+  after every epoch and on SIGTERM (``--last_checkpoint.*``), with a LearningRateMonitor
+  (``--lr_monitor.*``); a run stopped by SIGTERM exits with status 143 and resumes exactly;
 - ``--ckpt_path last`` finds the newest ``last.ckpt`` of any earlier run under the config's
   ``trainer.default_root_dir`` (Lightning alone looks only in the new run's own folder);
 - before a run, a checkpoint that does not fit the model and an image size the model
   cannot take are refused by name;
 - mistakes a user can fix (a wrong name, a missing dataset, a diverged loss) end in one
-  line, no traceback.
+  line, no traceback; so do a misspelt key or class_path in a config (``config_errors``) and a
+  ``--ckpt_path`` that is not a checkpoint, refused before LightningCLI reads it;
+- checkpoints are written whole or not at all (``checkpoints.AtomicCheckpointIO``), and a
+  multi-process run that loses a process ends within seconds in one line that names it
+  (``distributed``).
 
 Research tools that are not Trainer methods are subcommands too (``bam summary``,
 ``bam attention``, ``bam compare``): each is a module in ``bam_lightning/tools`` with its
@@ -18,13 +23,20 @@ own ``main(args)``, dispatched here before LightningCLI sees the arguments.
 
 import importlib
 import pickle
+import signal
 import sys
+from argparse import ArgumentError
 from pathlib import Path
 
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from .checkpoints import check_fits, unreadable
+from . import distributed
+from .callbacks import LastCheckpoint
+from .checkpoints import AtomicCheckpointIO, check_fits, read_checkpoint, unreadable
+from .config_errors import explain
 from .data import ImageDataModule
 from .errors import InputError, TrainingDiverged
 from .module import ImageClassifier
@@ -46,7 +58,35 @@ def latest_checkpoint(root: Path, name: str = "last.ckpt") -> Path | None:
     return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
+def worker_message(error: BaseException) -> str:
+    """The message of an error raised in a DataLoader worker, which DataLoader re-raises with the worker's traceback."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = text.strip().splitlines()[-1]
+    return last.split(": ", 1)[1] if last.startswith(f"{type(error).__module__}.{type(error).__name__}: ") else last
+
+
 class BamCLI(LightningCLI):
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:  # the parsers are built with exit_on_error=False (build_cli)
+            given = sys.argv[1:] if args is None else args
+            parsers = getattr(self, "_subcommand_parsers", {})  # none with run=False
+            command = next((arg for arg in given if arg in parsers), None)
+            known = [action.dest for action in (parsers[command] if command else parser)._actions]
+            configs = [value for flag, value in zip(given, given[1:], strict=False) if flag in ("-c", "--config")]
+            configs += [arg.split("=", 1)[1] for arg in given if arg.startswith("--config=")]
+            raise InputError(explain(str(error), command, known, configs)) from None
+        # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that
+        # is not a checkpoint (a text file fails torch.load as a KeyError or IndexError).
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not ckpt_path.startswith("registry"):
+            if "://" not in ckpt_path:  # remote files are Lightning's to read
+                read_checkpoint(ckpt_path)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.image_size", apply_on="instantiate")
@@ -61,8 +101,15 @@ class BamCLI(LightningCLI):
         )
         # Lightning's save_last only writes when the monitored metric improved, which
         # leaves a stale last.ckpt to resume from; this one is rewritten every epoch.
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.set_defaults({"last_checkpoint.filename": "last", "last_checkpoint.enable_version_counter": False})
+        # Also written when SIGTERM stops the run (a preempted job), at the batch it stopped after.
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,
+                "last_checkpoint.save_on_exception": True,
+            }
+        )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
 
     def _before_run(self) -> None:
@@ -80,6 +127,10 @@ class BamCLI(LightningCLI):
         if config.get("ckpt_path") not in (None, "last", "best", "hpc"):
             check_fits(config["ckpt_path"], self.model)
         self.model.check_image_size(self.datamodule.image_size)
+        # A kill during a save leaves the previous checkpoint, never half of a new one.
+        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        distributed.watch(self.trainer)  # a DDP process that dies ends the run in one line
 
     before_fit = before_validate = before_test = before_predict = _before_run
 
@@ -91,7 +142,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
         ImageDataModule,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": DESCRIPTION},
+        # Parse errors raise ArgumentError (one line from BamCLI.parse_arguments), not usage + exit.
+        parser_kwargs={
+            "description": DESCRIPTION,
+            "exit_on_error": False,
+            **{command: {"exit_on_error": False} for command in BamCLI.subcommands()},
+        },
         args=args,
         run=run,
     )
@@ -105,11 +161,24 @@ def main(args: list[str] | None = None) -> None:
         else:
             build_cli(args)  # None: LightningCLI reads sys.argv itself, as its DDP launcher expects
     except (InputError, TrainingDiverged) as error:
-        print(f"bam: error: {error}", file=sys.stderr)
+        print(f"bam: error: {worker_message(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ArgumentError as error:  # LightningCLI re-parsing a checkpoint's hyperparameters
+        print(f"bam: error: {explain(str(error))}", file=sys.stderr)
         raise SystemExit(2) from None
     except (pickle.UnpicklingError, EOFError) as error:  # LightningCLI reads --ckpt_path's hyperparameters first
         print(f"bam: error: {unreadable('--ckpt_path', error)}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SIGTERMException:  # a SystemExit with status 0: a script must not take the stopped run for a finished one
+        resume = "; last.ckpt holds it up to its last batch: continue with --ckpt_path last" if argv[:1] == ["fit"] else ""
+        print(f"bam: stopped by SIGTERM{resume}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    except Exception as error:  # a lost process of a multi-process run: one line, not a traceback per process
+        message = distributed.failure_message(error)
+        if message is None:
+            raise
+        distributed.report(message)
+        raise SystemExit(distributed.EXIT_STATUS) from None
 
 
 if __name__ == "__main__":

@@ -167,8 +167,25 @@ class ImageClassifier(L.LightningModule):
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self(batch[0]).softmax(dim=-1)
 
+    def on_train_epoch_start(self) -> None:
+        self.metrics["train_acc1"].reset()  # an end-of-epoch checkpoint brings the finished epoch's counts
+
     def on_train_epoch_end(self) -> None:
         self._log_accuracy("train")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The epoch's training accuracy so far, summed over processes: a run stopped inside an
+        # epoch (SIGTERM) and resumed logs the train/acc1 of the run that never stopped.
+        metric = self.metrics["train_acc1"]
+        with metric.sync_context():
+            checkpoint["train_acc1_state"] = {name: value.clone() for name, value in metric.metric_state.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("train_acc1_state")
+        if state and self.global_rank == 0:  # the sum over processes is counted once
+            metric = self.metrics["train_acc1"]
+            for name, value in state.items():
+                setattr(metric, name, value.to(metric.device))
 
     def on_validation_epoch_end(self) -> None:
         acc1 = self._log_accuracy("val")

@@ -6,14 +6,18 @@ from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as L
+import pytest
 import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import Normalize
 
-from bam_lightning.callbacks import AttentionMapLogger, _displayable
+from bam_lightning.callbacks import AttentionMapLogger, LastCheckpoint, _displayable
 from bam_lightning.data import CIFAR100DataModule
+from bam_lightning.errors import TrainingDiverged
 from bam_lightning.module import ImageClassifier
 
 from datasets import write_cifar100
@@ -106,3 +110,30 @@ def test_bam_fit_takes_the_callback_from_yaml(tmp_path):
     assert sorted(logged.Tags()["histograms"]) == [f"attention/channel/{name}" for name in BAMS]
     grid = logged.Images("attention/maps")[0]
     assert (grid.height, grid.width) == (4 * 33 + 1, 3 * 33 + 1)
+
+
+class RaiseAfterStep(L.Callback):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == 2:
+            raise self.error
+
+
+@pytest.mark.parametrize(
+    "error,saved",
+    [(SIGTERMException(), True), (TrainingDiverged("loss became nan"), False), (RuntimeError("an unreadable image"), False)],
+    ids=["sigterm", "diverged", "other"],
+)
+def test_last_checkpoint_is_written_when_sigterm_stops_the_run_and_for_no_other_error(tmp_path, error, saved):
+    last = LastCheckpoint(dirpath=tmp_path, filename="last", save_on_exception=True)
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=4, limit_val_batches=0, callbacks=[last, RaiseAfterStep(error)], logger=False,
+        accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    with pytest.raises(type(error)):
+        trainer.fit(BoringModel())
+    assert (tmp_path / "last.ckpt").is_file() == saved
+    if saved:  # where SIGTERM stopped it, inside the epoch
+        assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 2

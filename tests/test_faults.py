@@ -1,0 +1,243 @@
+"""Faults through the `bam` command: mistakes end in one line, kills never cost a checkpoint, a lost process ends the run.
+
+The parse and input errors run in this process (``main``); kills need real processes.
+"""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bam_lightning import checkpoints
+from bam_lightning.checkpoints import read_checkpoint
+from bam_lightning.cli import main
+
+from datasets import write_cifar100, write_image_folder
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIG = CONFIGS / "cifar100_wrn.yaml"
+TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
+CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def cifar_args(root: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(CONFIG), *TINY_MODEL, *CPU, "--trainer.logger", "false",
+        "--data.root", str(root / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
+        "--data.batch_size", "16", "--data.pin_memory", "false", "--trainer.default_root_dir", str(root / "runs"), *extra,
+    ]  # fmt: skip
+
+
+def refused(capsys, *args: str) -> str:
+    """Run ``bam args`` here; it must end with status 2 and one line on stderr, which is returned."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("bam: error:")]
+    assert exit_info.value.code == 2 and len(lines) == 1, err[-3000:]
+    assert "Traceback" not in err and "usage:" not in err, err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "yaml,message",
+    [
+        (
+            "model:\n  backbone: wrn\n  attenton: bam\n",
+            "unknown option 'model.attenton' (did you mean 'model.attention'?): fix or remove it in the config or on the"
+            " command line (bam fit --help lists the options)",
+        ),
+        (
+            "model:\n  optimizer:\n    class_path: torch.optim.SGDD\n",
+            "model.optimizer: cannot import class_path 'torch.optim.SGDD' (module 'torch.optim' has no attribute 'SGDD')"
+            " (did you mean 'torch.optim.SGD'?): check its spelling, a full import path",
+        ),
+        (
+            "model:\n  optimizer:\n    class_path: torch.optim.SGD\n    init_args: {lrr: 0.1}\n",
+            "model.optimizer: torch.optim.SGD takes no option 'lrr' (did you mean 'lr'?): fix or remove it under init_args",
+        ),
+        ("data:\n  init_args: {batchsize: 8}\n", "bam_lightning.data.CIFAR100DataModule takes no option 'batchsize'"),
+        ("model:\n  attention: bma\n", "model.attention: 'bma' is not one of bam, bam_official, se, cbam, extra_block, null"),
+        ("trainer:\n  max_epochs: many\n", "trainer.max_epochs: 'many' is not a valid int or null"),
+        ("model:\n  backbone: wrn\n   attention: [\n", "bad.yaml is not a valid YAML config (mapping values are not allowed"),
+    ],
+)
+def test_config_mistakes_end_in_one_line_that_names_the_key(tmp_path, capsys, yaml, message):
+    (tmp_path / "bad.yaml").write_text(yaml)
+    assert message in refused(capsys, "fit", "--config", str(CONFIG), "--config", str(tmp_path / "bad.yaml"))
+
+
+def test_command_line_mistakes_end_in_one_line_and_help_still_works(capsys):
+    assert "unknown command 'fitt' (did you mean 'fit'?)" in refused(capsys, "fitt")
+    assert "give a command: fit, validate, test, predict" in refused(capsys)
+    line = refused(capsys, "fit", "--config", str(CONFIG), "--model.attenton", "se")
+    assert "unknown option 'model.attenton' (did you mean 'model.attention'?): fix or remove it on the command line" in line
+    line = refused(capsys, "fit", "--config", str(CONFIG), "--model.optimizer", "torch.optim.SGDD")
+    assert "model.optimizer: cannot import class_path 'torch.optim.SGDD'" in line and "did you mean 'torch.optim.SGD'?" in line
+    for args in (["--help"], ["fit", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 0 and "usage: " in capsys.readouterr().out  # prog is "pytest" here
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("hello world\n", "notes.ckpt is not a readable checkpoint (it starts with b'hell'"),  # torch.load: KeyError
+        ("epoch: 3\n", "notes.ckpt is not a readable checkpoint (it starts with b'epoc'"),  # torch.load: IndexError
+        (None, "no checkpoint file at"),
+    ],
+)
+def test_a_ckpt_path_that_is_no_checkpoint_is_refused_before_lightning_reads_it(tmp_path, capsys, content, message):
+    if content is not None:
+        (tmp_path / "notes.ckpt").write_text(content)
+    line = refused(capsys, "test", "--config", str(CONFIG), "--ckpt_path", str(tmp_path / "notes.ckpt"))
+    assert message in line and str(tmp_path) in line
+
+
+def test_an_unreadable_image_stops_the_run_in_one_line_naming_it_and_the_flag(tmp_path, capsys):
+    """The error comes from a loader worker, which DataLoader re-raises with the worker's traceback in its message."""
+    write_image_folder(tmp_path / "imagenet", classes=2, per_class=2)
+    bad = tmp_path / "imagenet" / "train" / "n00000001" / "train_1_0.JPEG"
+    bad.write_text("not an image")
+    line = refused(
+        capsys, "fit", "--config", str(CONFIGS / "imagenet" / "resnet18_bam.yaml"), *CPU, "--trainer.logger", "false",
+        "--data.root", str(tmp_path / "imagenet"), "--data.image_size", "32", "--data.resize_size", "32",
+        "--data.batch_size", "4", "--data.num_workers", "1", "--data.pin_memory", "false",
+        "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert line == (
+        f"bam: error: {bad} is not a readable image (PIL cannot identify it as an image): replace or delete it,"
+        " or pass --data.bad_images skip to train without it"
+    )
+
+
+def test_a_diverged_loss_names_its_step_and_a_whole_checkpoint_from_just_before(tmp_path, capsys, monkeypatch):
+    write_cifar100(tmp_path / "data", n_train=32, n_test=16)
+    saved, real_save = [], checkpoints.atomic_save
+    monkeypatch.setattr(checkpoints, "atomic_save", lambda ckpt, path: saved.append(Path(path)) or real_save(ckpt, path))
+    args = cifar_args(tmp_path, "--model.optimizer.init_args.lr", "1e30", "--last_checkpoint.every_n_train_steps", "1")
+    line = refused(capsys, "fit", *args, "--trainer.max_epochs", "3")
+    found = re.fullmatch(
+        r"bam: error: loss became (nan|inf|-inf) at step (\d+) \(epoch \d+\), before that step's update:"
+        r" lower the learning rate or check the data; resume from the last good checkpoint (\S+)",
+        line,
+    )
+    assert found, line
+    step, path = int(found[2]), Path(found[3])
+    checkpoint = read_checkpoint(path)
+    assert checkpoint["global_step"] == step >= 1  # saved after the step before
+    assert all(torch.isfinite(value).all() for key, value in checkpoint["state_dict"].items() if key.startswith("model."))
+    assert path in saved  # written by the CLI's atomic writer
+
+
+def bam_process(*args: str, tmpdir: Path, log: Path) -> subprocess.Popen:
+    env = {
+        "OMP_NUM_THREADS": "1",  # as test_cli.py: two threads on two shared cores run a tiny fit slower
+        **os.environ,
+        "PYTHONWARNINGS": "ignore",
+        "TMPDIR": str(tmpdir),  # Lightning's own writer would leave a killed save's temporary file here
+        "TORCHDYNAMO_DISABLE": "1",  # BAM's kernels run eager: compiling them in every process costs seconds, and
+    }  # what is tested here (saves, processes) does not depend on them
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "bam_lightning.cli", *args], stdout=out, stderr=out, env=env)
+
+
+def wait_for_save(path: Path, after: int | None, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    """Until ``path`` has been written (again) by ``proc``."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_mtime_ns != after):
+        assert proc.poll() is None, f"bam ended with {proc.returncode} before saving:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no save within {timeout} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.02)
+
+
+def test_sigkill_during_saves_never_leaves_a_checkpoint_that_resume_trips_on(tmp_path):
+    """Saves after every step, so most kills land near one; each round resumes the last one's last.ckpt."""
+    write_cifar100(tmp_path / "data", n_train=64, n_test=16)  # 4 steps an epoch
+    tmpdir, log = tmp_path / "tmpdir", tmp_path / "log.txt"
+    tmpdir.mkdir()
+    folder = tmp_path / "runs" / "checkpoints"
+    last = folder / "last.ckpt"
+    args = cifar_args(tmp_path, "--last_checkpoint.every_n_train_steps", "1", "--ckpt_path", "last")
+    rng, steps = random.Random(0), []
+    for _ in range(4):
+        proc = bam_process("fit", *args, "--trainer.max_epochs", "1000", tmpdir=tmpdir, log=log)
+        wait_for_save(last, last.stat().st_mtime_ns if last.exists() else None, proc, log)
+        time.sleep(rng.uniform(0.0, 0.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for path in folder.glob("*.ckpt"):
+            read_checkpoint(path)  # every checkpoint whole
+        steps.append(read_checkpoint(last)["global_step"])
+    assert all(b > a for a, b in zip(steps, steps[1:], strict=False)), steps  # every round resumed and went on
+    assert [p.name for p in tmpdir.iterdir() if p.is_file()] == []  # no checkpoint-sized leftovers in $TMPDIR
+    epoch = read_checkpoint(last)["epoch"]
+    proc = bam_process("fit", *args, "--trainer.max_epochs", str(epoch + 2), tmpdir=tmpdir, log=log)
+    assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    final = read_checkpoint(last)
+    # The interrupted epoch, then one more. Not "==": Lightning 2.6.6 (plain, too) replays one batch when a run
+    # resumed from a checkpoint of an epoch's last batch saves in the next epoch and is resumed again.
+    assert final["epoch"] == epoch + 1 and final["global_step"] >= 4 * (epoch + 2)
+    assert not list(folder.glob(".last.ckpt.*.tmp"))  # a killed save's leftover is removed by the next save
+
+
+def rank_one(rank0: int) -> int:
+    """The pid of rank 1: the child that Lightning's launcher started in rank 0 with LOCAL_RANK=1 (Linux /proc)."""
+    children = [int(pid) for task in Path(f"/proc/{rank0}/task").iterdir() for pid in (task / "children").read_text().split()]
+    found = [pid for pid in children if b"LOCAL_RANK=1\0" in Path(f"/proc/{pid}/environ").read_bytes()]
+    assert len(found) == 1, children
+    return found[0]
+
+
+def test_a_ddp_process_killed_mid_run_ends_the_run_in_one_line_and_resume_succeeds(tmp_path):
+    write_cifar100(tmp_path / "data", n_train=64, n_test=16)
+    tmpdir, log = tmp_path / "tmpdir", tmp_path / "log.txt"
+    tmpdir.mkdir()
+    last = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    args = cifar_args(tmp_path, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--ckpt_path", "last")
+    proc = bam_process("fit", *args, "--trainer.max_epochs", "1000", tmpdir=tmpdir, log=log)
+    wait_for_save(last, None, proc, log)
+    rank1 = rank_one(proc.pid)
+    os.kill(rank1, signal.SIGKILL)
+    killed = time.monotonic()
+    status = proc.wait(timeout=60)
+    took = time.monotonic() - killed
+    errors = [line for line in log.read_text().splitlines() if line.startswith("bam: error:")]
+    assert status == 1 and len(errors) == 1 and "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    assert errors[0] == (
+        f"bam: error: training process rank 1 (pid {rank1}) was killed by SIGKILL, so the 2-process run stopped;"
+        f" run the same command with --ckpt_path last to resume from {last}"
+    )
+    assert took < 15, took
+    epoch = read_checkpoint(last)["epoch"]  # whole
+    proc = bam_process("fit", *args, "--trainer.max_epochs", str(epoch + 2), tmpdir=tmpdir, log=log)
+    assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert read_checkpoint(last)["epoch"] == epoch + 1
+
+
+def test_a_rank_zero_that_hangs_after_losing_a_process_is_ended_by_the_watch(tmp_path):
+    """The watcher's backstop: rank 0 stuck (in a collective, say) is reported and ended after the grace period."""
+    script = (
+        "import subprocess, time\n"
+        "from bam_lightning.distributed import ProcessWatch\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        "ProcessWatch([child], poll_s=0.05, grace_s=0.5).start()\n"
+        "child.kill()\n"
+        "time.sleep(60)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and time.monotonic() - started < 30
+    assert re.fullmatch(
+        r"bam: error: training process rank 1 \(pid \d+\) was killed by SIGKILL, so the 2-process run stopped;"
+        r" no checkpoint was saved yet: run the same command again\n",
+        result.stderr,
+    ), result.stderr
