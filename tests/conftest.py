@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# BAM compiles its training steps by default; on the suite's tiny maps compiling costs more
+# than it saves (minutes in all, subprocesses included). tests/nn/test_fused.py turns it back on.
+os.environ["BAM_LIGHTNING_COMPILE"] = "0"
 
 
 def pytest_configure(config):

@@ -8,7 +8,8 @@ batch norm carry no bias: the norm's shift makes it redundant.
 ``combine`` and the branch switches are the ablations of the paper's Table 1b; the
 public code's product form with its own layer layout lives in ``bam_official.py``.
 ``fused`` (the default) applies the gate through ``fused.refine``, which keeps no
-full-size intermediates; ``fused=False`` is the readable reference form below.
+full-size intermediates, and compiles training steps (``fused.compiled_training``);
+``fused=False`` is the readable reference form below.
 """
 
 from typing import Literal
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .fused import refine
+from .fused import compiled_training, refine
 from .norm import BatchNorm1d, BatchNorm2d
 
 Combine = Literal["sum", "prod", "max"]
@@ -125,7 +126,11 @@ class BAM(nn.Module):
         """The attention map M(F), broadcastable to ``x`` (what the attention-map tools show)."""
         return gate(*self.branches(x), self.combine)
 
+    def refined(self, x: Tensor) -> Tensor:
+        """The fused form: ``refine`` keeps only x and the two branch outputs for backward."""
+        return refine(x, *self.branches(x), prod=self.combine == "prod")
+
     def forward(self, x: Tensor) -> Tensor:
         if self.fused:
-            return refine(x, *self.branches(x), prod=self.combine == "prod")
+            return compiled_training(BAM.refined, self, x)
         return x * (1 + self.attention(x))

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from torch import Tensor, nn
 
 from .bam import check_dilation, gate, hidden_channels
-from .fused import refine
+from .fused import compiled_training, refine
 from .norm import BatchNorm1d, BatchNorm2d
 
 
@@ -73,7 +73,10 @@ class OfficialBAM(nn.Module):
         """The attention map ``sigmoid(Mc * Ms)``, broadcastable to ``x``."""
         return gate(self.channel_att(x), self.spatial_att(x), combine="prod")
 
+    def refined(self, x: Tensor) -> Tensor:
+        return refine(x, self.channel_att(x), self.spatial_att(x), prod=True)
+
     def forward(self, x: Tensor) -> Tensor:
         if self.fused:
-            return refine(x, self.channel_att(x), self.spatial_att(x), prod=True)
+            return compiled_training(OfficialBAM.refined, self, x)
         return x * (1 + self.attention(x))
