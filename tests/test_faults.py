@@ -20,11 +20,9 @@ from bam_lightning.checkpoints import read_checkpoint
 from bam_lightning.cli import main
 
 from datasets import write_cifar100, write_image_folder
+from test_cli import CONFIG, CPU, TINY_MODEL
 
-CONFIGS = Path(__file__).parents[1] / "configs"
-CONFIG = CONFIGS / "cifar100_wrn.yaml"
-TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
-CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+CONFIGS = CONFIG.parent
 
 
 def cifar_args(root: Path, *extra: str) -> list[str]:
@@ -144,8 +142,7 @@ def bam_process(*args: str, tmpdir: Path, log: Path) -> subprocess.Popen:
         **os.environ,
         "PYTHONWARNINGS": "ignore",
         "TMPDIR": str(tmpdir),  # Lightning's own writer would leave a killed save's temporary file here
-        "TORCHDYNAMO_DISABLE": "1",  # BAM's kernels run eager: compiling them in every process costs seconds, and
-    }  # what is tested here (saves, processes) does not depend on them
+    }
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "bam_lightning.cli", *args], stdout=out, stderr=out, env=env)
 
