@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     parser.add_argument("--suites", nargs="+", default=["module", "network", "loop"], choices=["module", "network", "loop"])
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (module, network)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per variant (module, network)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps (loop)")
     parser.add_argument("--compile", action="store_true", help="also time the networks under torch.compile")
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/<device>.json)")
