@@ -16,11 +16,11 @@ TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10,
 CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-def bam(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def bam(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     # One thread, as conftest gives pytest's own: two threads on two shared cores run a tiny fit 3x slower.
     env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
-        [sys.executable, "-m", "bam_lightning.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "bam_lightning.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
     )
     if check and result.returncode != 0:
         raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")

@@ -5,41 +5,29 @@ the demo's promise of >= 95 % test accuracy is checked on the real digits, not o
 Its wall time is printed (``pytest -s``), not asserted: speed is a benchmark, not a test.
 """
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from test_cli import bam, scalars
 
 CONFIG = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
 
 
-def bam(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # One thread, as ``make demo`` sets it: the other pytest worker shares the two cores.
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "bam_lightning.cli", *args, "--config", str(CONFIG), "--trainer.default_root_dir", str(cwd)]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
-    return result
-
-
-def scalars(run: Path) -> dict[str, list[float]]:
-    events = EventAccumulator(str(run))
-    events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+def demo(*args: str, cwd: Path):
+    """``bam`` on the demo's config, on one thread as ``make demo`` runs it."""
+    return bam(*args, "--config", str(CONFIG), "--trainer.default_root_dir", str(cwd), cwd=cwd, timeout=600)
 
 
 def test_demo_trains_to_95_percent_test_accuracy_with_checkpoints_and_tensorboard_logs(tmp_path):
     start = time.perf_counter()
-    bam("fit", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    demo("fit", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
     fitted = time.perf_counter()
     run = tmp_path / "lightning_logs" / "version_0"
     last = run / "checkpoints" / "last.ckpt"
-    result = bam("test", "--ckpt_path", str(last), cwd=tmp_path)
+    result = demo("test", "--ckpt_path", str(last), cwd=tmp_path)
     print(f"demo: fit {fitted - start:.0f} s, test {time.perf_counter() - fitted:.0f} s")
 
     max_epochs = yaml.safe_load(CONFIG.read_text())["trainer"]["max_epochs"]
