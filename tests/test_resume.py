@@ -19,11 +19,11 @@ from typing import Any
 import lightning.pytorch as L
 import pytest
 import torch
-from test_cli import bam, cifar_args, scalars
 
 from bam_lightning.cli import latest_checkpoint
 
 from datasets import write_cifar100
+from test_cli import bam, cifar_args, scalars
 
 EXACT = ["--seed_everything", "0", "--trainer.deterministic", "true", "--model.lr_scheduler.init_args.milestones", "[1]"]
 
