@@ -2,11 +2,12 @@
 
 ``bam fit`` runs in this process exactly as the command does (the main config, its
 checkpoint, logging and LR-monitor callbacks) with ``SyntheticDataModule`` in place of
-CIFAR-100, so reading images does not hide the framework's cost. The bare loop steps the
-same network (same weights) with the same SGD over a plain DataLoader of the same tensors.
+CIFAR-100, so reading images does not hide the framework's cost. The bare loop steps a
+copy of the same network with the config's optimizer over a plain DataLoader of the same tensors.
 Both are timed from the start of step ``warmup`` (the batch in hand) to the end of the last.
 """
 
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from bam_lightning.cli import build_cli
 from bam_lightning.data import SyntheticDataModule
+from bam_lightning.module import ImageClassifier
 
 from .common import synchronize
 
@@ -46,7 +48,7 @@ def setting(device: torch.device) -> tuple[str, int]:
     return ("wrn28_8", 128) if device.type == "cuda" else ("wrn16_8", 32)
 
 
-def bam_fit(device: torch.device, backbone: str, batch: int, steps: int, warmup: int, root: str) -> tuple[float, dict]:
+def bam_fit(device: torch.device, backbone: str, batch: int, steps: int, warmup: int, root: str) -> tuple[float, ImageClassifier]:
     args = [
         "fit", "--config", str(CONFIG), "--model.backbone", backbone,
         "--data", "bam_lightning.data.SyntheticDataModule", "--data.batch_size", str(batch), "--data.num_workers", "0",
@@ -59,15 +61,13 @@ def bam_fit(device: torch.device, backbone: str, batch: int, steps: int, warmup:
     ]  # fmt: skip
     cli = build_cli(args)
     timer = next(c for c in cli.trainer.callbacks if isinstance(c, StepTimer))
-    return timer.end - timer.start, cli.model.model.state_dict()
+    return timer.end - timer.start, cli.model
 
 
-def bare_loop(device: torch.device, backbone: str, batch: int, steps: int, warmup: int, weights: dict) -> float:
-    from bam_lightning.models import create_model
-
-    model = create_model(backbone, 100, "bam").to(device)
-    model.load_state_dict(weights)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+def bare_loop(device: torch.device, fitted: ImageClassifier, batch: int, steps: int, warmup: int) -> float:
+    """The fitted run's network (a copy) and its config's optimizer, stepped by hand."""
+    model = copy.deepcopy(fitted.model).to(device)
+    optimizer = fitted.optimizer(model.parameters())
     data = SyntheticDataModule(batch_size=batch, train_size=batch * (steps + warmup + 1))
     data.setup("fit")
     loader = DataLoader(data.train_set, batch_size=batch, shuffle=True, pin_memory=device.type == "cuda")
@@ -92,9 +92,9 @@ def run(device: torch.device, steps: int, warmup: int = 3, rounds: int = 2) -> l
     fit_times, bare_times = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as root:
-            seconds, weights = bam_fit(device, backbone, batch, steps, warmup, root)
+            seconds, fitted = bam_fit(device, backbone, batch, steps, warmup, root)
         fit_times.append(seconds)
-        bare_times.append(bare_loop(device, backbone, batch, steps, warmup, weights))
+        bare_times.append(bare_loop(device, fitted, batch, steps, warmup))
     fit_seconds, bare_seconds = min(fit_times), min(bare_times)
     row = {
         "network": f"{backbone} + BAM",
