@@ -10,8 +10,11 @@ install:
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
 
-# The whole suite, on CPU, in under ten minutes on two cores.
+# Lint and formatting first (seconds; ruff's settings in pyproject.toml), then the whole suite, on CPU,
+# in under ten minutes on two cores.
 test:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 tests
 
 # Offline demo: WRN-10-1 + BAM on scikit-learn's handwritten digits (shipped in its wheel: no download), on CPU.
