@@ -10,12 +10,16 @@ saves leaves the previous ``last.ckpt`` in place, never a part of a new one.
 """
 
 import glob
+import io
 import os
+import pickletools
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor, nn
@@ -42,16 +46,53 @@ def state_mismatch(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) 
     return "; ".join(problems) or None
 
 
+def _as_archive(pickled: bytes) -> io.BytesIO:
+    """``pickled`` as the data of a checkpoint in the zip layout ``torch.save`` writes (``archive/data.pkl``)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("archive/data.pkl", pickled)
+        zipped.writestr("archive/version", "3\n")
+    archive.seek(0)
+    return archive
+
+
+def unsafe_globals(path: str | Path) -> list[str]:
+    """The functions and classes the file at ``path`` refers to that ``torch.load(weights_only=True)`` refuses.
+
+    torch names them (``get_unsafe_globals_in_checkpoint``) for a zip checkpoint, what ``torch.save``
+    writes since torch 1.6. An older checkpoint is pickles one after another (a magic number, the
+    protocol, system info, then the object); each is handed to torch as the data of a zip
+    checkpoint. Empty where there are none, or the bytes are too damaged to tell.
+    """
+    found: set[str] = set()
+    try:
+        with open(path, "rb") as file:
+            if file.read(2) == b"PK":
+                return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+            file.seek(0)
+            for _ in range(4):
+                start = file.tell()
+                for _ in pickletools.genops(file):  # reads one pickle, up to its STOP
+                    pass
+                end = file.tell()
+                file.seek(start)
+                found.update(torch.serialization.get_unsafe_globals_in_checkpoint(_as_archive(file.read(end - start))))
+    except Exception:  # damaged bytes fail as anything; what was found before them stands
+        pass
+    return sorted(found)
+
+
 def unreadable(path: str | Path, error: Exception) -> InputError:
     """One line for a file ``torch.load(weights_only=True)`` will not read: code it refuses to run, or no checkpoint.
 
-    Torch words both alike ("Weights only load failed"); only a reference to an importable
-    global ("Unsupported global") is code. Garbage bytes fail otherwise, even as a KeyError.
+    torch words both alike ("Weights only load failed"), so it is asked which globals the file
+    refers to that it does not allow (``unsafe_globals``): any is code. A ``path`` that is no
+    local file (the ``--ckpt_path`` Lightning failed to read) cannot be asked.
     """
+    code = unsafe_globals(path) if Path(path).is_file() else []
+    if code:
+        return InputError(f"{path} is refused: it holds more than tensors and numbers ({', '.join(code)})")
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [type(error).__name__]
-    code = next((line for line in lines if "Unsupported global" in line), None)
-    if code is not None:
-        return InputError(f"{path} is refused: it holds more than tensors and numbers ({code})")
     reason = f"{type(error).__name__}: {lines[0].split('. ')[0]}"
     return InputError(f"{path} is not a readable checkpoint ({reason}); it may be truncated")
 
@@ -139,3 +180,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options=storage_options)
         else:
             atomic_save(checkpoint, path)
+
+
+def newest_checkpoint(where: pl.Trainer | str | Path) -> Path | None:
+    """The checkpoint to go on from: what ``--ckpt_path last`` resumes from and every error names.
+
+    For a trainer, the newest file its checkpoint callbacks wrote in this run, else (nothing
+    written yet, or written by other processes under ddp_spawn) the newest ``last.ckpt``
+    under its ``default_root_dir``; for a folder, the newest ``last.ckpt`` under it.
+    """
+    saved: list[Path] = []
+    if isinstance(where, (str, Path)):
+        root = Path(where)
+    else:
+        root = Path(where.default_root_dir)
+        paths = [p for cb in where.checkpoint_callbacks for p in (cb.last_model_path, cb.best_model_path) if p]
+        saved = [Path(p) for p in paths if Path(p).is_file()]
+    saved = saved or [path for path in root.rglob("last.ckpt") if path.is_file()]
+    return max(saved, key=lambda path: path.stat().st_mtime, default=None)

@@ -13,8 +13,8 @@ Beyond what LightningCLI does by itself:
   line, no traceback; so do a misspelt key or class_path in a config (``config_errors``) and a
   ``--ckpt_path`` that is not a checkpoint, refused before LightningCLI reads it;
 - checkpoints are written whole or not at all (``checkpoints.AtomicCheckpointIO``), and a
-  multi-process run that loses a process ends within seconds in one line that names it
-  (``distributed``).
+  multi-process run that loses a process ends in one line that names the checkpoint to
+  resume from (``distributed``).
 
 Research tools that are not Trainer methods are subcommands too (``bam summary``,
 ``bam attention``, ``bam compare``): each is a module in ``bam_lightning/tools`` with its
@@ -26,36 +26,27 @@ import pickle
 import signal
 import sys
 from argparse import ArgumentError
-from pathlib import Path
+from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import distributed
 from .callbacks import LastCheckpoint
-from .checkpoints import AtomicCheckpointIO, check_fits, read_checkpoint, unreadable
+from .checkpoints import AtomicCheckpointIO, check_fits, newest_checkpoint, read_checkpoint, unreadable
 from .config_errors import explain
 from .data import ImageDataModule
 from .errors import InputError, TrainingDiverged
 from .module import ImageClassifier
+from .tools import TOOLS
 
 DESCRIPTION = (
-    "BAM (Bottleneck Attention Module) experiments: fit, validate, test, predict from a YAML config."
-    " Research tools: bam summary, bam attention, bam compare (each with --help)."
+    f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
+    f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
 )
-TOOLS = {
-    "summary": "bam_lightning.tools.summary",
-    "attention": "bam_lightning.tools.attention",
-    "compare": "bam_lightning.tools.compare",
-}
-
-
-def latest_checkpoint(root: Path, name: str = "last.ckpt") -> Path | None:
-    """The most recently written ``name`` anywhere under ``root``, or None."""
-    found = [path for path in root.rglob(name) if path.is_file()]
-    return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def worker_message(error: BaseException) -> str:
@@ -67,15 +58,35 @@ def worker_message(error: BaseException) -> str:
     return last.split(": ", 1)[1] if last.startswith(f"{type(error).__module__}.{type(error).__name__}: ") else last
 
 
+def option_keys(parser: LightningArgumentParser) -> list[str]:
+    """The keys ``parser`` takes, with the groups above them (``model.optimizer`` of ``model.optimizer.init_args.lr``)."""
+    keys = [key.split(".") for key in parser.get_defaults(skip_validation=True).keys()]
+    return list(dict.fromkeys(".".join(parts[:end]) for parts in keys for end in range(1, len(parts) + 1)))
+
+
+_running: Trainer | None = None  # the trainer of the run in progress (set before it starts)
+
+
 class BamCLI(LightningCLI):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.command_parsers: dict[str, LightningArgumentParser] = {}  # by subcommand; none with run=False
+        super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """LightningCLI's parser; a subcommand's (``parser_kwargs[subcommand]["command"]``, build_cli) is kept by name."""
+        command = kwargs.pop("command", None)
+        parser = super().init_parser(**kwargs)
+        if command is not None:
+            self.command_parsers[command] = parser
+        return parser
+
     def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:  # the parsers are built with exit_on_error=False (build_cli)
             given = sys.argv[1:] if args is None else args
-            parsers = getattr(self, "_subcommand_parsers", {})  # none with run=False
-            command = next((arg for arg in given if arg in parsers), None)
-            known = [action.dest for action in (parsers[command] if command else parser)._actions]
+            command = next((arg for arg in given if arg in self.command_parsers), None)
+            known = option_keys(self.command_parsers.get(command, parser))
             configs = [value for flag, value in zip(given, given[1:], strict=False) if flag in ("-c", "--config")]
             configs += [arg.split("=", 1)[1] for arg in given if arg.startswith("--config=")]
             raise InputError(explain(str(error), command, known, configs)) from None
@@ -118,7 +129,7 @@ class BamCLI(LightningCLI):
         config = self.config_init[self.subcommand]
         # "last" without an explicit dirpath: Lightning alone would look only in this new run's folder.
         if config.get("ckpt_path") == "last" and not self.trainer.checkpoint_callback.dirpath:
-            found = latest_checkpoint(Path(self.trainer.default_root_dir))
+            found = newest_checkpoint(self.trainer)
             if found is not None:
                 print(f"bam: resuming from {found}", file=sys.stderr)
                 config["ckpt_path"] = str(found)
@@ -130,7 +141,8 @@ class BamCLI(LightningCLI):
         # A kill during a save leaves the previous checkpoint, never half of a new one.
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        distributed.watch(self.trainer)  # a DDP process that dies ends the run in one line
+        global _running
+        _running = self.trainer  # for the checkpoint that an error of the run names (main)
 
     before_fit = before_validate = before_test = before_predict = _before_run
 
@@ -146,7 +158,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
         parser_kwargs={
             "description": DESCRIPTION,
             "exit_on_error": False,
-            **{command: {"exit_on_error": False} for command in BamCLI.subcommands()},
+            **{command: {"exit_on_error": False, "command": command} for command in BamCLI.subcommands()},
         },
         args=args,
         run=run,
@@ -174,10 +186,10 @@ def main(args: list[str] | None = None) -> None:
         print(f"bam: stopped by SIGTERM{resume}", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as error:  # a lost process of a multi-process run: one line, not a traceback per process
-        message = distributed.failure_message(error)
+        message = distributed.failure_message(error, _running)
         if message is None:
             raise
-        distributed.report(message)
+        print(f"bam: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(distributed.EXIT_STATUS) from None
 
 

@@ -14,8 +14,12 @@ import re
 from collections.abc import Iterable
 
 import yaml
+from lightning.pytorch.cli import LightningCLI
 
-COMMANDS = ("fit", "validate", "test", "predict", "summary", "attention", "compare")
+from .tools import TOOLS
+
+# What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
+COMMANDS = (*LightningCLI.subcommands(), *TOOLS)
 
 
 def _nearest(name: str, choices: Iterable[str]) -> str:

@@ -1,12 +1,14 @@
 """Checkpoints: written whole or not at all, read without running code, refused by name when they do not fit."""
 
 import os
+import pickle
 import stat
+from pathlib import Path
 
 import pytest
 import torch
 
-from bam_lightning.checkpoints import AtomicCheckpointIO, atomic_save, check_fits, read_checkpoint
+from bam_lightning.checkpoints import AtomicCheckpointIO, atomic_save, check_fits, read_checkpoint, unreadable
 from bam_lightning.errors import InputError
 from bam_lightning.module import ImageClassifier
 
@@ -74,6 +76,49 @@ def test_files_that_are_not_checkpoints_are_refused_in_one_line(tmp_path, conten
     with pytest.raises(InputError) as caught:
         read_checkpoint(path)
     assert str(caught.value).startswith(f"{path} ") and message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def touch(path: str) -> None:
+    Path(path).touch()
+
+
+class Payload:
+    """Unpickling this calls ``touch``: what a malicious checkpoint would do, harmlessly."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = str(target)  # a str, so that the only global is touch
+
+    def __reduce__(self):
+        return (touch, (self.target,))
+
+
+WRITERS = {
+    "torch.save": torch.save,
+    "torch.save before 1.6": lambda obj, path: torch.save(obj, path, _use_new_zipfile_serialization=False),
+    "a bare pickle": lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=2)),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS.values(), ids=WRITERS.keys())
+def test_a_checkpoint_that_carries_code_is_refused_naming_it_and_never_run(tmp_path, writer):
+    path = tmp_path / "code.ckpt"
+    writer({"epoch": 3, "payload": Payload(tmp_path / "pwned")}, path)  # a tensor, pickled bare, is code too
+    with pytest.raises(InputError) as caught:
+        read_checkpoint(path)
+    assert str(caught.value) == f"{path} is refused: it holds more than tensors and numbers ({__name__}.touch)"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_checkpoint_torch_fails_to_read_elsewhere_is_not_taken_for_code(tmp_path):
+    """A truncated checkpoint, and a --ckpt_path that Lightning (not read_checkpoint) failed to read: no file to ask."""
+    path = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(InputError, match=r"cut\.ckpt is not a readable checkpoint \(RuntimeError: .*\); it may be truncated$"):
+        read_checkpoint(path)
+    error = pickle.UnpicklingError("Weights only load failed. Unsupported global: GLOBAL os.system")
+    message = str(unreadable("--ckpt_path", error))  # torch's wording is not read: without a file, nothing to ask
+    assert message == "--ckpt_path is not a readable checkpoint (UnpicklingError: Weights only load failed); it may be truncated"
 
 
 def test_a_checkpoint_of_another_attention_is_refused_naming_the_first_keys(tmp_path):

@@ -20,7 +20,7 @@ import lightning.pytorch as L
 import pytest
 import torch
 
-from bam_lightning.cli import latest_checkpoint
+from bam_lightning.checkpoints import newest_checkpoint
 
 from datasets import write_cifar100
 from test_cli import bam, cifar_args, scalars
@@ -59,7 +59,7 @@ def fit(root: Path, name: str, epochs: int, *extra: str, check: bool = True):
 
 
 def last(root: Path, name: str) -> dict[str, Any]:
-    return torch.load(latest_checkpoint(root / name), weights_only=True)
+    return torch.load(newest_checkpoint(root / name), weights_only=True)
 
 
 def logged(root: Path, name: str) -> dict[str, list[float]]:
