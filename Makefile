@@ -26,10 +26,7 @@ DEMO_CONFIG := configs/demo_digits.yaml
 DEMO_DIGITS := $(foreach d,0 1 2 3,$(DEMO)/digit$(d).png)
 DEMO_CKPT    = $$(ls -t $(DEMO)/lightning_logs/version_*/checkpoints/last.ckpt | head -n 1)
 
-# Uncompiled BAM (BAM_LIGHTNING_COMPILE=0): compiling its training steps costs ~20 s here and saves nothing on
-# 32 px maps of 16-64 channels (measured: 72 s with, 52 s without).
 demo: export OMP_NUM_THREADS ?= 1
-demo: export BAM_LIGHTNING_COMPILE ?= 0
 demo: SHELL := /bin/bash
 demo: .SHELLFLAGS := -o pipefail -c
 demo:

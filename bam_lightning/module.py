@@ -7,7 +7,6 @@ Hyperparameters saved in checkpoints are plain values only, so a checkpoint load
 ``torch.load(..., weights_only=True)``.
 """
 
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -18,8 +17,10 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from .checkpoints import newest_checkpoint
+from .compiling import Compile, compile_model
 from .errors import InputError, TrainingDiverged
-from .models import Attention, Placement, create_model, insert_attention
+from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import probing
 
 
@@ -54,9 +55,10 @@ class ImageClassifier(L.LightningModule):
         channels_last: keep the network's weights and inputs in NHWC memory order, which
             cuDNN's tensor-core kernels and oneDNN on CPU run faster (same math, other
             rounding order); best with ``trainer.precision: bf16-mixed`` on GPUs.
-        compile: ``torch.compile`` the network when the trainer sets it up: fuses the
-            element-wise work of every layer (a minute or more of compiling first; the
-            checkpoint's keys do not change).
+        compile: what ``torch.compile`` fuses when the trainer sets the model up: false
+            (nothing), ``attention`` (each attention block: BAM's element-wise passes, tens
+            of seconds of compiling per map size) or ``network`` (everything, minutes of
+            compiling); the checkpoint's keys do not change (``bam_lightning.compiling``).
     """
 
     def __init__(
@@ -64,7 +66,7 @@ class ImageClassifier(L.LightningModule):
         backbone: str | nn.Module = "wrn28_8",
         num_classes: int = 100,
         image_size: int | None = None,
-        attention: Attention | None = "bam",
+        attention: Attention | None = DEFAULT_ATTENTION,
         attention_kwargs: dict[str, Any] | None = None,
         placement: Placement | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
@@ -73,16 +75,14 @@ class ImageClassifier(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         decay_norm_and_bias: bool = True,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: Compile = False,
     ) -> None:
         super().__init__()
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
-        if given:
-            where = placement or "bottleneck"
-            self.model = insert_attention(backbone, attention, image_size or 224, placement=where, **(attention_kwargs or {}))
-        else:
-            self.model = create_model(backbone, num_classes, attention, attention_kwargs, placement, **(backbone_kwargs or {}))
+        self.model = create_model(
+            backbone, num_classes, attention, attention_kwargs, placement, input_size=image_size, **(backbone_kwargs or {})
+        )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = optimizer
@@ -105,8 +105,12 @@ class ImageClassifier(L.LightningModule):
 
     def configure_model(self) -> None:
         # Here, not in __init__: the checks before a run (image size, model summary) stay eager.
-        if self.hparams.compile:
-            self.model.compile()
+        # The strategy has not moved the network to its device yet: compile for the one it will.
+        try:
+            device = self.trainer.strategy.root_device
+        except RuntimeError:  # no trainer: load_from_checkpoint sets the model up too
+            device = self.device
+        compile_model(self.model, self.hparams.compile, device)
 
     def check_image_size(self, size: int) -> None:
         """Refuse, in one line, an image size the network cannot take (before a run, not deep inside it)."""
@@ -120,17 +124,12 @@ class ImageClassifier(L.LightningModule):
             name = self.hparams.get("backbone", type(self.model).__name__)
             raise InputError(f"{name} cannot take {size}x{size} images ({reason}): change --data.image_size") from None
 
-    def _last_good_checkpoint(self) -> Path | None:
-        callbacks = self.trainer.checkpoint_callbacks if self._trainer is not None else []
-        saved = [Path(p) for cb in callbacks for p in (cb.last_model_path, cb.best_model_path) if p and Path(p).is_file()]
-        return max(saved, key=lambda path: path.stat().st_mtime, default=None)
-
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, targets = batch
         logits = self(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         if stage == "train" and not torch.isfinite(loss):
-            saved = self._last_good_checkpoint()
+            saved = newest_checkpoint(self.trainer)
             where = f"resume from the last good checkpoint {saved}" if saved else "no checkpoint was saved before it"
             raise TrainingDiverged(
                 f"loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}), before that step's update:"

@@ -95,7 +95,7 @@ def test_bam_fit_takes_the_callback_from_yaml(tmp_path):
     )
     args = [
         "fit", "--config", str(CONFIG), "--config", str(callbacks),
-        "--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}",
+        "--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}", "--model.compile", "false",
         "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1",
         "--data.root", str(tmp_path / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
         "--data.batch_size", "16", "--data.pin_memory", "false", "--trainer.default_root_dir", str(tmp_path / "runs"),

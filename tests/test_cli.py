@@ -13,6 +13,7 @@ from datasets import write_cifar10, write_cifar100, write_image_folder
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
 TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
+EAGER = ["--model.compile", "false"]  # the paper configs compile BAM: tens of seconds a run, kept for one fit (fitted)
 CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
@@ -27,9 +28,10 @@ def bam(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subp
     return result
 
 
-def cifar_args(root: Path, *extra: str) -> list[str]:
+def cifar_args(root: Path, *extra: str, eager: bool = True) -> list[str]:
+    """The main config on tiny data; ``eager=False`` keeps its ``compile: attention`` (tens of seconds of compiling)."""
     return [
-        "--config", str(CONFIG), *TINY_MODEL, *CPU,
+        "--config", str(CONFIG), *TINY_MODEL, *CPU, *(EAGER if eager else []),
         "--data.root", str(root / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
         "--data.batch_size", "16", "--data.pin_memory", "false",
         "--trainer.default_root_dir", str(root / "runs"), "--trainer.log_every_n_steps", "1", *extra,
@@ -44,10 +46,11 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """One two-epoch fit of a tiny WRN+BAM on a tiny CIFAR-100, shared by the tests below."""
+    """One two-epoch fit of a tiny WRN+BAM on a tiny CIFAR-100, shared by the tests below: the config's default path,
+    BAM compiled (``compile: attention``)."""
     root = tmp_path_factory.mktemp("cifar")
     write_cifar100(root / "data", n_train=64, n_test=32)
-    bam("fit", *cifar_args(root, "--trainer.max_epochs", "2"), cwd=root)
+    bam("fit", *cifar_args(root, "--trainer.max_epochs", "2", eager=False), cwd=root)
     return root
 
 
@@ -97,7 +100,7 @@ def test_resume_finds_the_latest_run_of_the_config(fitted):
 def test_imagefolder_fit(tmp_path):
     write_image_folder(tmp_path / "imagenet", classes=3, per_class=4)
     result = bam(
-        "fit", "--config", str(CONFIG.parent / "imagenet" / "resnet18_bam.yaml"), *CPU,
+        "fit", "--config", str(CONFIG.parent / "imagenet" / "resnet18_bam.yaml"), *CPU, *EAGER,
         "--data.root", str(tmp_path / "imagenet"), "--data.image_size", "64", "--data.resize_size", "72",
         "--data.batch_size", "4", "--data.num_workers", "0", "--data.pin_memory", "false",
         "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "runs"),

@@ -131,7 +131,7 @@ def test_ablation_rows_run_in_their_own_folder():
 
 def test_the_speed_switches_reach_trainer_model_and_data():
     cli = build_cli([*config_args(CONFIGS / "speed" / "gpu.yaml"), "--trainer.accelerator", "cpu"], run=False)
-    assert cli.model.hparams.channels_last and cli.model.hparams.compile
+    assert cli.model.hparams.channels_last and cli.model.hparams.compile == "network"
     assert cli.trainer.precision == "bf16-mixed"
     assert cli.datamodule.num_workers == 8 and cli.datamodule.persistent_workers
     assert cli.model.hparams.backbone == "wrn28_8"  # the base config's hyperparameters are untouched

@@ -18,6 +18,7 @@ TINY = {
     "--model.backbone_kwargs": "{depth: 10, widen_factor: 1}",
     "--trainer.max_epochs": "1",
     "--trainer.accelerator": "cpu",
+    "--model.compile": "false",
     "--trainer.enable_progress_bar": "false",
 }
 

@@ -2,11 +2,12 @@
 
 from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
 from .complexity import activation_bytes, count_macs, count_parameters
-from .insert import Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
+from .insert import DEFAULT_ATTENTION, Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint
 from .registry import create_model, get_model_entry, list_models, register_model
 
 __all__ = [
+    "DEFAULT_ATTENTION",
     "Attention",
     "activation_bytes",
     "Bottleneck",

@@ -20,6 +20,7 @@ after a unit inside a ``nn.Sequential`` it is inserted right behind it
 import copy
 import itertools
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,6 +120,7 @@ def _has_conv(module: nn.Module) -> bool:
 
 Placement = Literal["bottleneck", "around_downsampling", "every_block"]
 Attention = AttentionName | Literal["extra_block"]
+DEFAULT_ATTENTION: Attention = "bam"
 
 
 def find_bottlenecks(
@@ -197,21 +199,26 @@ def extra_block(model: nn.Module, bottleneck: Bottleneck) -> nn.Module:
 
 def insert_attention(
     model: nn.Module,
-    attention: Attention | None = "bam",
+    attention: Attention | None = DEFAULT_ATTENTION,
     input_size: int | tuple[int, int] = 224,
     in_chans: int = 3,
     placement: Placement = "bottleneck",
-    **attention_kwargs: Any,
+    attention_kwargs: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Put one ``attention`` module at every bottleneck of ``model`` (in place) and return it.
 
     ``input_size`` should be the size the network is meant for: the bottlenecks are found
     by where the feature map shrinks at that size. ``placement`` is explained in
-    ``find_bottlenecks``. ``attention=None`` leaves ``model`` as is; ``extra_block``
-    puts a copy of the stage's last block there instead of attention.
+    ``find_bottlenecks``. ``attention_kwargs`` are the block's options (``create_attn``).
+    ``attention=None`` leaves ``model`` as is; ``extra_block`` puts a copy of the stage's
+    last block there instead of attention, and takes no options.
     """
     if attention is None or attention == "none":
         return model
+    if attention == "extra_block" and attention_kwargs:
+        raise InputError(
+            f"attention extra_block takes no attention_kwargs (it copies the stage's last block): remove {dict(attention_kwargs)}"
+        )
     bottlenecks = find_bottlenecks(model, input_size, in_chans, placement)
     if not bottlenecks:
         raise InputError(
@@ -222,7 +229,7 @@ def insert_attention(
         if attention == "extra_block":
             attn = extra_block(model, bottleneck)
         else:
-            attn = create_attn(attention, bottleneck.channels, **attention_kwargs)
+            attn = create_attn(attention, bottleneck.channels, **(attention_kwargs or {}))
         param = next(model.parameters(), None)
         if param is not None:
             attn.to(device=param.device, dtype=param.dtype)

@@ -6,14 +6,14 @@ One mechanism places attention in every network, ours and torchvision's alike.
 """
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from ..errors import InputError
-from .insert import Attention, Placement, insert_attention
+from .insert import DEFAULT_ATTENTION, Attention, Placement, insert_attention
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,12 @@ def get_model_entry(name: str) -> ModelEntry:
 
 
 def create_model(
-    name: str,
+    name: str | nn.Module,
     num_classes: int,
-    attention: Attention | None = "bam",
-    attention_kwargs: dict[str, Any] | None = None,
+    attention: Attention | None = DEFAULT_ATTENTION,
+    attention_kwargs: Mapping[str, Any] | None = None,
     placement: Placement | None = None,
+    input_size: int | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``name`` for ``num_classes`` with ``attention`` at each bottleneck.
@@ -66,8 +67,16 @@ def create_model(
     ``kwargs`` go to the backbone's builder (e.g. ``width_mult`` of MobileNet);
     ``attention_kwargs`` to every attention module (e.g. ``{"reduction": 8}``);
     ``placement`` overrides the family's (``every_block`` is the paper's BAM-C).
+    A module given instead of a name is used as it is (``num_classes`` does not apply): its
+    bottlenecks are found at ``input_size`` (default 224), with ``placement`` ``bottleneck``
+    unless given. A registered name is traced at the size it is registered for.
     """
+    if isinstance(name, nn.Module):
+        if kwargs:
+            raise InputError(f"backbone_kwargs {sorted(kwargs)} apply to a backbone given by name, not to a module")
+        where = placement or "bottleneck"
+        return insert_attention(name, attention, input_size or 224, placement=where, attention_kwargs=attention_kwargs)
     entry = get_model_entry(name)
     model = entry.builder(num_classes=num_classes, **kwargs)
-    placement = placement or entry.placement
-    return insert_attention(model, attention, entry.input_size, placement=placement, **(attention_kwargs or {}))
+    where = placement or entry.placement
+    return insert_attention(model, attention, entry.input_size, placement=where, attention_kwargs=attention_kwargs)

@@ -8,8 +8,8 @@ batch norm carry no bias: the norm's shift makes it redundant.
 ``combine`` and the branch switches are the ablations of the paper's Table 1b; the
 public code's product form with its own layer layout lives in ``bam_official.py``.
 ``fused`` (the default) applies the gate through ``fused.refine``, which keeps no
-full-size intermediates, and compiles training steps (``fused.compiled_training``);
-``fused=False`` is the readable reference form below.
+full-size intermediates; ``fused=False`` is the readable reference form below. The block
+never compiles itself: ``torch.compile`` is the caller's choice (``ImageClassifier(compile=...)``).
 """
 
 from typing import Literal
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .fused import compiled_training, refine
+from .fused import refine
 from .norm import BatchNorm1d, BatchNorm2d
 
 Combine = Literal["sum", "prod", "max"]
@@ -132,5 +132,5 @@ class BAM(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.fused:
-            return compiled_training(BAM.refined, self, x)
+            return self.refined(x)
         return x * (1 + self.attention(x))

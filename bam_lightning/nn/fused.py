@@ -1,4 +1,4 @@
-"""BAM's refinement ``x * (1 + sigmoid(c ∘ s))`` without keeping full-size intermediates, and compiled.
+"""BAM's refinement ``x * (1 + sigmoid(c ∘ s))`` without keeping full-size intermediates.
 
 Written plainly (``bam.py``'s reference form), the broadcast of the (N,C,1,1) channel
 vector ``c`` against the (N,1,H,W) spatial map ``s``, the sigmoid, the ``1 +`` and the
@@ -8,31 +8,12 @@ backward pass. ``refine`` is one autograd function that keeps only ``x``, ``c`` 
 where the two branch gradients are reductions of one expression.
 
 Saving less does not make it faster by itself: each operator is still one pass over the
-map. ``compiled_training`` runs a whole BAM forward (pooling, both branches, ``refine``)
-under ``torch.compile``, which fuses those passes, the gradients flowing back into ``x``
-included, into a few loops (C++ on CPU, Triton on CUDA). Only training steps are compiled
-(where the time goes); evaluation, meta tensors, a model that is itself being compiled, or
-a machine where compiling fails (no C++ compiler) run the same functions eagerly, and so
-does everything with ``BAM_LIGHTNING_COMPILE=0`` in the environment: for tiny networks
-and short runs, where compiling (seconds per map shape) costs more than it saves.
+map. Fusing those passes is ``torch.compile``'s job, and what is compiled is the
+LightningModule's choice (``ImageClassifier(compile=...)``), not the block's.
 """
 
-import os
-import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
-
 import torch
-from torch import Tensor, nn
-
-# Recompute rather than keep what the compiled graph would otherwise save (its own copy of
-# the map in another memory layout): keeps the memory saving of ``refine`` under compile.
-ACTIVATION_MEMORY_BUDGET = 0.1
-
-COMPILE = os.environ.get("BAM_LIGHTNING_COMPILE", "1") != "0"
-
-_compiled: dict[Callable, Callable] = {}
-_compile_failed = False
+from torch import Tensor
 
 
 class _Refine(torch.autograd.Function):
@@ -65,34 +46,3 @@ def refine(x: Tensor, channel: Tensor | None, spatial: Tensor | None, prod: bool
             raise ValueError("refine needs at least one of channel and spatial")
         return _Refine.apply(x, given, given.new_zeros(1, 1, 1, 1), False)
     return _Refine.apply(x, channel, spatial, prod)
-
-
-def _memory_budget() -> object:
-    config = torch._functorch.config
-    if not hasattr(config, "activation_memory_budget"):  # torch before 2.4: the partitioner's default
-        return nullcontext()
-    return config.patch(activation_memory_budget=ACTIVATION_MEMORY_BUDGET)
-
-
-def compiled_training(forward: Callable[[nn.Module, Tensor], Tensor], module: nn.Module, x: Tensor) -> Tensor:
-    """``forward(module, x)``, compiled when it is a training step on a CPU or CUDA tensor.
-
-    One compiled function per ``forward``, shared by every module it is called with (their
-    parameters are inputs of the graph, so equal shapes reuse one compilation).
-    """
-    global _compile_failed
-    training = torch.is_grad_enabled() and x.requires_grad
-    eager = not COMPILE or _compile_failed or x.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling()
-    if eager or not training:
-        return forward(module, x)
-    if forward not in _compiled:
-        _compiled[forward] = torch.compile(forward)
-    try:
-        with _memory_budget():
-            return _compiled[forward](module, x)
-    except torch._dynamo.exc.BackendCompilerFailed as error:
-        _compile_failed = True
-        cause = getattr(error, "inner_exception", None) or error  # the compiler's own words, not dynamo's wrapper
-        reason = next((line for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
-        warnings.warn(f"BAM runs uncompiled (slower): torch.compile failed ({reason})", RuntimeWarning, stacklevel=3)
-        return forward(module, x)

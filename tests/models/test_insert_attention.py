@@ -80,7 +80,7 @@ def test_a_network_never_seen_gets_one_bam_per_bottleneck():
 
 
 def test_other_attention_and_options_are_placed_the_same_way():
-    model = insert_attention(torchvision.models.resnet18(), "se", reduction=8)
+    model = insert_attention(torchvision.models.resnet18(), "se", attention_kwargs={"reduction": 8})
     se = [m for n, m in model.named_modules() if n.endswith("attn")]
     assert [m.fc1.out_channels for m in se] == [64 // 8, 128 // 8, 256 // 8]
 

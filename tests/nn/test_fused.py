@@ -5,15 +5,7 @@ import torch
 
 from bam_lightning.models import activation_bytes
 from bam_lightning.nn import BAM, OfficialBAM
-from bam_lightning.nn import fused as fused_module
 from bam_lightning.nn.fused import refine
-
-
-@pytest.fixture(autouse=True)
-def _compiling(monkeypatch):
-    """The default outside the test suite (tests/conftest.py turns compiling off for the rest)."""
-    monkeypatch.setattr(fused_module, "COMPILE", True)
-
 
 TOLERANCE = {torch.float32: {"rtol": 1e-5, "atol": 1e-5}, torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2}}
 
@@ -97,35 +89,6 @@ def test_max_combination_uses_the_reference_form():
 
 
 @pytest.fixture
-def compile_calls(monkeypatch):
-    calls = []
-    original = torch.compile
-
-    def counting(fn, **kwargs):
-        calls.append(fn)
-        return original(fn, **kwargs)
-
-    monkeypatch.setattr(fused_module, "_compiled", {})
-    monkeypatch.setattr(torch, "compile", counting)
-    return calls
-
-
-def test_training_steps_are_compiled_and_evaluation_is_not(compile_calls):
-    bam = BAM(16)
-    x = torch.randn(2, 16, 8, 8)
-    with torch.no_grad():
-        bam.eval()(x)
-    assert compile_calls == []
-    bam.train()(x.requires_grad_()).sum().backward()
-    assert compile_calls == [BAM.refined]
-
-
-def test_the_environment_can_turn_compiling_off(compile_calls, monkeypatch):
-    monkeypatch.setattr(fused_module, "COMPILE", False)  # what BAM_LIGHTNING_COMPILE=0 sets at import
-    BAM(16)(torch.randn(2, 16, 8, 8, requires_grad=True)).sum().backward()
-    assert compile_calls == []
-
-
 def test_inside_a_compiled_model():
     bam = BAM(16)
     compiled = torch.compile(bam)
@@ -134,22 +97,3 @@ def test_inside_a_compiled_model():
     out.sum().backward()
     torch.testing.assert_close(out, BAM.forward(bam, x))
     assert x.grad is not None and torch.isfinite(x.grad).all()
-
-
-def test_a_failed_compile_falls_back_to_the_same_math(monkeypatch):
-    def broken(fn, **kwargs):
-        def fail(*args):
-            raise torch._dynamo.exc.BackendCompilerFailed("inductor", RuntimeError("No working C++ compiler"), None)
-
-        return fail
-
-    monkeypatch.setattr(fused_module, "_compiled", {})
-    monkeypatch.setattr(fused_module, "_compile_failed", False)
-    monkeypatch.setattr(torch, "compile", broken)
-    bam = BAM(8)
-    x = torch.randn(2, 8, 4, 4, requires_grad=True)
-    with pytest.warns(RuntimeWarning, match="No working C\\+\\+ compiler"):
-        out = bam(x)
-    torch.testing.assert_close(out, BAM.refined(bam, x))
-    assert fused_module._compile_failed
-    bam(x).sum().backward()  # and stays uncompiled, without another warning
