@@ -111,12 +111,22 @@ class LastCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
-        progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
-        if trainer.validating and not trainer.sanity_checking and progress.total.started > 0:
-            # Stopped inside the epoch's validation. Lightning 2.6 goes back to a validation only from
-            # a checkpoint written inside a validation batch (processed one behind started) and skips
-            # the rest of it otherwise; its metrics so far are in no checkpoint. Leaving the last
-            # batch unfinished makes the resumed run validate again, from the first batch.
-            for counts in (progress.total, progress.current):
-                counts.processed = counts.completed = counts.started - 1
+        if trainer.validating and not trainer.sanity_checking:
+            validate_again(trainer)
         super().on_exception(trainer, pl_module, exception)
+
+
+def validate_again(trainer: L.Trainer) -> None:
+    """Make a checkpoint saved inside the epoch's validation send the resumed run through it again, from the start.
+
+    Lightning 2.6 goes back to a validation only from a checkpoint written inside a
+    validation batch (processed one behind started) and skips the rest of it otherwise; its
+    metrics so far are in no checkpoint. Leaving the last batch unfinished makes the resumed
+    run validate again. No public API says where a loop is: this is the package's one use of
+    Lightning's loop progress counters, guarded by ``tests/test_callbacks.py`` (the counters'
+    layout) and ``tests/test_resume.py`` (resume from a SIGTERM during validation, to the bit).
+    """
+    progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
+    if progress.total.started > 0:
+        for counts in (progress.total, progress.current):
+            counts.processed = counts.completed = counts.started - 1

@@ -137,3 +137,14 @@ def test_last_checkpoint_is_written_when_sigterm_stops_the_run_and_for_no_other_
     assert (tmp_path / "last.ckpt").is_file() == saved
     if saved:  # where SIGTERM stopped it, inside the epoch
         assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_the_validation_progress_counters_that_last_checkpoint_rewinds_are_still_there():
+    """``validate_again`` writes Lightning's loop progress counters (no public API says where a loop is)."""
+    progress = L.Trainer(logger=False).fit_loop.epoch_loop.val_loop.batch_progress
+    for counts in (progress.total, progress.current):
+        fields = set(vars(counts))
+        assert {"started", "processed", "completed"} <= fields, (
+            f"lightning {L.__version__} moved its validation progress counters ({fields}): callbacks.validate_again"
+            " must follow (tested with 2.6)"
+        )
