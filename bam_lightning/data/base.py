@@ -7,7 +7,7 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from .sampler import EpochShuffle, ResumableLoader, SeededSamples, ignore_sigterm
+from .sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_sigterm
 
 
 def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
@@ -80,13 +80,13 @@ class ImageDataModule(pl.LightningDataModule, ABC):
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         # DataLoader refuses persistent workers without workers; the flag is a no-op then.
         options = {
-            "batch_size": self.batch_size,
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
             "worker_init_fn": ignore_sigterm,  # a job's SIGTERM stops the run, not its workers
         }
         if not shuffle:
-            return DataLoader(dataset, **options)
+            return DataLoader(dataset, batch_size=self.batch_size, **options)
         # Order, augmentation and the position in the epoch survive a resume (see data/sampler.py).
-        return ResumableLoader(SeededSamples(dataset), sampler=EpochShuffle(len(dataset)), **options)
+        batches = ResumableBatchSampler(EpochShuffle(len(dataset)), self.batch_size, drop_last=False)
+        return ResumableLoader(SeededSamples(dataset), batch_sampler=batches, **options)

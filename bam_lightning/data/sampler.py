@@ -14,7 +14,11 @@ from numbers it does hold: the run's seed, the epoch, and the batches the epoch 
   any worker and rank.
 - Position: ``ResumableLoader`` tells Lightning how many batches of the epoch it handed out;
   Lightning keeps that in the checkpoint and hands it back before the resumed run's first
-  batch, and the loader leaves those batches out without loading them.
+  batch, and the loader's ``ResumableBatchSampler`` leaves those batches of indices out, so
+  none of their images is loaded. The skip lives in the batch sampler, public DataLoader API,
+  because under DDP Lightning rebuilds the batch sampler around its ``DistributedSamplerWrapper``
+  (a ``BatchSampler`` subclass is re-created with the same class): what is left out is then
+  counted in the rank's own shard.
 - Stopping: loader workers leave a scheduler's SIGTERM to the main process
   (``ignore_sigterm``), which finishes the batch and saves.
 """
@@ -24,12 +28,12 @@ import itertools
 import multiprocessing.util
 import os
 import signal
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 
 class EpochShuffle(Sampler[tuple[int, int]]):
@@ -83,14 +87,54 @@ class SeededSamples(Dataset):
             return self.dataset[index]
 
 
+class ResumableBatchSampler(BatchSampler):
+    """A ``BatchSampler`` that can leave out the first ``skip`` batches of a pass: those of an interrupted epoch.
+
+    It skips batches of indices, so the loader loads none of their images. It keeps
+    ``BatchSampler``'s signature ``(sampler, batch_size, drop_last)``: under DDP Lightning
+    re-creates a ``BatchSampler`` subclass with its ``DistributedSamplerWrapper`` as ``sampler``,
+    and the batches left out are then the rank's own. ``skip`` is read each time the batch
+    sampler is iterated, not consumed: a DataLoader with workers iterates it twice to start its
+    first pass. ``ResumableLoader`` sets it at the start of every pass.
+    """
+
+    skip = 0  # batches the pass leaves out
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+
+class _OfTheBatchSampler:
+    """A DataLoader attribute read from the loader's batch sampler; what DataLoader sets is kept for a loader without one."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loader: Any, owner: type | None = None) -> Any:
+        if loader is None:
+            return self
+        own = loader.__dict__.get(f"_own_{self.name}")
+        return getattr(loader.__dict__.get("batch_sampler"), self.name, own)
+
+    def __set__(self, loader: Any, value: Any) -> None:  # DataLoader.__init__ sets it, once
+        loader.__dict__[f"_own_{self.name}"] = value
+
+
 class ResumableLoader(DataLoader):
     """A DataLoader that Lightning can stop and resume mid-epoch, and that starts at the first batch asked for.
 
+    Build it with ``batch_sampler=ResumableBatchSampler(sampler, batch_size, drop_last)``.
+
     - ``state_dict``/``load_state_dict`` (what Lightning looks for to checkpoint a loader): the
       batches handed out in the current pass. Lightning saves it with the fit loop and loads it
-      into the resumed run's loader when that run restarts inside an epoch; the next pass then
-      leaves those batches out at the index level, after any DDP sharding, so none of their
-      images is loaded. A finished pass (an end-of-epoch checkpoint) leaves nothing out.
+      into the resumed run's loader (the one it re-created for DDP) when that run restarts inside
+      an epoch; the next pass then has the batch sampler leave those batches out, after any DDP
+      sharding, so none of their images is loaded. A finished pass (an end-of-epoch checkpoint)
+      leaves nothing out.
+    - ``sampler``, ``batch_size`` and ``drop_last`` are the batch sampler's. Given a
+      ``batch_sampler``, DataLoader itself reports ``None``, ``False`` and a ``SequentialSampler``
+      of its own making, which no one draws from; under DDP Lightning wraps ``loader.sampler`` for
+      each rank, and would wrap that one, losing the order.
     - Lazy start: Lightning creates the first epoch's iterator (``FitLoop.setup_data``) before it
       calls ``set_epoch``, and with workers a DataLoader draws indices as soon as its iterator
       exists: a resumed run would begin with epoch 0's order. ``__iter__`` is a generator, so
@@ -100,37 +144,29 @@ class ResumableLoader(DataLoader):
     _handed_out = 0  # batches of the current pass given out (or left out, when resuming)
     _resume_at = 0  # batches the next pass leaves out
 
+    sampler = _OfTheBatchSampler()
+    batch_size = _OfTheBatchSampler()
+    drop_last = _OfTheBatchSampler()
+
     def state_dict(self) -> dict[str, int]:
         return {"batches": self._handed_out}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         done = int(state.get("batches", 0))
         self._resume_at = done if done < len(self) else 0
+        if self._resume_at and not isinstance(self.batch_sampler, ResumableBatchSampler):
+            raise TypeError(
+                f"{type(self).__name__} resumes mid-epoch only with batch_sampler=ResumableBatchSampler(...),"
+                f" not {type(self.batch_sampler).__name__}: it would repeat {done} batches of the epoch"
+            )
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         self._handed_out, self._resume_at = self._resume_at, 0
+        if isinstance(self.batch_sampler, ResumableBatchSampler):
+            self.batch_sampler.skip = self._handed_out  # every pass sets it: 0 but for the resumed one
         for batch in super().__iter__():
             self._handed_out += 1
             yield batch
-
-    @property
-    def _index_sampler(self) -> "_Remaining":
-        # DataLoader's iterators draw their index batches from this property (torch/utils/data/dataloader.py).
-        return _Remaining(super()._index_sampler, self)
-
-
-class _Remaining:
-    """A loader's batches of indices less those it already handed out in this pass (read each time it is iterated)."""
-
-    def __init__(self, batches: Sized, loader: ResumableLoader) -> None:
-        self.batches = batches
-        self.loader = loader
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[Any]:
-        return itertools.islice(self.batches, self.loader._handed_out, None)  # type: ignore[call-overload]
 
 
 def ignore_sigterm(worker_id: int) -> None:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import pytest
@@ -12,7 +13,8 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from torch.utils.data import Dataset
 
 from bam_lightning.cli import build_cli
-from bam_lightning.data.sampler import EpochShuffle, ResumableLoader, SeededSamples, ignore_sigterm
+from bam_lightning.data.base import ImageDataModule
+from bam_lightning.data.sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_sigterm
 
 from datasets import write_cifar100
 
@@ -64,15 +66,19 @@ def test_seeded_samples_draw_from_the_image_seed_alone_and_leave_the_global_rng_
     assert len(samples) == 40 and 3 <= samples[3] < 4  # a bare index loads as the dataset does
 
 
-def loader(sampler, num_workers: int = 0, persistent: bool = False) -> ResumableLoader:
+def loader(sampler, num_workers: int = 0, persistent: bool = False, dataset: Dataset | None = None) -> ResumableLoader:
     return ResumableLoader(
-        SeededSamples(Noise()), batch_size=3, sampler=sampler, num_workers=num_workers, persistent_workers=persistent
+        SeededSamples(Noise() if dataset is None else dataset),
+        batch_sampler=ResumableBatchSampler(sampler, batch_size=3, drop_last=False),
+        num_workers=num_workers,
+        persistent_workers=persistent,
     )
 
 
 @pytest.mark.parametrize("num_workers,persistent", [(0, False), (1, True)])
 def test_loader_resumes_where_its_checkpointed_state_stopped(num_workers, persistent):
     straight = loader(EpochShuffle(40, seed=5))
+    assert isinstance(straight.sampler, EpochShuffle)  # what Lightning wraps under DDP, and calls set_epoch on
     straight.sampler.set_epoch(2)
     expected = list(straight)  # 14 batches, the last of one image
     stopped = iter(straight)
@@ -103,6 +109,115 @@ def test_loader_resumes_each_process_in_its_own_shard():
         resumed.load_state_dict({"batches": 2})
         rest = list(resumed)
         assert len(expected) == 7 and all(torch.equal(a, b) for a, b in zip(rest, expected[2:], strict=True))
+
+
+class Logged(Dataset):
+    """Item i: i; each load is written down in ``log/loaded<rank>``, from the loader's workers too."""
+
+    def __init__(self, log: Path, size: int = 40) -> None:
+        self.log = log
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        with (self.log / f"loaded{rank}").open("a") as file:
+            file.write(f"{index}\n")
+        return index
+
+
+def loaded(log: Path, rank: int = 0) -> list[int]:
+    path = log / f"loaded{rank}"
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.parametrize("num_workers,persistent", [(0, False), (2, True)])
+def test_a_resumed_loader_loads_no_image_of_the_batches_it_leaves_out(tmp_path, num_workers, persistent):
+    resumed = loader(EpochShuffle(40, seed=5), num_workers, persistent, dataset=Logged(tmp_path))
+    resumed.load_state_dict({"batches": 4})
+    rest = [batch.tolist() for batch in resumed]
+    order = [index for index, _ in EpochShuffle(40, seed=5)]
+    assert [i for batch in rest for i in batch] == order[12:]
+    assert sorted(loaded(tmp_path)) == sorted(order[12:])  # not one image of the 4 batches left out
+    (tmp_path / "loaded0").unlink()
+    assert len(list(resumed)) == 14 and sorted(loaded(tmp_path)) == list(range(40))  # the next pass, on the same workers
+
+
+def test_a_loader_without_a_resumable_batch_sampler_refuses_to_resume_mid_epoch():
+    plain = ResumableLoader(list(range(8)), batch_size=2)
+    plain.load_state_dict({"batches": 0})
+    with pytest.raises(TypeError, match="ResumableBatchSampler"):
+        plain.load_state_dict({"batches": 1})
+
+
+class Numbers(ImageDataModule):
+    """The shuffled loader of the image datamodules (``ImageDataModule._loader``) over ``Logged``: 24 items, 2 a batch."""
+
+    num_classes = 1
+    image_size = 1
+
+    def __init__(self, log: Path) -> None:
+        super().__init__(batch_size=2, num_workers=0, pin_memory=False)
+        self.log = log
+
+    def setup(self, stage: str) -> None:
+        self.train_set = Logged(self.log, size=24)
+
+
+class Batches(L.LightningModule):
+    """Writes each rank's training batches down in ``log/batches<rank>``; saves a checkpoint after batch ``save_at``."""
+
+    def __init__(self, log: Path, save_at: int = -1) -> None:
+        super().__init__()
+        self.log = log
+        self.save_at = save_at
+        self.layer = torch.nn.Linear(1, 1)
+
+    def on_train_start(self) -> None:
+        loader = self.trainer.train_dataloader  # under DDP, the one Lightning re-created
+        assert isinstance(loader, ResumableLoader) and isinstance(loader.batch_sampler, ResumableBatchSampler)
+        if self.trainer.world_size > 1:
+            assert isinstance(loader.sampler, DistributedSamplerWrapper) and loader.sampler.rank == self.global_rank
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        with (self.log / f"batches{self.global_rank}").open("a") as file:
+            file.write(" ".join(map(str, batch.tolist())) + "\n")
+        return self.layer(batch.float()[:, None]).sum()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == self.save_at:
+            self.trainer.save_checkpoint(self.log / "mid.ckpt")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_two_process_ddp_resumes_each_rank_in_its_own_shard_without_loading_what_it_leaves_out(tmp_path):
+    """Lightning re-creates the loader for each rank (a DistributedSamplerWrapper in a new batch sampler) and loads its state.
+
+    The checkpoint comes from a one-process run stopped after 2 batches: each rank leaves out the
+    first 2 batches of its own shard.
+    """
+
+    def fit(log: Path, save_at: int = -1, ckpt_path: Path | None = None, **ddp: Any) -> None:
+        log.mkdir()
+        trainer = L.Trainer(
+            accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, **ddp,
+        )  # fmt: skip
+        trainer.fit(Batches(log, save_at), Numbers(log), ckpt_path=ckpt_path)
+
+    fit(tmp_path / "stopped", save_at=1, devices=1)
+    fit(tmp_path / "resumed", ckpt_path=tmp_path / "stopped" / "mid.ckpt", devices=2, strategy="ddp_spawn")
+    seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    for rank in (0, 1):
+        # The rank's shard as Lightning cuts it for training: its wrapper around the loader's own sampler, shuffled.
+        shard = [i for i, _ in DistributedSamplerWrapper(EpochShuffle(24), num_replicas=2, rank=rank, shuffle=True, seed=seed)]
+        lines = (tmp_path / "resumed" / f"batches{rank}").read_text().splitlines()
+        assert [[int(i) for i in line.split()] for line in lines] == [shard[i : i + 2] for i in range(4, 12, 2)]
+        assert sorted(loaded(tmp_path / "resumed", rank)) == sorted(shard[4:])  # the 2 batches left out: never loaded
 
 
 class WorkerPid(Dataset):
@@ -147,6 +262,7 @@ def test_resumed_run_sees_the_same_order_as_the_straight_run(tmp_path):
     config = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
     args = [
         "--config", str(config), "--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}",
+        "--model.compile", "false",
         "--data.root", str(tmp_path / "data"), "--data.verify_md5", "false", "--data.num_workers", "0", "--data.batch_size", "16",
         "--data.pin_memory", "false", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
         "--trainer.logger", "false", "--trainer.callbacks+=test_sampler.LabelSpy", "--trainer.limit_val_batches", "1",
