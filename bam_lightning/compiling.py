@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .errors import InputError
 from .nn import ATTENTION_LAYERS
 
-Compile = Literal[False, "attention", "network"]
+Compile = Literal["attention", "network"] | bool  # false, attention or network (true is refused: say which)
 
 
 def attention_blocks(model: nn.Module) -> list[nn.Module]:
@@ -48,8 +48,15 @@ def check_compiler(device: torch.device) -> None:
         raise InputError(f"torch.compile does not work here ({reason[:200]}): set --model.compile false") from None
 
 
+def check_choice(what: Compile) -> None:
+    """``true`` would leave the choice to us: refuse it where the config is read, not at the first step."""
+    if what is True:
+        raise InputError("model.compile true does not say what to compile: give attention or network (or false)")
+
+
 def compile_model(model: nn.Module, what: Compile, device: torch.device) -> None:
     """Compile ``what`` of ``model`` in place for ``device`` (see the module's docstring); ``False`` leaves it eager."""
+    check_choice(what)
     blocks = [] if what != "attention" else attention_blocks(model)
     if what == "network" or blocks:
         check_compiler(device)

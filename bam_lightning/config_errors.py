@@ -68,7 +68,7 @@ def _key_error(key: str, lines: list[str], hint: str) -> str:
     literals = [v for line in lines for v in re.findall(r"'([^']*)'", line) if line.startswith("- Expected a typing.Literal")]
     types = [m[1] for line in lines if (m := re.match(r"- Expected a <class '([^']+)'>", line))]
     if literals:
-        allowed = literals + (["null"] if "NoneType" in types else [])
+        allowed = literals + (["null"] if "NoneType" in types else []) + (["false"] if "bool" in types else [])
         return f"{key}: {given!r} is not one of {', '.join(allowed)}{_nearest(given or '', literals)}"
     if types and given is not None:
         names = " or ".join("null" if t == "NoneType" else t.rpartition(".")[2] for t in types)

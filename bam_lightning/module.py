@@ -18,7 +18,7 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from .checkpoints import newest_checkpoint
-from .compiling import Compile, compile_model
+from .compiling import Compile, check_choice, compile_model
 from .errors import InputError, TrainingDiverged
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import probing
@@ -78,6 +78,7 @@ class ImageClassifier(L.LightningModule):
         compile: Compile = False,
     ) -> None:
         super().__init__()
+        check_choice(compile)
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
         self.model = create_model(

@@ -57,3 +57,9 @@ def test_a_machine_that_cannot_compile_is_refused_before_the_first_step(monkeypa
     assert str(error.value) == (
         "torch.compile does not work here (InvalidCxxCompiler: No working C++ compiler found): set --model.compile false"
     )
+
+
+def test_true_is_refused_for_not_saying_what_to_compile(compiled):
+    with pytest.raises(InputError, match="model.compile true does not say what to compile: give attention or network"):
+        compile_model(tiny("bam"), True, CPU)
+    assert compiled == []
