@@ -5,6 +5,7 @@ every image adds noise to it: a tiny model beats chance within a few steps. The 
 ``seed`` writes the same files.
 """
 
+import json
 import pickle
 from pathlib import Path
 
@@ -103,3 +104,128 @@ def write_image_folder(
             for i, image in enumerate(_noisy(rng, np.repeat(prototypes[c : c + 1], per_class, axis=0))):
                 Image.fromarray(image).save(folder / f"{split}_{c}_{i}.JPEG", quality=90)
     return Path(root)
+
+
+# Detection: coloured rectangles (one colour per class) on noise, in COCO's and PASCAL VOC's on-disk formats.
+
+COCO_CATEGORIES = ((7, "train"), (1, "person"), (3, "car"))  # ids skip numbers and are listed unsorted, as COCO may
+
+
+def _detection_image(rng: np.random.Generator, size: tuple[int, int], rectangles: list[tuple]) -> Image.Image:
+    """Noise of ``size`` (width, height) with ``(class_index, x1, y1, x2, y2)`` rectangles painted in their class colour."""
+    width, height = size
+    canvas = _noisy(rng, np.full((height, width, 3), 96.0))
+    colours = np.random.default_rng(1234).integers(0, 256, (32, 3))
+    for index, x1, y1, x2, y2 in rectangles:
+        canvas[max(int(y1), 0) : max(int(y2), 0), max(int(x1), 0) : max(int(x2), 0)] = colours[index % 32]
+    return Image.fromarray(canvas)
+
+
+def _random_boxes(rng: np.random.Generator, size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """1-3 xyxy boxes inside an image of ``size``, at least 4 pixels a side."""
+    width, height = size
+    boxes = []
+    for _ in range(rng.integers(1, 4)):
+        x1, y1 = rng.integers(0, width - 8), rng.integers(0, height - 8)
+        boxes.append((float(x1), float(y1), float(rng.integers(x1 + 4, width + 1)), float(rng.integers(y1 + 4, height + 1))))
+    return boxes
+
+
+def write_coco(
+    root: str | Path,
+    split: str = "train2017",
+    boxes: list[list[tuple]] | None = None,
+    images: int = 4,
+    size: tuple[int, int] = (64, 48),
+    categories: tuple[tuple[int, str], ...] = COCO_CATEGORIES,
+    seed: int = 0,
+) -> Path:
+    """``root/{split}/*.jpg`` and ``root/annotations/instances_{split}.json``; returns the JSON's path.
+
+    ``boxes``: per image, ``(category_id, x, y, width, height, iscrowd)`` in COCO's xywh (written as given, even
+    outside the image); None draws 1-3 boxes per image for ``images`` images. Image ids start at 100 and step by 3.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [id for id, _ in categories]
+    if boxes is None:
+        boxes = [
+            [(ids[rng.integers(len(ids))], x1, y1, x2 - x1, y2 - y1, 0) for x1, y1, x2, y2 in _random_boxes(rng, size)]
+            for _ in range(images)
+        ]
+    folder = Path(root) / split
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict = {"info": {"description": "test"}, "licenses": [], "images": [], "annotations": []}
+    data["categories"] = [{"id": id, "name": name, "supercategory": "thing"} for id, name in categories]
+    for i, objects in enumerate(boxes):
+        image_id, file_name = 100 + 3 * i, f"{split}_{i:06d}.jpg"
+        painted = [(ids.index(c) if c in ids else 0, x, y, x + w, y + h) for c, x, y, w, h, _ in objects]
+        _detection_image(rng, size, painted).save(folder / file_name, quality=90)
+        data["images"].append({"id": image_id, "file_name": file_name, "width": size[0], "height": size[1]})
+        for category, x, y, w, h, crowd in objects:
+            data["annotations"].append(
+                {
+                    "id": len(data["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": category,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": crowd,
+                    "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                }
+            )
+    path = Path(root) / "annotations" / f"instances_{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+VOC_NAMES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+
+def write_voc(
+    root: str | Path,
+    year: str = "2007",
+    image_set: str = "trainval",
+    objects: list[list[tuple]] | None = None,
+    images: int = 3,
+    size: tuple[int, int] = (64, 48),
+    seed: int = 0,
+) -> Path:
+    """``root/VOCdevkit/VOC{year}/`` with ``JPEGImages/``, ``Annotations/*.xml`` and ``ImageSets/Main/{image_set}.txt``;
+    returns that folder.
+
+    ``objects``: per image, ``(name, xmin, ymin, xmax, ymax, difficult)`` in VOC's 1-based inclusive pixels; None
+    draws 1-3 objects per image for ``images`` images. Images are named ``{year}_{image_set}_{i:04d}``.
+    """
+    rng = np.random.default_rng(seed)
+    if objects is None:
+        objects = [
+            [(VOC_NAMES[rng.integers(20)], x1 + 1, y1 + 1, x2, y2, 0) for x1, y1, x2, y2 in _random_boxes(rng, size)]
+            for _ in range(images)
+        ]
+    folder = Path(root) / "VOCdevkit" / f"VOC{year}"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, image_objects in enumerate(objects):
+        name = f"{year}_{image_set}_{i:04d}"
+        names.append(name)
+        painted = [
+            (VOC_NAMES.index(n) if n in VOC_NAMES else 0, x1 - 1, y1 - 1, x2, y2) for n, x1, y1, x2, y2, _ in image_objects
+        ]
+        _detection_image(rng, size, painted).save(folder / "JPEGImages" / f"{name}.jpg", quality=90)
+        xml = [
+            f"<annotation><folder>VOC{year}</folder><filename>{name}.jpg</filename>",
+            f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size><segmented>0</segmented>",
+        ]
+        for n, x1, y1, x2, y2, difficult in image_objects:
+            xml.append(
+                f"<object><name>{n}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>{difficult}</difficult>"
+                f"<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+            )
+        (folder / "Annotations" / f"{name}.xml").write_text("\n".join([*xml, "</annotation>"]))
+    (folder / "ImageSets" / "Main" / f"{image_set}.txt").write_text("".join(f"{name}\n" for name in names))
+    return folder

@@ -2,6 +2,7 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
@@ -20,12 +21,13 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-class ImageDataModule(pl.LightningDataModule, ABC):
-    """Base of the image datamodules: one loader recipe for every split.
+class SplitLoaders(pl.LightningDataModule):
+    """One loader recipe for every split, shared by the image and the detection datamodules.
 
     Subclasses fill ``train_set``, ``val_set`` and ``test_set`` in ``setup``; predict uses
     the test set. No ``save_hyperparameters``: checkpoints stay small and plain, and the
-    CLI's config already records every argument.
+    CLI's config already records every argument. ``collate_fn`` is how samples become a
+    batch (None: torch's default stacking; detection keeps lists, its images differ in size).
 
     Args:
         root: folder that holds the dataset.
@@ -39,6 +41,7 @@ class ImageDataModule(pl.LightningDataModule, ABC):
     train_set: Dataset
     val_set: Dataset
     test_set: Dataset
+    collate_fn: Callable[[list], Any] | None = None
 
     def __init__(
         self,
@@ -54,16 +57,6 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
-
-    @property
-    @abstractmethod
-    def num_classes(self) -> int:
-        """Classes the model must predict; the CLI links it into the model before ``setup``."""
-
-    @property
-    @abstractmethod
-    def image_size(self) -> int:
-        """Side of the square images the loaders yield."""
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
@@ -84,9 +77,33 @@ class ImageDataModule(pl.LightningDataModule, ABC):
             "pin_memory": self.pin_memory,
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
             "worker_init_fn": ignore_sigterm,  # a job's SIGTERM stops the run, not its workers
+            "collate_fn": self.collate_fn,
         }
         if not shuffle:
             return DataLoader(dataset, batch_size=self.batch_size, **options)
         # Order, augmentation and the position in the epoch survive a resume (see data/sampler.py).
         batches = ResumableBatchSampler(EpochShuffle(len(dataset)), self.batch_size, drop_last=False)
         return ResumableLoader(SeededSamples(dataset), batch_sampler=batches, **options)
+
+
+class ImageDataModule(SplitLoaders, ABC):
+    """Base of the image datamodules: one loader recipe for every split (``SplitLoaders``), square images.
+
+    Args:
+        root: folder that holds the dataset.
+        batch_size: images per device and step; under DDP the global batch is
+            batch_size x devices x nodes.
+        num_workers: loader processes per device; 0 loads in the main process.
+        pin_memory: page-locked host batches, for faster copies to a GPU.
+        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+    """
+
+    @property
+    @abstractmethod
+    def num_classes(self) -> int:
+        """Classes the model must predict; the CLI links it into the model before ``setup``."""
+
+    @property
+    @abstractmethod
+    def image_size(self) -> int:
+        """Side of the square images the loaders yield."""
