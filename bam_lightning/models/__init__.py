@@ -1,6 +1,6 @@
 """Backbone families (one file each), the registry that names them, and attention placement."""
 
-from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet  # noqa: F401  (register the builders)
+from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet, vgg  # noqa: F401  (register the builders)
 from .complexity import activation_bytes, count_macs, count_parameters
 from .insert import DEFAULT_ATTENTION, Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint

@@ -12,6 +12,7 @@ EXPECTED_BAMS = {
     **dict.fromkeys(["resnext29_8x64d", "resnext29_16x64d", "wrn", "wrn16_8", "wrn28_8", "wrn28_10"], 2),
     **dict.fromkeys(["preresnet", "preresnet110", "squeezenet1_1"], 2),
     "mobilenet_v1": 4,
+    "vgg16": 4,  # after conv1_2, conv2_2, conv3_3 and conv4_3, before their max-pools
     "densenet100_bc": 4,  # before and after each of its two transitions
 }
 

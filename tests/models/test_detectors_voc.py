@@ -1,0 +1,121 @@
+"""The VOC detectors of the paper's Table 4b: SSD300 and StairNet300 on VGG-16 and MobileNet v1."""
+
+import pytest
+import torch
+
+from bam_lightning.errors import InputError
+from bam_lightning.models import count_parameters, create_model
+from bam_lightning.models.detection import get_detector_entry
+from bam_lightning.models.detection.ssd import ssd300
+from bam_lightning.models.detection.stairnet import stairnet300
+from bam_lightning.nn import ATTENTION_LAYERS, BAM, OfficialBAM
+from bam_lightning.reference import load_reference
+
+ROWS = load_reference("paper_tables")["detection"]["voc2007"]["rows"]
+BACKBONES = {"VGG16": "vgg16", "MobileNet": "mobilenet_v1"}
+DETECTORS = {"SSD": (ssd300, [None]), "StairNet": (stairnet300, [None]), "StairNet + BAM": (stairnet300, ["bam", "bam_official"])}
+VOC_CLASSES = 21  # 20 object classes and background
+
+
+def build(builder, backbone: str, attention: str | None = None, **backbone_kwargs):
+    return builder(create_model(backbone, 1000, attention=None, **backbone_kwargs), VOC_CLASSES, attention)
+
+
+def printed_precision(value: float) -> int:
+    return len(repr(value).split(".")[1])
+
+
+@pytest.mark.parametrize(
+    "row, attention",
+    [
+        pytest.param(row, attention, id=f"{row['backbone']}-{row['detector']}-{attention}")
+        for row in ROWS
+        for attention in DETECTORS[row["detector"]][1]
+    ],
+)
+def test_parameter_count_is_the_printed_one(row, attention):
+    builder = DETECTORS[row["detector"]][0]
+    with torch.device("meta"):
+        model = build(builder, BACKBONES[row["backbone"]], attention)
+    digits = printed_precision(row["params_M"])
+    assert round(count_parameters(model) / 1e6, digits) == row["params_M"]
+
+
+def test_the_table_has_six_rows_and_both_builders_attend_before_the_heads():
+    assert [(r["backbone"], r["detector"]) for r in ROWS] == [(b, d) for b in BACKBONES for d in DETECTORS]
+    assert get_detector_entry("ssd300").attention_in == get_detector_entry("stairnet300").attention_in == "heads"
+
+
+@pytest.mark.parametrize(
+    "builder, backbone, channels, sizes",
+    [
+        (ssd300, "vgg16", [512, 1024, 512, 256, 256, 256], [38, 19, 10, 5, 3, 1]),
+        (stairnet300, "vgg16", [256] * 6, [38, 19, 10, 5, 3, 1]),
+        (ssd300, "mobilenet_v1", [512, 1024, 512, 256, 256, 128], [19, 10, 5, 3, 2, 1]),
+        (stairnet300, "mobilenet_v1", [128] * 6, [19, 10, 5, 3, 2, 1]),
+    ],
+)
+def test_six_maps_feed_the_heads_with_ssd300_default_boxes(builder, backbone, channels, sizes):
+    with torch.device("meta"):
+        model = build(builder, backbone)
+        maps = list(model.backbone(torch.empty(1, 3, 300, 300)).values())
+    assert [tuple(m.shape[1:]) for m in maps] == [(c, s, s) for c, s in zip(channels, sizes, strict=True)]
+    assert model.anchor_generator.num_anchors_per_location() == [6, 6, 6, 6, 4, 4]
+    assert model.transform.fixed_size == (300, 300)
+
+
+@pytest.mark.parametrize("builder", [ssd300, stairnet300])
+@pytest.mark.parametrize("attention", [None, "bam", "bam_official", "se", "cbam"])
+def test_attention_sits_on_each_head_map_only_when_asked(builder, attention):
+    with torch.device("meta"):
+        model = build(builder, "mobilenet_v1", attention)
+    found = [m for m in model.modules() if isinstance(m, tuple(ATTENTION_LAYERS.values()))]
+    if attention is None:
+        assert found == []
+    else:
+        assert [type(m) for m in found] == [ATTENTION_LAYERS[attention]] * 6
+        assert list(model.backbone.attention) == found
+
+
+def test_attention_options_reach_every_module():
+    with torch.device("meta"):
+        model = ssd300(create_model("mobilenet_v1", 1000, attention=None), VOC_CLASSES, "bam", {"reduction": 8})
+    assert [m.channel.mlp[0].out_features for m in model.modules() if isinstance(m, BAM)] == [64, 128, 64, 32, 32, 16]
+
+
+def test_a_classifier_without_an_ssd_cut_is_refused():
+    with torch.device("meta"):
+        classifier = create_model("resnet18", 1000, attention=None)
+    with pytest.raises(InputError, match="vgg16 or mobilenet_v1"):
+        ssd300(classifier, VOC_CLASSES)
+
+
+@pytest.mark.parametrize("builder, attention", [(ssd300, None), (stairnet300, "bam_official")])
+def test_train_losses_and_eval_boxes_in_each_image_own_frame(builder, attention):
+    torch.manual_seed(0)
+    model = build(builder, "mobilenet_v1", attention, width_mult=0.25)
+    images = (torch.rand(3, 150, 200), torch.rand(3, 240, 120))
+    targets = (
+        {"boxes": torch.tensor([[10.0, 20.0, 90.0, 140.0]]), "labels": torch.tensor([3])},
+        {"boxes": torch.tensor([[5.0, 5.0, 60.0, 100.0], [30.0, 120.0, 110.0, 230.0]]), "labels": torch.tensor([1, 20])},
+    )
+    model.train()
+    losses = model(images, targets)
+    assert set(losses) == {"bbox_regression", "classification"}
+    assert all(torch.isfinite(loss) and loss > 0 for loss in losses.values())
+    sum(losses.values()).backward()
+    attended = [m for m in model.modules() if isinstance(m, OfficialBAM)]
+    assert len(attended) == (6 if attention else 0)
+    assert all(p.grad is not None for m in attended for p in m.parameters())
+    assert torch.isfinite(sum(model(images[:1], targets[:1]).values()))  # one image: the 1x1 map's norms hold
+
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    for image, found in zip(images, detections, strict=True):
+        height, width = image.shape[1:]
+        boxes = found["boxes"]
+        assert len(boxes) > 0 and found["labels"].min() >= 1 and found["labels"].max() < VOC_CLASSES
+        assert boxes[:, 0::2].min() >= 0 and boxes[:, 1::2].min() >= 0
+        assert boxes[:, 2].max() <= width and boxes[:, 3].max() <= height
+        assert boxes[:, 2].max() > 0.9 * width and boxes[:, 3].max() > 0.9 * height  # not in the 300x300 frame
