@@ -1,8 +1,11 @@
-"""The ``bam`` command: LightningCLI wired to ImageClassifier and our DataModules.
+"""The ``bam`` command: LightningCLI wired to the task's LightningModule and our DataModules.
 
-Beyond what LightningCLI does by itself:
-- ``num_classes`` and ``image_size`` flow from the datamodule into the model;
-- checkpoints are always on: the best by ``val/acc1`` (``--checkpoint.*``) and ``last.ckpt``
+The task is the data's: a detection DataModule (``COCODataModule``, ``VOCDataModule``) in the
+config trains an ``ObjectDetector``; any other an ``ImageClassifier`` (``task_of``). Beyond what
+LightningCLI does by itself:
+- ``num_classes`` and ``image_size`` (detection: the class names and the metric) flow from the
+  datamodule into the model;
+- checkpoints are always on: the best by ``val/acc1`` (detection: ``val/map_50``; ``--checkpoint.*``) and ``last.ckpt``
   after every epoch and on SIGTERM (``--last_checkpoint.*``), with a LearningRateMonitor
   (``--lr_monitor.*``); a run stopped by SIGTERM exits with status 143 and resumes exactly;
 - ``--ckpt_path last`` finds the newest ``last.ckpt`` of any earlier run under the config's
@@ -26,19 +29,22 @@ import pickle
 import signal
 import sys
 from argparse import ArgumentError
+from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from . import distributed
+from . import data, distributed
 from .callbacks import LastCheckpoint
 from .checkpoints import AtomicCheckpointIO, check_fits, newest_checkpoint, read_checkpoint, unreadable
 from .config_errors import explain
-from .data import ImageDataModule
+from .data import DetectionDataModule, ImageDataModule
+from .detector import ObjectDetector
 from .errors import InputError, TrainingDiverged
 from .module import ImageClassifier
 from .tools import TOOLS
@@ -100,13 +106,19 @@ class BamCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.image_size", "model.image_size", apply_on="instantiate")
+        if self.model_class is ObjectDetector:
+            parser.link_arguments("data.classes", "model.class_names", apply_on="instantiate")
+            parser.link_arguments("data.metric", "model.metric", apply_on="instantiate")
+            best, name = "val/map_50", "map50"
+        else:
+            parser.link_arguments("data.image_size", "model.image_size", apply_on="instantiate")
+            best, name = "val/acc1", "acc1"
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/acc1",
+                "checkpoint.monitor": best,
                 "checkpoint.mode": "max",
-                "checkpoint.filename": "best-epoch{epoch:03d}-acc1_{val/acc1:.2f}",
+                "checkpoint.filename": f"best-epoch{{epoch:03d}}-{name}_{{{best}:.2f}}",
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
@@ -137,7 +149,8 @@ class BamCLI(LightningCLI):
         # data decide num_classes and image_size: a checkpoint can still miss the model built here.
         if config.get("ckpt_path") not in (None, "last", "best", "hpc"):
             check_fits(config["ckpt_path"], self.model)
-        self.model.check_image_size(self.datamodule.image_size)
+        if isinstance(self.model, ImageClassifier):
+            self.model.check_image_size(self.datamodule.image_size)
         # A kill during a save leaves the previous checkpoint, never half of a new one.
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -147,11 +160,46 @@ class BamCLI(LightningCLI):
     before_fit = before_validate = before_test = before_predict = _before_run
 
 
+def _data_class(value: Any) -> type | None:
+    """The class a ``data.class_path`` names (a full path, or a name ``bam_lightning.data`` exports), or None."""
+    if not isinstance(value, str):
+        return None
+    module, _, name = value.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module) if module else data, name, None)
+    except ImportError:
+        return None
+    return found if isinstance(found, type) else None
+
+
+def task_of(args: list[str]) -> tuple[type, type]:
+    """The LightningModule and DataModule base of the task that the data given in ``args`` (configs or --data) make.
+
+    A name or file that cannot be read here is left to LightningCLI, which reports it in its own words.
+    """
+    found = None
+    args = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag in ("-c", "--config"):
+            try:
+                config = yaml.safe_load(Path(value).read_text())
+            except (OSError, yaml.YAMLError):
+                continue
+            section = config.get("data") if isinstance(config, dict) else None
+            found = _data_class(section.get("class_path") if isinstance(section, dict) else section) or found
+        elif flag in ("--data", "--data.class_path"):
+            found = _data_class(value) or found
+    if found is not None and issubclass(found, DetectionDataModule):
+        return ObjectDetector, DetectionDataModule
+    return ImageClassifier, ImageDataModule
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
     """The ``bam`` command's CLI; ``run=False`` only parses and instantiates (for tests and notebooks)."""
+    model_class, data_class = task_of(sys.argv[1:] if args is None else args)
     return BamCLI(
-        ImageClassifier,
-        ImageDataModule,
+        model_class,
+        data_class,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         # Parse errors raise ArgumentError (one line from BamCLI.parse_arguments), not usage + exit.

@@ -17,22 +17,11 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from .checkpoints import newest_checkpoint
 from .compiling import Compile, check_choice, compile_model
-from .errors import InputError, TrainingDiverged
+from .errors import InputError
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import probing
-
-
-def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
-    """One group, or two where biases and norm scales (all 1-d parameters) get no weight decay."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if decay_norm_and_bias:
-        return [{"params": params}]
-    return [
-        {"params": [p for p in params if p.ndim > 1]},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
+from .training import parameter_groups, stop_if_diverged
 
 
 class ImageClassifier(L.LightningModule):
@@ -129,13 +118,8 @@ class ImageClassifier(L.LightningModule):
         images, targets = batch
         logits = self(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
-        if stage == "train" and not torch.isfinite(loss):
-            saved = newest_checkpoint(self.trainer)
-            where = f"resume from the last good checkpoint {saved}" if saved else "no checkpoint was saved before it"
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}), before that step's update:"
-                f" lower the learning rate or check the data; {where}"
-            )
+        if stage == "train":
+            stop_if_diverged(self, loss)
         for name, metric in self.metrics.items():
             if name.startswith(stage):
                 metric.update(logits.detach(), targets)

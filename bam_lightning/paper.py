@@ -96,3 +96,35 @@ def paper_row(
     """The paper's printed row (``params_M``, ``gflops`` = GMACs, ``top1_error``, ...) for our model, or None."""
     model = find_paper_model(backbone, backbone_kwargs, input_size)
     return None if model is None else printed_row(model, attention)
+
+
+@dataclass(frozen=True)
+class PaperDetector:
+    """One row of Table 4: the detector we build for it, and the printed row's key (``arch``, or ``backbone/detector``)."""
+
+    dataset: Literal["ms_coco", "voc2007"]
+    detector: str
+    backbone: str
+    attention: str | None
+    printed: str
+
+
+TABLE_4: tuple[PaperDetector, ...] = (
+    PaperDetector("ms_coco", "faster_rcnn_c4", "resnet101", None, "ResNet101"),
+    PaperDetector("ms_coco", "faster_rcnn_c4", "resnet101", "bam", "ResNet101 + BAM"),
+    PaperDetector("voc2007", "ssd300", "vgg16", None, "VGG16/SSD"),
+    PaperDetector("voc2007", "stairnet300", "vgg16", None, "VGG16/StairNet"),
+    PaperDetector("voc2007", "stairnet300", "vgg16", "bam", "VGG16/StairNet + BAM"),
+    PaperDetector("voc2007", "ssd300", "mobilenet_v1", None, "MobileNet/SSD"),
+    PaperDetector("voc2007", "stairnet300", "mobilenet_v1", None, "MobileNet/StairNet"),
+    PaperDetector("voc2007", "stairnet300", "mobilenet_v1", "bam", "MobileNet/StairNet + BAM"),
+)
+"""Every detection row of Table 4 (COCO: 80 classes, VOC: 20)."""
+
+
+def printed_detection_row(row: PaperDetector) -> dict[str, Any]:
+    """The row of ``paper_tables.json``'s ``detection`` table for ``row``."""
+    rows = load_reference("paper_tables")["detection"][row.dataset]["rows"]
+    key = (lambda r: r["arch"]) if row.dataset == "ms_coco" else (lambda r: f"{r['backbone']}/{r['detector']}")
+    (found,) = (r for r in rows if key(r) == row.printed)
+    return found

@@ -8,4 +8,5 @@ TOOLS = {
     "summary": "bam_lightning.tools.summary",
     "attention": "bam_lightning.tools.attention",
     "compare": "bam_lightning.tools.compare",
+    "detect": "bam_lightning.tools.detect",
 }

@@ -7,6 +7,7 @@ never copied; the paper's figures come only from ``paper_tables.json`` through
     bam summary --model wrn28_8 [--backbone_kwargs '{...}'] [--attention bam] [--num_classes 100]
     bam summary --config configs/cifar100_wrn.yaml
     bam summary --all [--format table|markdown|csv]
+    bam summary --detection [--format ...]       # the detectors of Table 4, counted beside its rows
 """
 
 import csv
@@ -23,8 +24,9 @@ from jsonargparse import ArgumentParser
 
 from ..errors import InputError
 from ..models import count_macs, count_parameters, create_model, get_model_entry
+from ..models.detection import create_detector
 from ..nn import AttentionName
-from ..paper import KNOWN_DIFFERENCES, TABLE_3, find_paper_model, printed_row
+from ..paper import KNOWN_DIFFERENCES, TABLE_3, TABLE_4, find_paper_model, printed_detection_row, printed_row
 
 Format = Literal["table", "markdown", "csv"]
 BAM_FORMS = ("bam", "bam_official")  # the attention the paper's "+ BAM" rows stand beside
@@ -180,6 +182,32 @@ def table_3_specs() -> list[ModelSpec]:
     ]
 
 
+DETECTION_CLASSES = {"ms_coco": 80, "voc2007": 20}
+DETECTION_FIGURES = ("mAP@.5", "mAP@.75", "mAP@[.5,.95]")
+
+
+def detection_table(fmt: Format = "table") -> str:
+    """Every Table 4 detector built here (on the meta device) and counted, beside its printed row.
+
+    All parameters are counted, frozen ones too (the printed counts are the networks'); COCO's
+    rows print no count. The mAPs are the paper's, for reference: results come from ``bam test``.
+    """
+    header = ["dataset", "detector", "backbone", "attention", "params (M)", "paper params (M)", *DETECTION_FIGURES]
+    cells = []
+    for row in TABLE_4:
+        with torch.device("meta"):
+            model = create_detector(row.detector, row.backbone, DETECTION_CLASSES[row.dataset], attention=row.attention)
+        printed = printed_detection_row(row)
+        params = sum(p.numel() for p in model.parameters())
+        paper_params = printed.get("params_M")
+        figures = [None if printed.get(f) is None else _printed(printed[f]) for f in DETECTION_FIGURES]
+        cells.append(
+            [row.dataset, row.detector, row.backbone, row.attention or "none", f"{params / 1e6:.3f}",
+             None if paper_params is None else str(paper_params), *figures]
+        )  # fmt: skip
+    return format_table(header, cells, fmt)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="bam summary",
@@ -192,14 +220,18 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--num_classes", type=int | None, help="with --model; default 100 for 32-pixel models, else 1000")
     parser.add_argument("--config", type=str | None, help="a training YAML: its model, counted with its dataset's classes")
     parser.add_argument("--all", action="store_true", help="every network of the paper's Table 3 that we build")
+    parser.add_argument("--detection", action="store_true", help="every detector of the paper's Table 4")
     parser.add_argument("--format", type=Format, default="table")
     return parser
 
 
 def main(args: list[str] | None = None) -> None:
     options = build_parser().parse_args(args)
-    if sum([options.model is not None, options.config is not None, options.all]) != 1:
-        raise InputError("bam summary: give exactly one of --model NAME, --config PATH or --all")
+    if sum([options.model is not None, options.config is not None, options.all, options.detection]) != 1:
+        raise InputError("bam summary: give exactly one of --model NAME, --config PATH, --all or --detection")
+    if options.detection:
+        print(detection_table(options.format))
+        return
     if options.all:
         specs = table_3_specs()
     elif options.config is not None:

@@ -1,0 +1,66 @@
+"""``bam detect``: a trained detector's boxes on your own images, drawn into one PNG.
+
+Each image is given to the detector as it is (the detector resizes it itself and maps its
+boxes back), and drawn with every detection of ``--score`` or more, named by the classes the
+checkpoint was trained on. The images sit side by side, padded to the tallest.
+
+    bam detect --ckpt_path runs/demo_detect/.../last.ckpt --image a.jpg --image b.jpg --out detections.png
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from torchvision.transforms.functional import to_tensor
+from torchvision.utils import make_grid, save_image
+
+from ..checkpoints import read_checkpoint
+from ..data.base import one_line
+from ..detector import ObjectDetector, describe, draw_detections
+from ..errors import InputError
+from .attention import read_image
+
+
+def load_detector(ckpt_path: str | Path) -> ObjectDetector:
+    """The detector of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code."""
+    path = Path(ckpt_path)
+    checkpoint = read_checkpoint(path)
+    if "detector" not in checkpoint.get("hyper_parameters", {}):
+        raise InputError(f"{path} is not a detector's checkpoint (bam fit with a COCO or VOC config writes one)")
+    try:
+        detector = ObjectDetector.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise InputError(f"{path} does not load as a detector ({type(error).__name__}: {one_line(error)})") from error
+    return detector.eval()
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bam detect", description="Draw a trained detector's boxes on images, into one PNG.")
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by bam fit with a detection config")
+    parser.add_argument("--image", action="append", required=True, help="an image file; repeat for more")
+    parser.add_argument("--out", default="detections.png", help="the PNG to write (default: %(default)s)")
+    parser.add_argument("--score", type=float, default=0.3, help="draw detections scoring at least this (default: %(default)s)")
+    options = parser.parse_args(args)
+    if not 0 <= options.score <= 1:
+        raise InputError(f"--score is a detection score between 0 and 1, got {options.score}")
+    out = Path(options.out)
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out {out} must end in .png")
+    blocked = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
+    if blocked is not None:
+        raise InputError(f"cannot write {out}: {blocked} is a file, not a folder")
+    detector = load_detector(options.ckpt_path)
+    images = [to_tensor(read_image(path)) for path in options.image]
+    with torch.no_grad():
+        predictions = detector(images)
+    drawn = [
+        draw_detections(image, p, detector.class_names, min_score=options.score)
+        for image, p in zip(images, predictions, strict=True)
+    ]
+    for path, prediction in zip(options.image, predictions, strict=True):
+        print(f"{path}: {', '.join(describe(prediction, detector.class_names, options.score)) or 'nothing'}")
+    height, width = max(d.shape[1] for d in drawn), max(d.shape[2] for d in drawn)
+    padded = [torch.nn.functional.pad(d, (0, width - d.shape[2], 0, height - d.shape[1]), value=255) for d in drawn]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(make_grid(torch.stack(padded).float() / 255, nrow=len(padded), padding=4, pad_value=1.0), out)
+    print(f"wrote {out}")

@@ -1,0 +1,33 @@
+"""What both tasks' LightningModules do the same way: weight-decay groups, and stopping before a diverged update."""
+
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from torch import Tensor, nn
+
+from .checkpoints import newest_checkpoint
+from .errors import TrainingDiverged
+
+
+def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """One group, or two where biases and norm scales (all 1-d parameters) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params}]
+    return [
+        {"params": [p for p in params if p.ndim > 1]},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+
+
+def stop_if_diverged(module: L.LightningModule, loss: Tensor) -> None:
+    """Raise before a non-finite loss updates the weights, naming the last checkpoint to resume from."""
+    if torch.isfinite(loss):
+        return
+    saved = newest_checkpoint(module.trainer)
+    where = f"resume from the last good checkpoint {saved}" if saved else "no checkpoint was saved before it"
+    raise TrainingDiverged(
+        f"loss became {loss.item()} at step {module.global_step} (epoch {module.current_epoch}), before that step's update:"
+        f" lower the learning rate or check the data; {where}"
+    )
