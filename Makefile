@@ -60,6 +60,7 @@ sweep:
 # training steps with and without BAM, bam fit vs a bare PyTorch loop. Prints the tables and writes
 # benchmarks/results/<device>.json. The GPU when there is one; DEVICE=cpu or DEVICE=cuda to choose,
 # BENCH_ARGS for more (e.g. "--compile", "--suites module"; python -m benchmarks --help).
+# Opt-in: BENCH_ARGS="--suites detection", the paper's detectors' training steps with and without BAM.
 bench:
 	$(BIN)/python -m benchmarks $(if $(DEVICE),--device $(DEVICE)) $(BENCH_ARGS)
 

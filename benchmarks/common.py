@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import Tensor, nn
 
 
 def synchronize(device: torch.device) -> None:
@@ -32,6 +33,29 @@ def median_times(fns: dict[str, Callable[[], object]], device: torch.device, rep
             synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def sgd_step(model: nn.Module, loss: Callable[[], Tensor], lr: float = 0.01) -> Callable[[], None]:
+    """A training step as the suites time it: ``loss()``, backward and an SGD update with momentum (its own optimizer)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss().backward()
+        optimizer.step()
+
+    return step
+
+
+def overheads(seconds: float, base_seconds: float, macs: int, base_macs: int) -> dict[str, str]:
+    """BAM's relative time and MAC overheads over the network without it, and how many times its MAC share it costs in time."""
+    time_overhead = seconds / base_seconds - 1
+    mac_overhead = macs / base_macs - 1
+    return {
+        "time +%": f"{time_overhead * 100:.2f}",
+        "MACs +%": f"{mac_overhead * 100:.2f}",
+        "time/MACs overhead": f"{time_overhead / mac_overhead:.1f}",
+    }
 
 
 def peak_cuda_bytes(step: Callable[[], object], device: torch.device) -> int | None:

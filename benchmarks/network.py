@@ -7,12 +7,11 @@ counting (convs and linears of one forward pass).
 """
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from bam_lightning.models import activation_bytes, count_macs, create_model, get_model_entry
 
-from .common import median_times, mib, peak_cuda_bytes
+from .common import median_times, mib, overheads, peak_cuda_bytes, sgd_step
 
 NETWORKS = {"wrn16_8": 100, "resnet50": 1000}  # name: classes (CIFAR-100, ImageNet)
 VARIANTS = {"none": (None, {}), "bam": ("bam", {}), "bam reference": ("bam", {"fused": False})}
@@ -39,14 +38,7 @@ def run(device: torch.device, repeats: int, compile: bool = False) -> list[dict[
             if compile:
                 model.compile()
             models[variant] = model
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-            def step(model: nn.Module = model, optimizer: torch.optim.Optimizer = optimizer, x=x, y=y) -> None:
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x), y).backward()
-                optimizer.step()
-
-            steps[variant] = step
+            steps[variant] = sgd_step(model, lambda model=model, x=x, y=y: F.cross_entropy(model(x), y))
         seconds = median_times(steps, device, repeats)
         for variant, model in models.items():
             act = activation_bytes(lambda m=model, x=x: m(x), exclude=[x, *model.parameters()])
@@ -61,13 +53,7 @@ def run(device: torch.device, repeats: int, compile: bool = False) -> list[dict[
                 "peak MiB": mib(peak_cuda_bytes(steps[variant], device)),
             }
             if variant != "none":
-                time_overhead = seconds[variant] / seconds["none"] - 1
-                mac_overhead = macs[variant] / macs["none"] - 1
-                row |= {
-                    "time +%": f"{time_overhead * 100:.2f}",
-                    "MACs +%": f"{mac_overhead * 100:.2f}",
-                    "time/MACs overhead": f"{time_overhead / mac_overhead:.1f}",
-                }
+                row |= overheads(seconds[variant], seconds["none"], macs[variant], macs["none"])
             rows.append(row)
             print(row, flush=True)
     return rows
