@@ -20,11 +20,11 @@ from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes
 
-from .compiling import Compile, check_choice, compile_model
+from .compiling import Compile, check_choice
 from .models import DEFAULT_ATTENTION, Attention, Placement
 from .models.detection import build_detector
 from .models.weights import load_backbone_weights
-from .training import parameter_groups, stop_if_diverged
+from .training import compile_for_the_run, parameter_groups, stop_if_diverged
 from .voc07 import VOC07MeanAP
 
 Batch = tuple[tuple[Tensor, ...], tuple[dict[str, Tensor], ...]]
@@ -49,11 +49,11 @@ def draw_detections(
     """``image`` (float C x H x W in [0, 1]) as uint8 with the true boxes in green and the detections ``describe`` keeps
     in red."""
     pixels = (image.detach().clamp(0, 1) * 255).to(torch.uint8).cpu()
-    if target is not None:
+    if target is not None and len(target["boxes"]):
         truth = [names[label - 1] for label in target["labels"].tolist()]
         pixels = draw_bounding_boxes(pixels, target["boxes"].cpu(), truth, colors="lime")
     boxes = prediction["boxes"][prediction["scores"] >= min_score].detach().cpu()
-    return draw_bounding_boxes(pixels, boxes, describe(prediction, names, min_score), colors="red")
+    return draw_bounding_boxes(pixels, boxes, describe(prediction, names, min_score), colors="red") if len(boxes) else pixels
 
 
 class ObjectDetector(L.LightningModule):
@@ -131,11 +131,7 @@ class ObjectDetector(L.LightningModule):
         return self.model(images)
 
     def configure_model(self) -> None:
-        try:
-            device = self.trainer.strategy.root_device
-        except RuntimeError:  # no trainer: load_from_checkpoint sets the model up too
-            device = self.device
-        compile_model(self.model, self.hparams.compile, device)
+        compile_for_the_run(self, self.model, self.hparams.compile)
 
     def on_fit_start(self) -> None:
         # After Lightning restored any checkpoint: a resumed run keeps its own weights.

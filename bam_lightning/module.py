@@ -17,11 +17,11 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from .compiling import Compile, check_choice, compile_model
+from .compiling import Compile, check_choice
 from .errors import InputError
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import probing
-from .training import parameter_groups, stop_if_diverged
+from .training import compile_for_the_run, parameter_groups, stop_if_diverged
 
 
 class ImageClassifier(L.LightningModule):
@@ -95,12 +95,7 @@ class ImageClassifier(L.LightningModule):
 
     def configure_model(self) -> None:
         # Here, not in __init__: the checks before a run (image size, model summary) stay eager.
-        # The strategy has not moved the network to its device yet: compile for the one it will.
-        try:
-            device = self.trainer.strategy.root_device
-        except RuntimeError:  # no trainer: load_from_checkpoint sets the model up too
-            device = self.device
-        compile_model(self.model, self.hparams.compile, device)
+        compile_for_the_run(self, self.model, self.hparams.compile)
 
     def check_image_size(self, size: int) -> None:
         """Refuse, in one line, an image size the network cannot take (before a run, not deep inside it)."""

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoints import newest_checkpoint
+from .compiling import Compile, compile_model
 from .errors import TrainingDiverged
 
 
@@ -31,3 +32,12 @@ def stop_if_diverged(module: L.LightningModule, loss: Tensor) -> None:
         f"loss became {loss.item()} at step {module.global_step} (epoch {module.current_epoch}), before that step's update:"
         f" lower the learning rate or check the data; {where}"
     )
+
+
+def compile_for_the_run(module: L.LightningModule, model: nn.Module, what: Compile) -> None:
+    """``compile_model`` in ``configure_model``: before the strategy moves the network, so for the device it will use."""
+    try:
+        device = module.trainer.strategy.root_device
+    except RuntimeError:  # no trainer: load_from_checkpoint sets the model up too
+        device = module.device
+    compile_model(model, what, device)

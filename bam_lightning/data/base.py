@@ -87,16 +87,8 @@ class SplitLoaders(pl.LightningDataModule):
 
 
 class ImageDataModule(SplitLoaders, ABC):
-    """Base of the image datamodules: one loader recipe for every split (``SplitLoaders``), square images.
-
-    Args:
-        root: folder that holds the dataset.
-        batch_size: images per device and step; under DDP the global batch is
-            batch_size x devices x nodes.
-        num_workers: loader processes per device; 0 loads in the main process.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-    """
+    """Base of the image datamodules: one loader recipe for every split (``SplitLoaders``, whose arguments it takes),
+    square images and a class count the CLI hands to the model."""
 
     @property
     @abstractmethod
