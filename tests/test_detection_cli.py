@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bam_lightning.cli import main, task_of
 from bam_lightning.data.digit_canvases import write_coco
@@ -74,6 +75,9 @@ def test_faster_rcnn_fit_logs_the_papers_maps_and_images_and_test_reports_them(f
     assert "small" in sizes and "large" not in sizes  # digits of at most 36 px: COCO's "no object" (-1) is not logged
     assert {"train/loss", "train/loss_classifier", "train/loss_objectness"} <= set(logged)
     assert len(list((run / "checkpoints").glob("best-epoch000-map50_*.ckpt"))) == 1
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == [f"val/detections/{i}" for i in range(2)]  # the first batch: predicted and true boxes
     result = bam("test", *coco_args(fitted_c4), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), cwd=fitted_c4)
     assert "test/map_50" in result.stdout and "test/map_75" in result.stdout  # the checkpoint's own model: resnet18
 

@@ -176,3 +176,15 @@ def test_all_flag_prints_every_row_with_its_note(capsys):
     notes = {row["model"] + "@" + row["input"]: row["note"] for row in rows}
     assert notes["wrn28_10@32"] == "" and notes["resnet50@224"] == KNOWN_DIFFERENCES["ResNet50"]
     assert notes["mobilenet_v1@192"] == KNOWN_DIFFERENCES["MobileNet rho=192/224"]
+
+
+def test_detection_flag_counts_every_table_4_detector_beside_its_row(capsys):
+    main(["--detection", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    printed = load_reference("paper_tables")["detection"]
+    assert len(rows) == len(printed["ms_coco"]["rows"]) + len(printed["voc2007"]["rows"])
+    for row in rows:
+        if row["paper params (M)"]:  # VOC's rows; COCO's print no count
+            digits = len(row["paper params (M)"].split(".")[1])
+            assert round(float(row["params (M)"]), digits) == float(row["paper params (M)"]), row
+    assert [row["mAP@.5"] for row in rows[:2]] == ["48.40", "50.20"]  # Table 4(a): without and with BAM
