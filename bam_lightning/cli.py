@@ -104,6 +104,24 @@ class BamCLI(LightningCLI):
             if "://" not in ckpt_path:  # remote files are Lightning's to read
                 read_checkpoint(ckpt_path)
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError:
+            self._raise_data_error()
+            raise
+
+    def _raise_data_error(self) -> None:
+        """The datamodule's own one-line error, which jsonargparse buries in ten lines of Union subtypes (subclass mode)."""
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        data = config.get("data")
+        data_class = _data_class(data.get("class_path")) if data is not None else None
+        if data_class is not None:
+            try:
+                data_class(**data.get("init_args", {}).as_dict())
+            except InputError as error:
+                raise error from None
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         if self.model_class is ObjectDetector:

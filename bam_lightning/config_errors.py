@@ -22,7 +22,8 @@ from .tools import TOOLS
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)
 
 
-def _nearest(name: str, choices: Iterable[str]) -> str:
+def nearest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to a misspelt ``name``, or nothing."""
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.75)
     return f" (did you mean {found[0]!r}?)" if found else ""
 
@@ -55,7 +56,7 @@ def _key_error(key: str, lines: list[str], hint: str) -> str:
     missing = re.search(r"module '([\w.]+)' has no attribute '(\w+)'", text)
     if missing:
         wanted = f"{missing[1]}.{missing[2]}"
-        near = _nearest(wanted, _module_classes(missing[1]))
+        near = nearest(wanted, _module_classes(missing[1]))
         return f"{key}: cannot import class_path {wanted!r} ({missing[0]}){near}: check its spelling, a full import path"
     no_module = re.search(r"No module named '([\w.]+)'", text)
     if no_module:
@@ -63,13 +64,13 @@ def _key_error(key: str, lines: list[str], hint: str) -> str:
         return f"{key}: cannot import class_path {wanted!r} ({no_module[0]}): check its spelling, a full import path"
     option = re.search(r"Option '([^']+)' is not accepted", text)
     if option and class_path:
-        near = _nearest(option[1], _class_options(class_path[1]))
+        near = nearest(option[1], _class_options(class_path[1]))
         return f"{key}: {class_path[1]} takes no option {option[1]!r}{near}: fix or remove it under init_args ({hint})"
     literals = [v for line in lines for v in re.findall(r"'([^']*)'", line) if line.startswith("- Expected a typing.Literal")]
     types = [m[1] for line in lines if (m := re.match(r"- Expected a <class '([^']+)'>", line))]
     if literals:
         allowed = literals + (["null"] if "NoneType" in types else []) + (["false"] if "bool" in types else [])
-        return f"{key}: {given!r} is not one of {', '.join(allowed)}{_nearest(given or '', literals)}"
+        return f"{key}: {given!r} is not one of {', '.join(allowed)}{nearest(given or '', literals)}"
     if types and given is not None:
         names = " or ".join("null" if t == "NoneType" else t.rpartition(".")[2] for t in types)
         return f"{key}: {given!r} is not a valid {names} ({hint})"
@@ -100,7 +101,7 @@ def explain(message: str, command: str | None = None, known_keys: Iterable[str] 
     if unknown:
         key = unknown[1]
         where = "fix or remove it in the config or on the command line"
-        return f"unknown option {key!r}{_nearest(key, known_keys)}: {where} ({hint})"
+        return f"unknown option {key!r}{nearest(key, known_keys)}: {where} ({hint})"
     keyed = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])
     if keyed:
         return _key_error(keyed[1], ([keyed[2]] if keyed[2] else []) + lines[1:], hint)
@@ -108,11 +109,11 @@ def explain(message: str, command: str | None = None, known_keys: Iterable[str] 
         return f"{_bad_yaml(configs) or ' '.join(lines)}: fix its syntax"
     choice = re.match(r"argument subcommand: invalid choice: '([^']*)'", lines[0])
     if choice:
-        return f"unknown command {choice[1]!r}{_nearest(choice[1], COMMANDS)}: the commands are {', '.join(COMMANDS)}"
+        return f"unknown command {choice[1]!r}{nearest(choice[1], COMMANDS)}: the commands are {', '.join(COMMANDS)}"
     if lines[0].startswith("unrecognized arguments:"):
         options = [arg[2:].split("=")[0] for arg in lines[0].split()[2:] if arg.startswith("--")]
         if options:
-            near = _nearest(options[0], known_keys)
+            near = nearest(options[0], known_keys)
             return f"unknown option {options[0]!r}{near}: fix or remove it on the command line ({hint})"
         if command is None:
             return f"{lines[0]}: the commands are {', '.join(COMMANDS)} ({hint})"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as L
 import torch
+from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
@@ -101,7 +102,7 @@ class ObjectDetector(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
         decay_norm_and_bias: bool = True,
-        log_images: int = 1,
+        log_images: NonNegativeInt = 1,
         compile: Compile = False,
     ) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.utils import save_image
 
 from bam_lightning.cli import main, task_of
 from bam_lightning.data.digit_canvases import write_coco
@@ -141,8 +142,24 @@ def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(
         (["--model.placement", "every_block", "--model.detector", "ssd300"], "placement 'every_block' does not apply"),
         (["--model.backbone_weights", "torchvision:V9"], "torchvision has no weights 'V9' for resnet50"),
         (["--data.recipe", "yolo"], "recipe"),
+        (["--model.detector_kwargs", "{min_sise: 600}"], "faster_rcnn_c4 has no option 'min_sise' (did you mean 'min_size'?)"),
+        (["--model.detector_kwargs", "{rois_per_image: 0}"], "faster_rcnn_c4 needs rois_per_image and test_proposals of 1"),
+        (["--model.log_images", "-1"], "model.log_images"),
+        (["--model.backbone", "vgg16"], "faster_rcnn_c4 cuts a ResNet (resnet50, resnet101, ...), not VGG"),
+        (["--data.val_annotations", "annotations/instances_train.json"], "are not in"),  # the train file's images
     ],
-    ids=["missing-annotations", "unknown-detector", "placement-on-heads", "unknown-weights", "unknown-recipe"],
+    ids=[
+        "missing-annotations",
+        "unknown-detector",
+        "placement-on-heads",
+        "unknown-weights",
+        "unknown-recipe",
+        "misspelt-detector-option",
+        "no-rois",
+        "negative-image-interval",
+        "not-a-resnet",
+        "val-file-for-other-images",
+    ],  # fmt: skip
 )
 def test_bad_detection_input_ends_in_one_line(coco, args, message, capsys):
     assert message in one_line_error(["fit", *coco_args(coco, "coco/faster_rcnn_r50_bam.yaml", *args)], capsys)
@@ -156,3 +173,19 @@ def test_bam_detect_refuses_bad_input_in_one_line(fitted_c4, args, capsys):
     base = {"--image": str(next((fitted_c4 / "coco" / "val").iterdir())), "--out": str(fitted_c4 / "out.png")}
     options = {**base, **dict(zip(args[::2], args[1::2], strict=True))}
     one_line_error(["detect", "--ckpt_path", str(checkpoint), *[part for item in options.items() for part in item]], capsys)
+
+
+def test_a_datamodules_own_refusal_is_one_line_not_jsonargparses_union_report(capsys):
+    args = ["fit", "--config", str(CONFIGS / "voc" / "ssd300_vgg16.yaml"), "--data.test_set", "2013-test"]
+    assert "'2013-test' is not a VOC image set" in one_line_error(args, capsys)
+
+
+def test_detection_configs_and_checkpoints_are_refused_where_they_do_not_belong(tmp_path, capsys):
+    config = str(CONFIGS / "voc" / "ssd300_vgg16.yaml")
+    assert "bam summary --detection" in one_line_error(["summary", "--config", config], capsys)
+    classifier = ImageClassifier("wrn", 10, backbone_kwargs={"depth": 10, "widen_factor": 1})
+    torch.save({"state_dict": classifier.state_dict(), "hyper_parameters": dict(classifier.hparams)}, tmp_path / "c.ckpt")
+    image = tmp_path / "image.png"
+    save_image(torch.zeros(3, 8, 8), image)
+    last = one_line_error(["detect", "--ckpt_path", str(tmp_path / "c.ckpt"), "--image", str(image)], capsys)
+    assert "is not a detector's checkpoint" in last

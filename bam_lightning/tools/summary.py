@@ -161,6 +161,8 @@ def spec_from_config(path: str | Path) -> ModelSpec:
     except (FileNotFoundError, IsADirectoryError):
         raise InputError(f"no config file {path}") from None
     model, data = config.get("model") or {}, config.get("data") or {}
+    if "detector" in model:
+        raise InputError(f"{path} is a detection config: bam summary --detection counts the Table 4 detectors")
     if not isinstance(model.get("backbone"), str):
         raise InputError(f"{path}: model.backbone must be a model name (bam summary counts registered models only)")
     name = str(data.get("class_path", "")).rpartition(".")[2]

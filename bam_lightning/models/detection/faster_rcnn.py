@@ -74,6 +74,11 @@ def faster_rcnn_c4(
     """
     if not isinstance(classifier, ResNet):
         raise InputError(f"faster_rcnn_c4 cuts a ResNet (resnet50, resnet101, ...), not {type(classifier).__name__}")
+    if min(rois_per_image, test_proposals) < 1 or not 32 <= min_size <= max_size:
+        raise InputError(
+            "faster_rcnn_c4 needs rois_per_image and test_proposals of 1 or more and 32 <= min_size <= max_size,"
+            f" got {rois_per_image}, {test_proposals}, {min_size} and {max_size}"
+        )
     stem = ["conv1", "bn1", "relu", "maxpool"]
     trunk = nn.Sequential(OrderedDict((name, getattr(classifier, name)) for name in [*stem, "layer1", "layer2", "layer3"]))
     trunk.out_channels = classifier.layer4[0].conv1.in_channels  # what layer3 hands on: 1024 in ResNet-50/101
