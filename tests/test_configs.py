@@ -135,3 +135,16 @@ def test_the_speed_switches_reach_trainer_model_and_data():
     assert cli.trainer.precision == "bf16-mixed"
     assert cli.datamodule.num_workers == 8 and cli.datamodule.persistent_workers
     assert cli.model.hparams.backbone == "wrn28_8"  # the base config's hyperparameters are untouched
+
+
+VOC_PAPER = re.compile(r"^# paper: mAP@\.5 [\d.]+, ([\d.]+) M params", re.M)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("voc/*.yaml")), ids=lambda p: p.stem)
+def test_every_voc_config_builds_its_printed_parameter_count(path, tmp_path):
+    args = ["--config", str(path), "--model.backbone_weights", "null", "--trainer.logger", "false"]
+    cli = build_cli([*args, "--data.root", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)], run=False)
+    printed = VOC_PAPER.search(path.read_text()).group(1)
+    count = sum(p.numel() for p in cli.model.model.parameters())  # all of them, as the paper counts
+    assert cli.model.hparams.num_classes == 20 and cli.model.hparams.metric == "voc07"
+    assert round(count / 1e6, len(printed.split(".")[1])) == float(printed), f"{count:,} vs paper {printed} M"
