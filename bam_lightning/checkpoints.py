@@ -198,3 +198,17 @@ def newest_checkpoint(where: pl.Trainer | str | Path) -> Path | None:
         saved = [Path(p) for p in paths if Path(p).is_file()]
     saved = saved or [path for path in root.rglob("last.ckpt") if path.is_file()]
     return max(saved, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def best_checkpoint(where: pl.Trainer | str | Path) -> Path | None:
+    """The best checkpoint of the newest run (what ``--ckpt_path best`` evaluates), or None.
+
+    A new trainer knows no best model of its own; the newest ``last.ckpt`` (``newest_checkpoint``)
+    records the one its monitoring ModelCheckpoint kept, in the callback's state.
+    """
+    last = newest_checkpoint(where)
+    if last is None:
+        return None
+    states = read_checkpoint(last).get("callbacks", {}).values()
+    paths = [Path(state["best_model_path"]) for state in states if state.get("monitor") and state.get("best_model_path")]
+    return next((path for path in paths if path.is_file()), None)

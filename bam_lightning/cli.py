@@ -41,7 +41,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import data, distributed
 from .callbacks import LastCheckpoint
-from .checkpoints import AtomicCheckpointIO, check_fits, newest_checkpoint, read_checkpoint, unreadable
+from .checkpoints import AtomicCheckpointIO, best_checkpoint, check_fits, newest_checkpoint, read_checkpoint, unreadable
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
 from .detector import ObjectDetector
@@ -157,12 +157,9 @@ class BamCLI(LightningCLI):
         if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
             self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
         config = self.config_init[self.subcommand]
-        # "last" without an explicit dirpath: Lightning alone would look only in this new run's folder.
-        if config.get("ckpt_path") == "last" and not self.trainer.checkpoint_callback.dirpath:
-            found = newest_checkpoint(self.trainer)
-            if found is not None:
-                print(f"bam: resuming from {found}", file=sys.stderr)
-                config["ckpt_path"] = str(found)
+        # "last"/"best" without an explicit dirpath: Lightning alone would look only in this new run's folder.
+        if config.get("ckpt_path") in ("last", "best") and not self.trainer.checkpoint_callback.dirpath:
+            config["ckpt_path"] = self._earlier_checkpoint(config["ckpt_path"])
         # LightningCLI has already rebuilt the model from the checkpoint's hyperparameters, but the
         # data decide num_classes and image_size: a checkpoint can still miss the model built here.
         if config.get("ckpt_path") not in (None, "last", "best", "hpc"):
@@ -176,6 +173,24 @@ class BamCLI(LightningCLI):
         _running = self.trainer  # for the checkpoint that an error of the run names (main)
 
     before_fit = before_validate = before_test = before_predict = _before_run
+
+    def _earlier_checkpoint(self, which: str) -> str | None:
+        """The path ``--ckpt_path last`` or ``best`` means: the newest run's, under the config's default_root_dir.
+
+        ``fit --ckpt_path last`` with no earlier run starts from scratch, saying so (a job script
+        that always resumes has a first run too); anything else without one is an error, not an
+        evaluation of random weights.
+        """
+        found = newest_checkpoint(self.trainer) if which == "last" else best_checkpoint(self.trainer)
+        root = self.trainer.default_root_dir
+        if found is not None:
+            print(f"bam: {'resuming from' if self.subcommand == 'fit' else 'using'} {found}", file=sys.stderr)
+            return str(found)
+        if self.subcommand == "fit" and which == "last":
+            print(f"bam: no last.ckpt under {root} yet: starting from scratch", file=sys.stderr)
+            return None
+        kept = "last.ckpt" if which == "last" else "best checkpoint recorded in a last.ckpt"
+        raise InputError(f"--ckpt_path {which}: no {kept} under {root}: run bam fit with this config first, or give a .ckpt path")
 
 
 def _data_class(value: Any) -> type | None:

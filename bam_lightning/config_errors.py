@@ -7,7 +7,6 @@ one line: the key, what is wrong with it, the nearest valid name where there is 
 what to do. ``--help`` and ``--print_config`` are untouched.
 """
 
-import difflib
 import importlib
 import inspect
 import re
@@ -16,16 +15,11 @@ from collections.abc import Iterable
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from .errors import nearest
 from .tools import TOOLS
 
 # What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)
-
-
-def nearest(name: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the choice closest to a misspelt ``name``, or nothing."""
-    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean {found[0]!r}?)" if found else ""
 
 
 def _class_options(class_path: str) -> list[str]:

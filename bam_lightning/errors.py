@@ -1,8 +1,13 @@
-"""Errors a user can fix from the command line or a config.
+"""Errors a user can fix from the command line or a config, and the words that help fix them.
 
 The ``bam`` command prints their message on one line, without a traceback: the message
 itself must say what is wrong and what to do. Anything else is a bug and keeps its traceback.
 """
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 
 class InputError(ValueError):
@@ -15,3 +20,27 @@ class DatasetNotFoundError(InputError, FileNotFoundError):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the run stops before the step, naming the last good checkpoint."""
+
+
+def nearest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to a misspelt ``name`` (or the first it abbreviates), or nothing."""
+    choices = list(choices)
+    found = difflib.get_close_matches(name, choices, n=1, cutoff=0.75) or [c for c in choices if name and c.startswith(name)]
+    return f" (did you mean {found[0]!r}?)" if found else ""
+
+
+def check_options(owner: str, function: Callable[..., Any], options: Mapping[str, Any], fixed: int, flag: str) -> None:
+    """Refuse, in one line naming the nearest, a key of ``options`` that ``function`` does not take.
+
+    The first ``fixed`` parameters are given by the package, not by the user (a block's channels,
+    a builder's class count); a ``**kwargs`` function takes anything. Without this, a misspelt key
+    in a YAML dict (``attention_kwargs: {reductoin: 8}``) ends in Python's TypeError traceback.
+    """
+    parameters = list(inspect.signature(function).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    known = [p.name for p in parameters[fixed:]]
+    for key in options:
+        if key not in known:
+            takes = f"its {flag} are {', '.join(known)}" if known else f"it takes no {flag}"
+            raise InputError(f"{owner} has no option {key!r}{nearest(key, known)}: {takes}")

@@ -1,6 +1,7 @@
 """The `bam` command end to end, as a subprocess, on tiny datasets in the real on-disk formats."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bam_lightning.cli import main
 
 from datasets import write_cifar10, write_cifar100, write_image_folder
 
@@ -26,6 +29,17 @@ def bam(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subp
     if check and result.returncode != 0:
         raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    """``bam ARGS`` run in this process (``cli.main``, the command's entry point): its exit status 2 and last line."""
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "Traceback" not in err, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("bam: error:"), last
+    return last
 
 
 def cifar_args(root: Path, *extra: str, eager: bool = True) -> list[str]:
@@ -137,6 +151,38 @@ def test_user_errors_end_in_one_line_without_traceback(tmp_path, override, messa
     result = bam("fit", *args, cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ckpt_path_best_evaluates_the_best_checkpoint_the_newest_run_kept(fitted, tmp_path, capsys):
+    run = fitted / "runs" / "lightning_logs" / "version_0"  # other tests add runs to fitted: this one alone
+    shutil.copytree(run, tmp_path / "runs" / "lightning_logs" / "version_0")
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")  # where the copied last.ckpt says the best is
+    args = cifar_args(fitted, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "runs"))
+    main(["test", *args, "--ckpt_path", "best"])
+    captured = capsys.readouterr()
+    assert f"bam: using {best}" in captured.err and "test/acc1" in captured.out
+
+
+@pytest.mark.parametrize("command,which", [("test", "last"), ("validate", "best"), ("test", "best")])
+def test_ckpt_path_last_or_best_without_an_earlier_run_is_one_line(tmp_path, command, which, capsys):
+    write_cifar100(tmp_path / "data", n_train=16, n_test=16)
+    last = one_line_error([command, *cifar_args(tmp_path), "--ckpt_path", which], capsys)
+    assert f"--ckpt_path {which}: no " in last and str(tmp_path / "runs") in last
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (["--model.attention_kwargs", "{reductoin: 8}"], "attention bam has no option 'reductoin' (did you mean 'reduction'?)"),
+        (["--model.backbone_kwargs", "{dropuot: 0.3}"], "wrn28_8 has no option 'dropuot' (did you mean 'dropout'?)"),
+    ],
+    ids=["attention_kwargs", "backbone_kwargs"],
+)
+def test_a_misspelt_key_inside_a_dict_option_names_the_nearest(tmp_path, override, message, capsys):
+    args = ["fit", "--config", str(CONFIG), *CPU, "--trainer.default_root_dir", str(tmp_path), *override]
+    assert message in one_line_error(args, capsys)
+    summary = ["summary", "--model", "wrn", "--backbone_kwargs", "{widen: 2}"]
+    assert "wrn has no option 'widen' (did you mean 'widen_factor'?)" in one_line_error(summary, capsys)
 
 
 class Exploit:

@@ -7,13 +7,13 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.utils import save_image
 
-from bam_lightning.cli import main, task_of
+from bam_lightning.cli import task_of
 from bam_lightning.data.digit_canvases import write_coco
 from bam_lightning.detector import ObjectDetector
 from bam_lightning.module import ImageClassifier
 
 from datasets import write_voc
-from test_cli import CPU, bam, scalars
+from test_cli import CPU, bam, one_line_error, scalars
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 SHORT = [
@@ -83,17 +83,6 @@ def test_faster_rcnn_fit_logs_the_papers_maps_and_images_and_test_reports_them(f
     assert "test/map_50" in result.stdout and "test/map_75" in result.stdout  # the checkpoint's own model: resnet18
 
 
-def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
-    """``bam ARGS`` run in this process (``cli.main``, the command's entry point): its exit status 2 and last line."""
-    with pytest.raises(SystemExit) as exit:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit.value.code == 2 and "Traceback" not in err, err[-2000:]
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("bam: error:"), last
-    return last
-
-
 def test_a_checkpoint_trained_on_other_classes_is_refused_in_one_line(fitted_c4, tmp_path, capsys):
     write_coco(tmp_path / "coco", n_train=2, n_val=2, size=96, classes=(0, 1, 2, 3))
     checkpoint = fitted_c4 / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
@@ -102,7 +91,7 @@ def test_a_checkpoint_trained_on_other_classes_is_refused_in_one_line(fitted_c4,
     assert "num_classes=3" in last and "box_predictor" in last
 
 
-def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(tmp_path, capsys):
+def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(tmp_path):
     objects = [[("dog", 5, 6, 40, 30, 0), ("cat", 20, 10, 60, 44, 1)], [("person", 3, 3, 30, 40, 0)], []]
     for image_set in ("trainval", "test"):
         write_voc(tmp_path / "data", image_set=image_set, objects=objects)

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, check_options
 from .insert import DEFAULT_ATTENTION, Attention, Placement, insert_attention
 
 
@@ -77,6 +77,7 @@ def create_model(
         where = placement or "bottleneck"
         return insert_attention(name, attention, input_size or 224, placement=where, attention_kwargs=attention_kwargs)
     entry = get_model_entry(name)
+    check_options(name, entry.builder, kwargs, fixed=1, flag="backbone_kwargs")
     model = entry.builder(num_classes=num_classes, **kwargs)
     where = placement or entry.placement
     return insert_attention(model, attention, entry.input_size, placement=where, attention_kwargs=attention_kwargs)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, check_options
 from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
@@ -39,4 +39,7 @@ def get_attn(name: str | None) -> type[nn.Module] | None:
 def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | None:
     """An attention module for a ``channels``-wide feature map, or ``None`` for no attention."""
     cls = get_attn(name)
-    return None if cls is None else cls(channels, **kwargs)
+    if cls is None:
+        return None
+    check_options(f"attention {name}", cls, kwargs, fixed=1, flag="attention_kwargs")
+    return cls(channels, **kwargs)

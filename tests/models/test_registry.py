@@ -74,3 +74,10 @@ def test_mobilenet_width_multiplier_scales_every_layer():
     model = create_model("mobilenet_v1", 10, attention=None, width_mult=0.5)
     assert model.fc.in_features == 512
     assert count_parameters(model) < count_parameters(create_model("mobilenet_v1", 10, attention=None)) / 3
+
+
+def test_a_misspelt_backbone_option_is_named_with_the_nearest_one():
+    with pytest.raises(ValueError, match=r"wide_resnet18 has no option 'widen' \(did you mean 'widen_factor'\?\)"):
+        create_model("wide_resnet18", 10, widen=2.0)
+    with pytest.raises(ValueError, match="resnet50 has no option 'depth': it takes no backbone_kwargs"):
+        create_model("resnet50", 10, depth=18)

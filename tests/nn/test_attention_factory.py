@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -65,4 +67,17 @@ def test_cbam_applies_channel_then_spatial_gate():
 )
 def test_meaningless_options_are_refused_when_the_block_is_built(name, options, message):
     with pytest.raises(InputError, match=message):
+        create_attn(name, 64, **options)
+
+
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("bam", {"reductoin": 8}, "attention bam has no option 'reductoin' (did you mean 'reduction'?): its attention"),
+        ("se", {"dilation": 4}, "attention se has no option 'dilation': its attention_kwargs are reduction"),
+        ("cbam", {"kernel": 7}, "(did you mean 'kernel_size'?)"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_nearest_one(name, options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
         create_attn(name, 64, **options)

@@ -8,15 +8,13 @@ paper's StairNet rows: "right before every classifier").
 """
 
 import fnmatch
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch import nn
 
-from ...config_errors import nearest
-from ...errors import InputError
+from ...errors import InputError, check_options
 from ..insert import Attention, Placement
 from ..registry import create_model
 from ..weights import load_backbone_weights
@@ -56,15 +54,6 @@ def get_detector_entry(name: str) -> DetectorEntry:
         raise InputError(f"unknown detector {name!r}: choose one of {', '.join(list_detectors())}") from None
 
 
-def _check_options(detector: str, builder: Builder, options: Mapping[str, Any]) -> None:
-    """Refuse, by name, a ``detector_kwargs`` key the builder does not take (the first four arguments are not options)."""
-    known = list(inspect.signature(builder).parameters)[4:]
-    for key in options:
-        if key not in known:
-            takes = f"its detector_kwargs are {', '.join(known)}" if known else "it takes no detector_kwargs"
-            raise InputError(f"{detector} has no option {key!r}{nearest(key, known)}: {takes}")
-
-
 def build_detector(
     detector: str,
     backbone: str,
@@ -84,7 +73,7 @@ def build_detector(
     to attention in the backbone only; ``options`` go to the detector's builder.
     """
     entry = get_detector_entry(detector)
-    _check_options(detector, entry.builder, options)
+    check_options(detector, entry.builder, options, fixed=4, flag="detector_kwargs")
     in_backbone = entry.attention_in == "backbone"
     if placement is not None and not in_backbone:
         raise InputError(f"{detector} puts attention before its prediction heads: placement {placement!r} does not apply")
