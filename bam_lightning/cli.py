@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -255,6 +256,9 @@ def main(args: list[str] | None = None) -> None:
             build_cli(args)  # None: LightningCLI reads sys.argv itself, as its DDP launcher expects
     except (InputError, TrainingDiverged) as error:
         print(f"bam: error: {worker_message(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except MisconfigurationException as error:  # Lightning's refusal of a Trainer value (max_epochs -5, accelerator gpu, ...)
+        print(f"bam: error: trainer: {' '.join(str(error).split())} (bam fit --help lists the options)", file=sys.stderr)
         raise SystemExit(2) from None
     except ArgumentError as error:  # LightningCLI re-parsing a checkpoint's hyperparameters
         print(f"bam: error: {explain(str(error))}", file=sys.stderr)

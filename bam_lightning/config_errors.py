@@ -60,6 +60,9 @@ def _key_error(key: str, lines: list[str], hint: str) -> str:
     if option and class_path:
         near = nearest(option[1], _class_options(class_path[1]))
         return f"{key}: {class_path[1]} takes no option {option[1]!r}{near}: fix or remove it under init_args ({hint})"
+    inner = re.search(r'Parser key "([^"]+)":\s*\n\s*(.+)', text)  # a value the class_path's own signature refuses
+    if inner and class_path:
+        return f"{key}.{inner[1]}: {inner[2].strip()} ({hint})"
     literals = [v for line in lines for v in re.findall(r"'([^']*)'", line) if line.startswith("- Expected a typing.Literal")]
     types = [m[1] for line in lines if (m := re.match(r"- Expected a <class '([^']+)'>", line))]
     if literals:

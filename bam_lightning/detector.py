@@ -25,7 +25,7 @@ from .compiling import Compile, check_choice
 from .models import DEFAULT_ATTENTION, Attention, Placement
 from .models.detection import build_detector
 from .models.weights import load_backbone_weights
-from .training import compile_for_the_run, parameter_groups, stop_if_diverged
+from .training import compile_for_the_run, optimization, stop_if_diverged
 from .voc07 import VOC07MeanAP
 
 Batch = tuple[tuple[Tensor, ...], tuple[dict[str, Tensor], ...]]
@@ -203,8 +203,7 @@ class ObjectDetector(L.LightningModule):
         return self.hparams.class_names or [str(label) for label in range(1, self.hparams.num_classes + 1)]
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(parameter_groups(self.model, self.hparams.decay_norm_and_bias))
-        if self.lr_scheduler is None:
-            return optimizer
-        scheduler = self.lr_scheduler(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+        hparams = self.hparams
+        return optimization(
+            self.model, self.optimizer, self.lr_scheduler, hparams.decay_norm_and_bias, hparams.scheduler_interval
+        )

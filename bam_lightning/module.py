@@ -21,7 +21,7 @@ from .compiling import Compile, check_choice
 from .errors import InputError
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import probing
-from .training import compile_for_the_run, parameter_groups, stop_if_diverged
+from .training import compile_for_the_run, optimization, stop_if_diverged
 
 
 class ImageClassifier(L.LightningModule):
@@ -176,8 +176,6 @@ class ImageClassifier(L.LightningModule):
         self._log_accuracy("test")
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(parameter_groups(self.model, self.hparams.decay_norm_and_bias))
-        if self.lr_scheduler is None:
-            return optimizer
-        scheduler = self.lr_scheduler(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/loss"}}
+        return optimization(
+            self.model, self.optimizer, self.lr_scheduler, self.hparams.decay_norm_and_bias, "epoch", monitor="val/loss"
+        )

@@ -1,5 +1,6 @@
 """What both tasks' LightningModules do the same way: weight-decay groups, and stopping before a diverged update."""
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as L
@@ -8,7 +9,7 @@ from torch import Tensor, nn
 
 from .checkpoints import newest_checkpoint
 from .compiling import Compile, compile_model
-from .errors import TrainingDiverged
+from .errors import InputError, TrainingDiverged
 
 
 def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -20,6 +21,29 @@ def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[s
         {"params": [p for p in params if p.ndim > 1]},
         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
     ]
+
+
+def optimization(
+    model: nn.Module,
+    optimizer: Callable[[Any], torch.optim.Optimizer],
+    scheduler: Callable[[torch.optim.Optimizer], Any] | None,
+    decay_norm_and_bias: bool,
+    interval: str,
+    monitor: str | None = None,
+) -> Any:
+    """``configure_optimizers``' answer: the optimizer on ``model``'s groups and its scheduler stepped every ``interval``.
+
+    torch checks the optimizer's values (a negative learning rate, momentum or weight decay)
+    when it is built, before the first step: that is a config mistake, said in one line.
+    """
+    try:
+        built = optimizer(parameter_groups(model, decay_norm_and_bias))
+    except ValueError as error:
+        raise InputError(f"model.optimizer: {error}: fix its init_args in the config or on the command line") from None
+    if scheduler is None:
+        return built
+    schedule = {"scheduler": scheduler(built), "interval": interval, **({"monitor": monitor} if monitor else {})}
+    return {"optimizer": built, "lr_scheduler": schedule}
 
 
 def stop_if_diverged(module: L.LightningModule, loss: Tensor) -> None:

@@ -185,6 +185,30 @@ def test_a_misspelt_key_inside_a_dict_option_names_the_nearest(tmp_path, overrid
     assert "wrn has no option 'widen' (did you mean 'widen_factor'?)" in one_line_error(summary, capsys)
 
 
+DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (["--data.batch_size", "0"], "data.batch_size: Not of type PositiveInt"),
+        (["--data.num_workers", "-1"], "data.num_workers: Not of type NonNegativeInt"),
+        (["--trainer.max_epochs", "-5"], "trainer: `max_epochs` must be a non-negative integer or -1"),
+        (["--trainer.limit_train_batches", "1.5"], "trainer: You have passed invalid value 1.5 for limit_train_batches"),
+        (["--model.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0: fix its init_args"),
+        pytest.param(
+            ["--trainer.accelerator", "gpu"],
+            "trainer: No supported gpu backend found!",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there"),
+        ),
+    ],
+    ids=["batch-size-0", "negative-workers", "negative-epochs", "fraction-above-1", "negative-lr", "gpu-without-one"],
+)
+def test_values_out_of_range_end_in_one_line(tmp_path, override, message, capsys):
+    args = ["fit", "--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1"]
+    assert message in one_line_error([*args, *override], capsys)
+
+
 class Exploit:
     def __init__(self, target: Path) -> None:
         self.target = target

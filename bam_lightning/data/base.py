@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
@@ -46,8 +47,8 @@ class SplitLoaders(pl.LightningDataModule):
     def __init__(
         self,
         root: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 128,
+        num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
     ) -> None:

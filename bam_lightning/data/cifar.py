@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import Dataset, Subset
 from torchvision import transforms as T
 from torchvision.datasets import CIFAR10, CIFAR100
@@ -47,8 +48,8 @@ class _CIFARDataModule(ImageDataModule):
         val_size: int = 0,
         split_seed: int = 0,
         verify_md5: bool = True,
-        batch_size: int = 128,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 128,
+        num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
     ) -> None:

@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from pycocotools.coco import COCO
 from torchvision.datasets import CocoDetection, VisionDataset
 
@@ -87,8 +88,8 @@ class COCODataModule(DetectionDataModule):
         val_images: str = "val2017",
         val_annotations: str = "annotations/instances_val2017.json",
         recipe: Recipe = "faster_rcnn",
-        batch_size: int = 2,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 2,
+        num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
     ) -> None:

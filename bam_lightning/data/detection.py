@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from numpy.typing import ArrayLike
 from PIL import Image
 from torch import Tensor
@@ -191,8 +192,8 @@ class DetectionDataModule(SplitLoaders, ABC):
         self,
         root: str,
         recipe: Recipe,
-        batch_size: int,
-        num_workers: int = 4,
+        batch_size: PositiveInt,
+        num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
     ) -> None:

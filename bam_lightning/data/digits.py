@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -79,8 +80,8 @@ class DigitsDataModule(ImageDataModule):
         image_size: int = 32,
         test_fraction: float = 0.2,
         split_seed: int = 0,
-        batch_size: int = 128,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 128,
+        num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
     ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from PIL import UnidentifiedImageError
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
@@ -90,8 +91,8 @@ class ImageNetDataModule(ImageDataModule):
         root: str = "data/imagenet",
         image_size: int = 224,
         resize_size: int = 256,
-        batch_size: int = 64,
-        num_workers: int = 8,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 8,
         pin_memory: bool = True,
         persistent_workers: bool = False,
         bad_images: BadImages = "fail",

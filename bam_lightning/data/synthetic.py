@@ -10,6 +10,7 @@ Nothing is learnt from it: labels are random.
 """
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import TensorDataset
 
 from .base import ImageDataModule
@@ -32,8 +33,8 @@ class SyntheticDataModule(ImageDataModule):
         train_size: int = 1024,
         val_size: int = 256,
         seed: int = 0,
-        batch_size: int = 128,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 128,
+        num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__(root="", batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)

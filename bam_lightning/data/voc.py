@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
@@ -97,8 +98,8 @@ class VOCDataModule(DetectionDataModule):
         test_set: str = "2007-test",
         recipe: Recipe = "ssd",
         download: bool = False,
-        batch_size: int = 32,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
     ) -> None:
