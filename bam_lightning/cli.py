@@ -46,7 +46,7 @@ from .checkpoints import AtomicCheckpointIO, best_checkpoint, check_fits, newest
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
 from .detector import ObjectDetector
-from .errors import InputError, TrainingDiverged
+from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
 from .tools import TOOLS
 
@@ -158,6 +158,7 @@ class BamCLI(LightningCLI):
         if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
             self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
         config = self.config_init[self.subcommand]
+        check_output_folder(self.trainer.default_root_dir, "--trainer.default_root_dir")
         # "last"/"best" without an explicit dirpath: Lightning alone would look only in this new run's folder.
         if config.get("ckpt_path") in ("last", "best") and not self.trainer.checkpoint_callback.dirpath:
             config["ckpt_path"] = self._earlier_checkpoint(config["ckpt_path"])

@@ -6,7 +6,9 @@ itself must say what is wrong and what to do. Anything else is a bug and keeps i
 
 import difflib
 import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -44,3 +46,14 @@ def check_options(owner: str, function: Callable[..., Any], options: Mapping[str
         if key not in known:
             takes = f"its {flag} are {', '.join(known)}" if known else f"it takes no {flag}"
             raise InputError(f"{owner} has no option {key!r}{nearest(key, known)}: {takes}")
+
+
+def check_output_folder(folder: str | Path, flag: str) -> None:
+    """Refuse, before any work, a folder that cannot be written: a file, under a file, or without write permission."""
+    folder = Path(folder)
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"is under {existing}, a file"
+        raise InputError(f"{flag} {folder} {where}, not a folder: give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {folder}: {existing} is not writable: give a folder you can write to")

@@ -209,6 +209,16 @@ def test_values_out_of_range_end_in_one_line(tmp_path, override, message, capsys
     assert message in one_line_error([*args, *override], capsys)
 
 
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, where, capsys):
+    (tmp_path / "taken").write_text("a file")
+    root = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "runs"
+    args = ["fit", "--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(root)]
+    assert f"--trainer.default_root_dir {root} " in one_line_error(args, capsys)
+    out = ["attention", "--ckpt_path", str(tmp_path / "x.ckpt"), "--image", "x.png", "--out", str(tmp_path / "taken" / "a.png")]
+    assert "--out's folder" in one_line_error(out, capsys)
+
+
 class Exploit:
     def __init__(self, target: Path) -> None:
         self.target = target

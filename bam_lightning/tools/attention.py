@@ -33,7 +33,7 @@ from ..data import CIFAR100DataModule
 from ..data.base import one_line
 from ..data.imagenet import MEAN as IMAGENET_MEAN
 from ..data.imagenet import STD as IMAGENET_STD
-from ..errors import InputError
+from ..errors import InputError, check_output_folder
 from ..models import get_model_entry
 from ..module import ImageClassifier
 
@@ -143,6 +143,7 @@ def main(args: list[str] | None = None) -> None:
     options = parser.parse_args(args)
     if (options.size is not None and options.size < 1) or options.panel_px < 32:
         raise InputError(f"--size must be positive and --panel_px 32 or more, got {options.size} and {options.panel_px}")
+    check_output_folder(Path(options.out).parent, "--out's folder")
     classifier = load_classifier(options.ckpt_path)
     images = [(Path(path).name, read_image(path)) for path in options.image]
     found = run_statistics(options.ckpt_path)

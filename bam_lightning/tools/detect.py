@@ -17,7 +17,7 @@ from torchvision.utils import make_grid, save_image
 from ..checkpoints import read_checkpoint
 from ..data.base import one_line
 from ..detector import ObjectDetector, describe, draw_detections
-from ..errors import InputError
+from ..errors import InputError, check_output_folder
 from .attention import read_image
 
 
@@ -46,9 +46,7 @@ def main(args: list[str] | None = None) -> None:
     out = Path(options.out)
     if out.suffix.lower() != ".png":
         raise InputError(f"--out {out} must end in .png")
-    blocked = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
-    if blocked is not None:
-        raise InputError(f"cannot write {out}: {blocked} is a file, not a folder")
+    check_output_folder(out.parent, "--out's folder")
     detector = load_detector(options.ckpt_path)
     images = [to_tensor(read_image(path)) for path in options.image]
     with torch.no_grad():
