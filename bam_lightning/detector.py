@@ -177,9 +177,12 @@ class ObjectDetector(L.LightningModule):
         # COCO's -1 means "no object of that size": left out, not logged as -100 %.
         figures = {name: results[name] * 100 for name in COCO_FIGURES if results[name] >= 0}
         if self.hparams.metric == "voc07":
-            figures["map_50_coco"] = figures.pop("map_50")
-            figures["map_50"] = self.voc07[stage].compute()["map_50"] * 100
+            voc07 = self.voc07[stage].compute()["map_50"]
             self.voc07[stage].reset()
+            if "map_50" in figures:
+                figures["map_50_coco"] = figures.pop("map_50")
+            if voc07 >= 0:  # -1 as COCO's: no object to find
+                figures["map_50"] = voc07 * 100
         self.log_dict({f"{stage}/{name}": value.float() for name, value in figures.items()}, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
