@@ -65,6 +65,12 @@ def worker_message(error: BaseException) -> str:
     return last.split(": ", 1)[1] if last.startswith(f"{type(error).__module__}.{type(error).__name__}: ") else last
 
 
+def options(args: list[str]) -> list[tuple[str, str]]:
+    """Each argument with the one after it, ``--key=value`` taken as ``--key value``: where to find a flag's value."""
+    parts = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
+    return list(zip(parts, parts[1:], strict=False))
+
+
 def option_keys(parser: LightningArgumentParser) -> list[str]:
     """The keys ``parser`` takes, with the groups above them (``model.optimizer`` of ``model.optimizer.init_args.lr``)."""
     keys = [key.split(".") for key in parser.get_defaults(skip_validation=True).keys()]
@@ -94,8 +100,7 @@ class BamCLI(LightningCLI):
             given = sys.argv[1:] if args is None else args
             command = next((arg for arg in given if arg in self.command_parsers), None)
             known = option_keys(self.command_parsers.get(command, parser))
-            configs = [value for flag, value in zip(given, given[1:], strict=False) if flag in ("-c", "--config")]
-            configs += [arg.split("=", 1)[1] for arg in given if arg.startswith("--config=")]
+            configs = [value for flag, value in options(given) if flag in ("-c", "--config")]
             raise InputError(explain(str(error), command, known, configs)) from None
         # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that
         # is not a checkpoint (a text file fails torch.load as a KeyError or IndexError).
@@ -213,8 +218,7 @@ def task_of(args: list[str]) -> tuple[type, type]:
     A name or file that cannot be read here is left to LightningCLI, which reports it in its own words.
     """
     found = None
-    args = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
-    for flag, value in zip(args, args[1:], strict=False):
+    for flag, value in options(args):
         if flag in ("-c", "--config"):
             try:
                 config = yaml.safe_load(Path(value).read_text())
