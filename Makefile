@@ -15,7 +15,7 @@ install:
 test:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder tests
 
 # Offline demo: WRN-10-1 + BAM on scikit-learn's handwritten digits (shipped in its wheel: no download), on CPU.
 # Fits (TensorBoard logs, checkpoints), tests the run's last.ckpt, draws BAM's attention on four test digits.

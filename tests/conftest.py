@@ -5,6 +5,23 @@ import torch
 def pytest_configure(config):
     # Two xdist workers share two cores: one thread each avoids oversubscription.
     torch.set_num_threads(1)
+    config.addinivalue_line("markers", "long: a test of tens of seconds or more, started first (see below)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist names the groups
+def pytest_collection_modifyitems(items):
+    """Order and group the tests for ``make test``'s two workers (``--dist loadgroup``), which take them one at a time.
+
+    Tests sharing a module-scoped fixture (a fit, a fitted checkpoint) go to one worker, so the
+    fixture is built once. Long tests and those groups start first: the workers then end within
+    seconds of each other instead of one running the demo's fit alone at the end. The order changes
+    no result: every test still runs on its own data.
+    """
+    for item in items:
+        shared = [d for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs if d.scope == "module"]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: not (item.get_closest_marker("long") or item.get_closest_marker("xdist_group")))
 
 
 @pytest.fixture(autouse=True)

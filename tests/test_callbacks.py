@@ -1,7 +1,4 @@
 import logging
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from bam_lightning.data import CIFAR100DataModule
 from bam_lightning.errors import TrainingDiverged
 from bam_lightning.module import ImageClassifier
 
+from command import bam
 from datasets import write_cifar100
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
@@ -100,11 +98,7 @@ def test_bam_fit_takes_the_callback_from_yaml(tmp_path):
         "--data.root", str(tmp_path / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
         "--data.batch_size", "16", "--data.pin_memory", "false", "--trainer.default_root_dir", str(tmp_path / "runs"),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bam_lightning.cli", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    bam(*args, cwd=tmp_path)
     logged = events(tmp_path / "runs" / "lightning_logs" / "version_0")
     assert logged.Tags()["images"] == ["attention/maps"]
     assert sorted(logged.Tags()["histograms"]) == [f"attention/channel/{name}" for name in BAMS]

@@ -8,10 +8,12 @@ Its wall time is printed (``pytest -s``), not asserted: speed is a benchmark, no
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
-from test_cli import bam, scalars
+from command import bam
+from test_cli import scalars
 
 CONFIG = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
 
@@ -21,6 +23,7 @@ def demo(*args: str, cwd: Path):
     return bam(*args, "--config", str(CONFIG), "--trainer.default_root_dir", str(cwd), cwd=cwd, timeout=600)
 
 
+@pytest.mark.long
 def test_demo_trains_to_95_percent_test_accuracy_with_checkpoints_and_tensorboard_logs(tmp_path):
     start = time.perf_counter()
     demo("fit", "--trainer.enable_progress_bar", "false", cwd=tmp_path)

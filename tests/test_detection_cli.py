@@ -12,8 +12,9 @@ from bam_lightning.data.digit_canvases import write_coco
 from bam_lightning.detector import ObjectDetector
 from bam_lightning.module import ImageClassifier
 
+from command import bam
 from datasets import write_voc
-from test_cli import CPU, bam, one_line_error, scalars
+from test_cli import CPU, one_line_error, scalars
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 SHORT = [
@@ -91,6 +92,7 @@ def test_a_checkpoint_trained_on_other_classes_is_refused_in_one_line(fitted_c4,
     assert "num_classes=3" in last and "box_predictor" in last
 
 
+@pytest.mark.long
 def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(tmp_path):
     objects = [[("dog", 5, 6, 40, 30, 0), ("cat", 20, 10, 60, 44, 1)], [("person", 3, 3, 30, 40, 0)], []]
     for image_set in ("trainval", "test"):

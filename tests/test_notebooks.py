@@ -22,6 +22,7 @@ def this_python_kernel(tmp_path, monkeypatch):
     return "python3"
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_runs_and_shows_an_image(path, this_python_kernel):
     notebook = nbformat.read(path, as_version=4)

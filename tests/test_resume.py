@@ -22,8 +22,9 @@ import torch
 
 from bam_lightning.checkpoints import newest_checkpoint
 
+from command import bam
 from datasets import write_cifar100
-from test_cli import bam, cifar_args, scalars
+from test_cli import cifar_args, scalars
 
 EXACT = ["--seed_everything", "0", "--trainer.deterministic", "true", "--model.lr_scheduler.init_args.milestones", "[1]"]
 

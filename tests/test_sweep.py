@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from datasets import write_cifar100
 
 ROOT = Path(__file__).parents[1]
@@ -23,6 +25,7 @@ TINY = {
 }
 
 
+@pytest.mark.long
 def test_sweep_runs_every_config_and_seed_and_tabulates_them(tmp_path):
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
     args = " ".join(f"{key} {shlex.quote(value or str(tmp_path / 'data'))}" for key, value in TINY.items())

@@ -1,9 +1,6 @@
 """``bam attention`` on a checkpoint fitted here, on real photos from scikit-image."""
 
-import os
 import shutil
-import subprocess
-import sys
 from functools import partial
 
 import lightning.pytorch as L
@@ -18,6 +15,8 @@ from bam_lightning.data import CIFAR100DataModule
 from bam_lightning.data.imagenet import MEAN
 from bam_lightning.module import ImageClassifier
 from bam_lightning.tools.attention import input_size, normalization, run_statistics
+
+from command import bam
 
 PANEL = 256
 BAMS = 2  # WRN-10-1
@@ -78,11 +77,7 @@ def test_as_a_command_with_its_own_panel_and_input_size(files):
     out = files["root"] / "one.png"
     args = ["attention", "--ckpt_path", str(files["bam"]), "--image", str(files["root"] / "coffee.png"),
             "--out", str(out), "--panel_px", "100", "--size", "48"]  # fmt: skip
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bam_lightning.cli", *args], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    bam(*args, cwd=files["root"])
     assert Image.open(out).size == ((1 + BAMS) * 100, 100)
 
 

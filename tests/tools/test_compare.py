@@ -1,9 +1,6 @@
 """`bam compare` on runs written the way `bam fit` writes them: TensorBoard events and LightningCLI's config.yaml."""
 
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from bam_lightning.errors import InputError
 from bam_lightning.tools.compare import collect, differences, find_runs, render
+
+from command import bam
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
 STEPS_PER_EPOCH = 10
@@ -108,18 +107,15 @@ def test_errors_are_one_line(runs, tmp_path):
 
 
 def test_bam_compare_command(runs):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "bam_lightning.cli", "compare", str(runs)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bam("compare", str(runs), cwd=runs)
     assert "| CIFAR100 | wrn28_8 | bam − none | — | -2.00 | -2.25 | — |" in done.stdout
 
 
 def test_bam_compare_on_an_empty_folder_says_so_in_one_line(tmp_path, capsys):
-    from bam_lightning.cli import main as bam
+    from bam_lightning.cli import main
 
     with pytest.raises(SystemExit) as exit:
-        bam(["compare", str(tmp_path)])
+        main(["compare", str(tmp_path)])
     assert exit.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("bam: error: no run under")

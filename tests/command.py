@@ -1,0 +1,91 @@
+"""The ``bam`` command run as a process of its own, as a user runs it, without re-paying its imports every time.
+
+Importing torch, torchvision, torchmetrics and Lightning costs about 9 s of CPU, more than most
+commands the tests run. A forkserver imports ``bam_lightning.cli`` once per test worker and forks
+a fresh process per command: a real process, with the command's working directory, environment,
+arguments in ``sys.argv``, output to files, and an exit status set by the console script's entry
+point (``bam_lightning.cli:main``), as ``bam`` itself sets it. A command whose processes start
+other interpreters from ``sys.argv`` (a multi-process DDP run) takes ``fresh=True``: ``python -m
+bam_lightning.cli``.
+"""
+
+import atexit
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+import warnings
+from pathlib import Path
+
+_forkserver = multiprocessing.get_context("forkserver")
+_forkserver.set_forkserver_preload(["bam_lightning.cli"])
+
+
+def _exit_status(code: object) -> int:
+    """What the interpreter makes of ``SystemExit(code)``: None is 0, a message is printed and is 1."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+    """The forked process: what ``bam ARGS`` does, from its imports on."""
+    import torch
+
+    from bam_lightning.cli import main
+
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # $TMPDIR as given
+    for fd, path in ((1, out), (2, err)):
+        file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(file, fd)
+        os.close(file)
+    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)  # noqa: SIM115
+    if env.get("PYTHONWARNINGS") == "ignore":
+        warnings.simplefilter("ignore")
+    torch.set_num_threads(int(env.get("OMP_NUM_THREADS", torch.get_num_threads())))  # read by torch's import, done
+    sys.argv = ["bam", *args]
+    try:
+        main()
+        status = 0
+    except SystemExit as exit:
+        status = _exit_status(exit.code)
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    atexit._run_exitfuncs()  # as the interpreter does at exit (TensorBoard writers, loader workers)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def bam(
+    *args: str, cwd: Path, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """``bam ARGS`` in ``cwd``; its status and output. ``check`` fails the test, with the output's end, on a non-zero status.
+
+    One thread by default, as conftest gives pytest's own: two threads on two shared cores run a tiny fit 3x slower.
+    """
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    if fresh:
+        command = [sys.executable, "-m", "bam_lightning.cli", *args]
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            process = _forkserver.Process(target=_run, args=(list(args), str(cwd), env, str(out), str(err)))
+            process.start()
+            process.join(timeout)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+                raise subprocess.TimeoutExpired(["bam", *args], timeout, out.read_text(), err.read_text())
+            result = subprocess.CompletedProcess(["bam", *args], process.exitcode, out.read_text(), err.read_text())
+    if check and result.returncode != 0:
+        raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
