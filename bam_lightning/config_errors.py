@@ -56,18 +56,20 @@ def _key_error(key: str, lines: list[str], hint: str) -> str:
     if no_module:
         wanted = class_path[1] if class_path else given
         return f"{key}: cannot import class_path {wanted!r} ({no_module[0]}): check its spelling, a full import path"
+    inner = re.search(r'Parser key "([^"]+)":\s*\n\s*(.+)', text)  # a value the class_path's own signature refuses
+    if inner and class_path:  # before the other subtypes' complaints (lightning.Callback takes no option at all)
+        return f"{key}.{inner[1]}: {inner[2].strip()} ({hint})"
     option = re.search(r"Option '([^']+)' is not accepted", text)
     if option and class_path:
         near = nearest(option[1], _class_options(class_path[1]))
         return f"{key}: {class_path[1]} takes no option {option[1]!r}{near}: fix or remove it under init_args ({hint})"
-    inner = re.search(r'Parser key "([^"]+)":\s*\n\s*(.+)', text)  # a value the class_path's own signature refuses
-    if inner and class_path:
-        return f"{key}.{inner[1]}: {inner[2].strip()} ({hint})"
-    literals = [v for line in lines for v in re.findall(r"'([^']*)'", line) if line.startswith("- Expected a typing.Literal")]
+    literal = [line.split(". Got value:") for line in lines if line.lstrip("- ").startswith("Expected a typing.Literal")]
+    literals = [v for choices, *_ in literal for v in re.findall(r"'([^']*)'", choices)]
+    given = given if given is not None else next((got[0].strip() for _, *got in literal if got), None)
     types = [m[1] for line in lines if (m := re.match(r"- Expected a <class '([^']+)'>", line))]
     if literals:
         allowed = literals + (["null"] if "NoneType" in types else []) + (["false"] if "bool" in types else [])
-        return f"{key}: {given!r} is not one of {', '.join(allowed)}{nearest(given or '', literals)}"
+        return f"{key}: {given!r} is not one of {', '.join(allowed)}{nearest(given or '', literals)} ({hint})"
     if types and given is not None:
         names = " or ".join("null" if t == "NoneType" else t.rpartition(".")[2] for t in types)
         return f"{key}: {given!r} is not a valid {names} ({hint})"
@@ -80,9 +82,11 @@ def _bad_yaml(configs: Iterable[str]) -> str | None:
     for config in configs:
         try:
             with open(config) as file:
-                yaml.safe_load(file)
+                content = yaml.safe_load(file)
         except (OSError, yaml.YAMLError) as error:
             return f"{config} is not a valid YAML config ({' '.join(str(error).split())})"
+        if not isinstance(content, dict):
+            return f"{config} is {'empty' if content is None else 'not a mapping of options'}, not a config"
     return None
 
 
@@ -104,6 +108,8 @@ def explain(message: str, command: str | None = None, known_keys: Iterable[str] 
         return _key_error(keyed[1], ([keyed[2]] if keyed[2] else []) + lines[1:], hint)
     if lines[0].startswith("Problems parsing config"):
         return f"{_bad_yaml(configs) or ' '.join(lines)}: fix its syntax"
+    if lines[0].startswith("Unexpected config") and _bad_yaml(configs):  # an empty file, or a list
+        return f"{_bad_yaml(configs)}: give options as in bam {command or 'fit'} --print_config"
     choice = re.match(r"argument subcommand: invalid choice: '([^']*)'", lines[0])
     if choice:
         return f"unknown command {choice[1]!r}{nearest(choice[1], COMMANDS)}: the commands are {', '.join(COMMANDS)}"

@@ -2,7 +2,21 @@
 
 ``TOOLS`` names each subcommand and the module whose ``main(args)`` runs it; ``bam`` (``cli.main``)
 dispatches to it and lists it among its commands.
+
+A tool's command-line mistakes (a missing required argument, an unknown option, a value of the
+wrong type) end, like every other user mistake of ``bam``, in one ``bam: error:`` line and exit
+status 2: ``ToolParser`` (stdlib argparse tools) and ``parse`` (jsonargparse tools) turn them
+into an ``InputError``, which ``cli.main`` prints. ``--help`` is untouched.
 """
+
+import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    import jsonargparse
 
 TOOLS = {
     "summary": "bam_lightning.tools.summary",
@@ -10,3 +24,40 @@ TOOLS = {
     "compare": "bam_lightning.tools.compare",
     "detect": "bam_lightning.tools.detect",
 }
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> InputError:
+    """``parser``'s error ``message`` as one line that names the tool, the option, and says where the options are listed.
+
+    Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown
+    option gets the nearest known one).
+    """
+    from ..config_errors import explain  # imports TOOLS from here: only once this module is loaded
+
+    known = [option.lstrip("-") for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    return InputError(f"{parser.prog}: {explain(message, parser.prog.removeprefix('bam '), known)}")
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse's parser for a ``bam`` tool, whose mistakes raise ``InputError`` instead of printing usage and exiting.
+
+    argparse's ``error`` prints the usage and ``prog: error: ...`` on two or more lines; its
+    ``exit_on_error=False`` (Python 3.11) still calls ``error`` for a missing required argument and
+    for unrecognized arguments, so ``error`` itself is where to stop it. ``--help`` exits 0 as before.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise usage_error(self, message)
+
+
+def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
+    """``parser.parse_args(args)`` for a jsonargparse tool, its mistakes raised as one-line ``InputError``.
+
+    ``parser`` must be built with ``exit_on_error=False``: jsonargparse then raises ``ArgumentError``
+    instead of printing the usage, a tip and a multi-line error. Its ``error`` is not overridden
+    because jsonargparse builds internal parsers of the same class and catches their ``ArgumentError``.
+    """
+    try:
+        return parser.parse_args(args)
+    except argparse.ArgumentError as error:
+        raise usage_error(parser, str(error)) from None

@@ -15,7 +15,6 @@ differ by less than 0.02). The image panels show the same crop at the panel's
 resolution, so a 32-pixel model's maps are drawn over a sharp picture.
 """
 
-import argparse
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..data.imagenet import STD as IMAGENET_STD
 from ..errors import InputError, check_output_folder
 from ..models import get_model_entry
 from ..module import ImageClassifier
+from . import ToolParser
 
 DPI = 100
 
@@ -131,7 +131,7 @@ def attention_figure(
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="bam attention",
         description="Draw each BAM's spatial attention map over images, one row per image, into one PNG.",
     )

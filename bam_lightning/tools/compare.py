@@ -23,6 +23,7 @@ from jsonargparse import ArgumentParser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..errors import InputError
+from . import parse
 from .summary import format_table, with_options
 
 GROUP_KEYS = ("dataset", "backbone", "backbone_kwargs", "attention", "attention_kwargs")
@@ -170,6 +171,7 @@ def render(rows: list[dict[str, Any]], metric: str, fmt: Literal["markdown", "cs
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="bam compare",
+        exit_on_error=False,  # mistakes raise, for parse to word in one line
         description="Runs of `bam fit` grouped by configuration: mean ± std over seeds, and attention minus baseline.",
     )
     parser.add_argument("runs", nargs="+", type=str, help="version folders, or any folder above them (searched recursively)")
@@ -179,7 +181,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> None:
-    options = build_parser().parse_args(args)
+    options = parse(build_parser(), args)
     print(render(collect(options.runs, options.metric), options.metric, options.format))
 
 

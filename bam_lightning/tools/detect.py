@@ -7,7 +7,6 @@ checkpoint was trained on. The images sit side by side, padded to the tallest.
     bam detect --ckpt_path runs/demo_detect/.../last.ckpt --image a.jpg --image b.jpg --out detections.png
 """
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from ..checkpoints import read_checkpoint
 from ..data.base import one_line
 from ..detector import ObjectDetector, describe, draw_detections
 from ..errors import InputError, check_output_folder
+from . import ToolParser
 from .attention import read_image
 
 
@@ -35,7 +35,7 @@ def load_detector(ckpt_path: str | Path) -> ObjectDetector:
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bam detect", description="Draw a trained detector's boxes on images, into one PNG.")
+    parser = ToolParser(prog="bam detect", description="Draw a trained detector's boxes on images, into one PNG.")
     parser.add_argument("--ckpt_path", required=True, help="checkpoint written by bam fit with a detection config")
     parser.add_argument("--image", action="append", required=True, help="an image file; repeat for more")
     parser.add_argument("--out", default="detections.png", help="the PNG to write (default: %(default)s)")

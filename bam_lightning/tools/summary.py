@@ -27,6 +27,7 @@ from ..models import count_macs, count_parameters, create_model, get_model_entry
 from ..models.detection import create_detector
 from ..nn import AttentionName
 from ..paper import KNOWN_DIFFERENCES, TABLE_3, TABLE_4, find_paper_model, printed_detection_row, printed_row
+from . import parse
 
 Format = Literal["table", "markdown", "csv"]
 BAM_FORMS = ("bam", "bam_official")  # the attention the paper's "+ BAM" rows stand beside
@@ -213,6 +214,7 @@ def detection_table(fmt: Format = "table") -> str:
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="bam summary",
+        exit_on_error=False,  # mistakes raise, for parse to word in one line
         description="Parameters and GMACs without and with attention, beside the paper's Table 3. "
         "Give one of --model, --config or --all.",
     )
@@ -228,7 +230,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> None:
-    options = build_parser().parse_args(args)
+    options = parse(build_parser(), args)
     if sum([options.model is not None, options.config is not None, options.all, options.detection]) != 1:
         raise InputError("bam summary: give exactly one of --model NAME, --config PATH, --all or --detection")
     if options.detection:
