@@ -11,6 +11,7 @@ In YAML::
 
 import lightning.pytorch as L
 import torch
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
@@ -52,7 +53,7 @@ class AttentionMapLogger(L.Callback):
         num_images: first images of the validation batch to show.
     """
 
-    def __init__(self, every_n_epochs: int = 5, num_images: int = 8) -> None:
+    def __init__(self, every_n_epochs: PositiveInt = 5, num_images: PositiveInt = 8) -> None:
         super().__init__()
         if every_n_epochs < 1 or num_images < 1:
             raise InputError(

@@ -25,9 +25,11 @@ own ``main(args)``, dispatched here before LightningCLI sees the arguments.
 """
 
 import importlib
+import os
 import pickle
 import signal
 import sys
+import threading
 from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
@@ -77,12 +79,35 @@ def option_keys(parser: LightningArgumentParser) -> list[str]:
     return list(dict.fromkeys(".".join(parts[:end]) for parts in keys for end in range(1, len(parts) + 1)))
 
 
+# Trainer options Lightning reads as a count of batches when whole (int) and as a fraction when a float.
+COUNT_OR_FRACTION = (
+    "limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
+    "val_check_interval",
+)  # fmt: skip
+
 _running: Trainer | None = None  # the trainer of the run in progress (set before it starts)
+_interrupted = False  # Ctrl-C was pressed
+
+
+def _stop_like_sigterm(signum: int, frame: object) -> None:
+    """Ctrl-C (SIGINT) during a run stops it as SIGTERM does: after the batch, with last.ckpt to resume from.
+
+    Lightning alone catches the KeyboardInterrupt wherever it lands, loses the partial epoch and
+    exits 1. Sending ourselves SIGTERM hands the stop to Lightning's own handler (which also stops
+    the other processes of a DDP run). Before a run starts, and on a second press, it stops at once.
+    """
+    global _interrupted
+    again, _interrupted = _interrupted, True
+    if _running is None or again:
+        raise KeyboardInterrupt
+    os.write(2, b"bam: Ctrl-C: stopping after this batch (press it again to stop at once)\n")  # print is not reentrant
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class BamCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.command_parsers: dict[str, LightningArgumentParser] = {}  # by subcommand; none with run=False
+        self._args: list[str] = []  # the command line (parse_arguments)
         super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -94,21 +119,75 @@ class BamCLI(LightningCLI):
         return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        self._args = sys.argv[1:] if args is None else args
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:  # the parsers are built with exit_on_error=False (build_cli)
-            given = sys.argv[1:] if args is None else args
-            command = next((arg for arg in given if arg in self.command_parsers), None)
+            command = next((arg for arg in self._args if arg in self.command_parsers), None)
             known = option_keys(self.command_parsers.get(command, parser))
-            configs = [value for flag, value in options(given) if flag in ("-c", "--config")]
+            configs = [value for flag, value in options(self._args) if flag in ("-c", "--config")]
             raise InputError(explain(str(error), command, known, configs)) from None
+        subcommand = self.config.get("subcommand")
         # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that
         # is not a checkpoint (a text file fails torch.load as a KeyError or IndexError).
-        subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not ckpt_path.startswith("registry"):
             if "://" not in ckpt_path:  # remote files are Lightning's to read
                 read_checkpoint(ckpt_path)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        for config in (self.config_init, self.config):  # the trainer's, and the config.yaml the run saves
+            self._keep_whole_counts(config.get(self.subcommand, config)["trainer"])
+        check_trainer_values(self.config_init.get(self.subcommand, self.config_init)["trainer"])
+        return super().instantiate_trainer(**kwargs)
+
+    def _keep_whole_counts(self, trainer: Any) -> None:
+        """A count of batches written as a whole number (``limit_train_batches: 1``) stays one, as Lightning reads it.
+
+        jsonargparse turns Lightning's ``int | float`` options into floats: ``1`` becomes ``1.0``,
+        which Lightning reads as 100 % of the batches, so a one-batch trial ran the whole epoch.
+        What the user wrote decides: the last ``--trainer.KEY`` given, else the last config file
+        that sets it (YAML tells ``1`` from ``1.0``).
+        """
+        for key in COUNT_OR_FRACTION:
+            if not isinstance(trainer.get(key), float) or not trainer[key].is_integer():
+                continue
+            given = [value for flag, value in options(self._args) if flag == f"--trainer.{key}"]
+            written = given[-1] if given else None
+            for flag, path in reversed(options(self._args) if written is None else []):
+                section = _yaml_file(path).get("trainer") if flag in ("-c", "--config") else None
+                if isinstance(section, dict) and key in section:
+                    written = section[key]
+                    break
+            if isinstance(written, int) or (isinstance(written, str) and written.strip().isdigit()):
+                trainer[key] = int(trainer[key])
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's: the checkpoint's hyperparameters replace the model's options (the checkpoint decides the network).
+
+        A ``--model.*`` option given on the command line that the checkpoint contradicts would be
+        dropped without a word (``bam test --model.backbone resnet50`` evaluating the checkpoint's
+        WRN): it is refused, naming both values. Values from config files are the checkpoint's to
+        replace: the config a run was trained with often differs from it in an override or two.
+        Options that only say how to run the network (the module's ``RUN_OPTIONS``) are the user's.
+        """
+        subcommand = self.config.get("subcommand")
+        before = self.config[subcommand].get("model") if subcommand else None
+        before = before.clone() if before is not None else None
+        super()._parse_ckpt_path()
+        if before is None:
+            return
+        after = self.config[subcommand]["model"]
+        given = dict.fromkeys(flag.split(".")[1] for flag, _ in options(self._args) if flag.startswith("--model."))
+        for key in given:
+            if key in self.model_class.RUN_OPTIONS:  # how to run the same network (compile, memory order): the user's
+                after[key] = before[key]
+            elif key in after and key in before and after[key] != before[key]:
+                raise InputError(
+                    f"--model.{key} {_yaml(before[key])} contradicts the checkpoint {self.config[subcommand]['ckpt_path']},"
+                    f" trained with {key}={_yaml(after[key])}: the checkpoint decides the network; drop --model.{key}"
+                    " or give a checkpoint trained with it"
+                )
 
     def instantiate_classes(self) -> None:
         try:
@@ -173,6 +252,8 @@ class BamCLI(LightningCLI):
             check_fits(config["ckpt_path"], self.model)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
+        if self.subcommand == "fit":  # a bad optimizer or scheduler value, refused before the run makes its folder
+            self.model.configure_optimizers()
         # A kill during a save leaves the previous checkpoint, never half of a new one.
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -200,6 +281,49 @@ class BamCLI(LightningCLI):
         raise InputError(f"--ckpt_path {which}: no {kept} under {root}: run bam fit with this config first, or give a .ckpt path")
 
 
+def check_trainer_values(trainer: Any) -> None:
+    """Refuse Trainer values that Lightning takes but divides by (a traceback at the first epoch) or runs as no one means.
+
+    Lightning types these as any int or float: ``check_val_every_n_epoch 0`` and
+    ``accumulate_grad_batches 0`` end in a ZeroDivisionError, a negative ``gradient_clip_val``
+    reverses every gradient (torch scales them by norm/limit), and ``min_epochs`` above
+    ``max_epochs`` is cut short without a word.
+    """
+    for key in ("check_val_every_n_epoch", "accumulate_grad_batches"):
+        if trainer.get(key) is not None and trainer[key] < 1:
+            raise InputError(f"trainer.{key} {trainer[key]}: give 1 or more")
+    if trainer.get("val_check_interval") is not None and trainer["val_check_interval"] <= 0:
+        raise InputError(
+            f"trainer.val_check_interval {trainer['val_check_interval']}: give a fraction of the epoch above 0, or a number"
+            " of batches"
+        )
+    if trainer.get("gradient_clip_val") is not None and trainer["gradient_clip_val"] < 0:
+        raise InputError(
+            f"trainer.gradient_clip_val {trainer['gradient_clip_val']}: a negative limit would reverse every gradient;"
+            " give 0 or more (0 or null: no clipping)"
+        )
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if low is not None and high is not None and high >= 0 and low > high:
+        raise InputError(
+            f"trainer.min_epochs {low} is above trainer.max_epochs {high}, where the run would stop: lower min_epochs"
+            " or raise max_epochs"
+        )
+
+
+def _yaml_file(path: str) -> dict[str, Any]:
+    """A config file's top level, or {} where it is not a readable YAML mapping (LightningCLI has said why already)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _yaml(value: Any) -> str:
+    """A value as a user writes it in a config or on the command line: ``null``, ``true``, ``{reduction: 8}``."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
 def _data_class(value: Any) -> type | None:
     """The class a ``data.class_path`` names (a full path, or a name ``bam_lightning.data`` exports), or None."""
     if not isinstance(value, str):
@@ -220,11 +344,7 @@ def task_of(args: list[str]) -> tuple[type, type]:
     found = None
     for flag, value in options(args):
         if flag in ("-c", "--config"):
-            try:
-                config = yaml.safe_load(Path(value).read_text())
-            except (OSError, yaml.YAMLError):
-                continue
-            section = config.get("data") if isinstance(config, dict) else None
+            section = _yaml_file(value).get("data")
             found = _data_class(section.get("class_path") if isinstance(section, dict) else section) or found
         elif flag in ("--data", "--data.class_path"):
             found = _data_class(value) or found
@@ -254,6 +374,19 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
 
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous = signal.signal(signal.SIGINT, _stop_like_sigterm) if in_main_thread else None
+    try:
+        _run(argv, args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run(argv: list[str], args: list[str] | None) -> None:
+    """``bam ARGS``: a user's mistake, a stop by signal and a lost process of a DDP run end in one line."""
+    global _interrupted, _running
+    _interrupted, _running = False, None
     try:
         if argv and argv[0] in TOOLS:
             importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
@@ -273,8 +406,15 @@ def main(args: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except SIGTERMException:  # a SystemExit with status 0: a script must not take the stopped run for a finished one
         resume = "; last.ckpt holds it up to its last batch: continue with --ckpt_path last" if argv[:1] == ["fit"] else ""
-        print(f"bam: stopped by SIGTERM{resume}", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM) from None
+        stop = signal.SIGINT if _interrupted else signal.SIGTERM
+        print(f"bam: stopped by {'Ctrl-C (SIGINT)' if _interrupted else 'SIGTERM'}{resume}", file=sys.stderr)
+        raise SystemExit(128 + stop) from None
+    except (KeyboardInterrupt, SystemExit) as stop:  # Ctrl-C before a run or twice: Lightning exits 1 after a KeyboardInterrupt
+        if not _interrupted:
+            raise
+        resume = "; --ckpt_path last resumes from the last checkpoint saved" if argv[:1] == ["fit"] else ""
+        print(f"bam: stopped by Ctrl-C (SIGINT){resume}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from stop
     except Exception as error:  # a lost process of a multi-process run: one line, not a traceback per process
         message = distributed.failure_message(error, _running)
         if message is None:

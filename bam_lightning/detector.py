@@ -17,6 +17,7 @@ import torch
 from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes
@@ -25,7 +26,7 @@ from .compiling import Compile, check_choice
 from .models import DEFAULT_ATTENTION, Attention, Placement
 from .models.detection import build_detector
 from .models.weights import load_backbone_weights
-from .training import compile_for_the_run, optimization, stop_if_diverged
+from .training import compile_for_the_run, optimization, stop_if_diverged, stop_if_epoch_diverged
 from .voc07 import VOC07MeanAP
 
 Batch = tuple[tuple[Tensor, ...], tuple[dict[str, Tensor], ...]]
@@ -84,6 +85,8 @@ class ObjectDetector(L.LightningModule):
             score >= 0.3) and true (green) boxes go to TensorBoard; 0 for never.
         compile: what ``torch.compile`` fuses (``bam_lightning.compiling``).
     """
+
+    RUN_OPTIONS = ("compile", "log_images")  # how to run the network, not what it is: given, they beat a checkpoint's
 
     def __init__(
         self,
@@ -184,6 +187,13 @@ class ObjectDetector(L.LightningModule):
             if voc07 >= 0:  # -1 as COCO's: no object to find
                 figures["map_50"] = voc07 * 100
         self.log_dict({f"{stage}/{name}": value.float() for name, value in figures.items()}, sync_dist=True)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.state.fn == TrainerFn.FITTING:  # before NaN boxes reach the metrics
+            stop_if_epoch_diverged(self)
+
+    def on_train_epoch_end(self) -> None:
+        stop_if_epoch_diverged(self)  # also without validation
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

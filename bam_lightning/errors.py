@@ -7,6 +7,7 @@ itself must say what is wrong and what to do. Anything else is a bug and keeps i
 import difflib
 import inspect
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,18 @@ def check_output_folder(folder: str | Path, flag: str) -> None:
         raise InputError(f"{flag} {folder} {where}, not a folder: give a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {folder}: {existing} is not writable: give a folder you can write to")
+    # Some folders pass both (root in /proc, a read-only mount): making it says; what is made here is removed again.
+    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{flag} {folder} cannot be made ({error.strerror}): give a folder you can write to") from None
+    finally:
+        for path in made:
+            if path.is_dir():
+                path.rmdir()
+
+
+def warn(message: str) -> None:
+    """Print ``bam: warning: <message>`` as one line on stderr: a run that goes on, but likely not as the user meant."""
+    print(f"bam: warning: {message}", file=sys.stderr, flush=True)

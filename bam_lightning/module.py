@@ -11,17 +11,21 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
+from jsonargparse.typing import ClosedUnitInterval
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from .compiling import Compile, check_choice
-from .errors import InputError
+from .errors import InputError, warn
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
-from .models.probe import probing
-from .training import compile_for_the_run, optimization, stop_if_diverged
+from .models.probe import input_sizes, probing, total_stride
+from .nn.bam import SpatialGate, dilation_past_the_map
+from .nn.bam_official import OfficialSpatialGate
+from .training import compile_for_the_run, optimization, stop_if_diverged, stop_if_epoch_diverged
 
 
 class ImageClassifier(L.LightningModule):
@@ -50,6 +54,8 @@ class ImageClassifier(L.LightningModule):
             compiling); the checkpoint's keys do not change (``bam_lightning.compiling``).
     """
 
+    RUN_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is: given, they beat a checkpoint's
+
     def __init__(
         self,
         backbone: str | nn.Module = "wrn28_8",
@@ -59,7 +65,7 @@ class ImageClassifier(L.LightningModule):
         attention_kwargs: dict[str, Any] | None = None,
         placement: Placement | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: ClosedUnitInterval = 0.0,
         optimizer: OptimizerCallable = torch.optim.SGD,
         lr_scheduler: LRSchedulerCallable | None = None,
         decay_norm_and_bias: bool = True,
@@ -98,16 +104,35 @@ class ImageClassifier(L.LightningModule):
         compile_for_the_run(self, self.model, self.hparams.compile)
 
     def check_image_size(self, size: int) -> None:
-        """Refuse, in one line, an image size the network cannot take (before a run, not deep inside it)."""
+        """Refuse, in one line, an image size the network cannot take; warn, in one line, where BAM would read padding.
+
+        Before a run, not deep inside it, one probe forward at ``size``: a layer that fails there is
+        refused by name. So is a size below the network's total stride, which the probe passes
+        thanks to padding but which leaves maps of one pixel from some downsampling on: a run
+        on nonsense. BAM blocks whose dilation reaches past the map they see are only warned
+        about (``dilation_past_the_map``): the block still works, but its dilated convs read zeros.
+        """
+        name = self.hparams.get("backbone", type(self.model).__name__)
+        gates = {n: m for n, m in self.model.named_modules() if isinstance(m, SpatialGate | OfficialSpatialGate) and m.dilation}
+        sizes, hooks = input_sizes(gates)
         param = next(self.parameters())
         x = torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype)
         try:
-            with probing(self.model):
+            with probing(self.model, hooks):
                 self.model(x)
         except RuntimeError as error:
             reason = str(error).strip().splitlines()[0]
-            name = self.hparams.get("backbone", type(self.model).__name__)
             raise InputError(f"{name} cannot take {size}x{size} images ({reason}): change --data.image_size") from None
+        stride = total_stride(self.model)
+        if size < stride:
+            raise InputError(
+                f"{name} cannot take {size}x{size} images: it downsamples them {stride}x,"
+                f" so it needs at least {stride}x{stride}: change --data.image_size"
+            )
+        blocks = {gate.rpartition(".")[0] or gate: (gates[gate].dilation, hw) for gate, hw in sizes.items()}
+        message = dilation_past_the_map(blocks)
+        if message is not None:
+            warn(message)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, targets = batch
@@ -115,6 +140,8 @@ class ImageClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         if stage == "train":
             stop_if_diverged(self, loss)
+        elif stage == "val":
+            self._val_finite = self._val_finite & torch.isfinite(loss)  # checked at the epoch's end: no sync per step
         for name, metric in self.metrics.items():
             if name.startswith(stage):
                 metric.update(logits.detach(), targets)
@@ -150,6 +177,7 @@ class ImageClassifier(L.LightningModule):
         self.metrics["train_acc1"].reset()  # an end-of-epoch checkpoint brings the finished epoch's counts
 
     def on_train_epoch_end(self) -> None:
+        stop_if_epoch_diverged(self)  # also without validation
         self._log_accuracy("train")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -166,7 +194,12 @@ class ImageClassifier(L.LightningModule):
             for name, value in state.items():
                 setattr(metric, name, value.to(metric.device))
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_finite = torch.ones((), dtype=torch.bool, device=self.device)
+
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            stop_if_epoch_diverged(self, self._val_finite)
         acc1 = self._log_accuracy("val")
         if not self.trainer.sanity_checking:
             self.best_acc1.update(acc1)

@@ -78,6 +78,7 @@ def bam(
     else:
         with tempfile.TemporaryDirectory() as folder:
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            out.touch(), err.touch()  # read even where the process fails before it opens them
             process = _forkserver.Process(target=_run, args=(list(args), str(cwd), env, str(out), str(err)))
             process.start()
             process.join(timeout)

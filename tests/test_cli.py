@@ -1,34 +1,21 @@
 """The `bam` command end to end, as a subprocess, on tiny datasets in the real on-disk formats."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bam_lightning.cli import main
+from bam_lightning.cli import build_cli, main
 
+from command import bam
 from datasets import write_cifar10, write_cifar100, write_image_folder
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
 TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
 EAGER = ["--model.compile", "false"]  # the paper configs compile BAM: tens of seconds a run, kept for one fit (fitted)
 CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-def bam(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    # One thread, as conftest gives pytest's own: two threads on two shared cores run a tiny fit 3x slower.
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bam_lightning.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return result
 
 
 def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
@@ -127,11 +114,12 @@ def test_imagefolder_fit(tmp_path):
     assert "val/acc1" in scalars(run), result.stderr
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
 def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path, strategy):
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
     args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.strategy", strategy, "--trainer.devices", "2")
-    bam("fit", *args, cwd=tmp_path)  # sync_batchnorm needs GPUs: torch refuses it on CPU
+    bam("fit", *args, cwd=tmp_path, fresh=strategy == "ddp")  # sync_batchnorm needs GPUs: torch refuses it on CPU
     checkpoints = sorted(p.name for p in (tmp_path / "runs").rglob("*.ckpt"))
     assert len(checkpoints) == 2 and "last.ckpt" in checkpoints  # one best, one last: written once, not per process
     checkpoint = torch.load(next((tmp_path / "runs").rglob("last.ckpt")), weights_only=True)
@@ -201,20 +189,33 @@ DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
             "trainer: No supported gpu backend found!",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there"),
         ),
+        (["--model.lr_scheduler.init_args.T_max", "0"], "model.lr_scheduler: CosineAnnealingLR fails at its first step"),
+        (["--model.label_smoothing", "1.5"], "model.label_smoothing: Not of type ClosedUnitInterval"),
+        (["--trainer.check_val_every_n_epoch", "0"], "trainer.check_val_every_n_epoch 0: give 1 or more"),
+        (["--trainer.accumulate_grad_batches", "0"], "trainer.accumulate_grad_batches 0: give 1 or more"),
+        (["--trainer.val_check_interval", "0"], "trainer.val_check_interval 0: give a fraction of the epoch above 0"),
+        (["--trainer.gradient_clip_val", "-1"], "trainer.gradient_clip_val -1.0: a negative limit would reverse every gradient"),
+        (["--trainer.min_epochs", "5"], "trainer.min_epochs 5 is above trainer.max_epochs 1, where the run would stop"),
+        (
+            ["--trainer.callbacks+=bam_lightning.callbacks.AttentionMapLogger", "--trainer.callbacks.every_n_epochs", "0"],
+            "trainer.callbacks.every_n_epochs: Not of type PositiveInt",
+        ),
     ],
-    ids=["batch-size-0", "negative-workers", "negative-epochs", "fraction-above-1", "negative-lr", "gpu-without-one"],
-)
+    ids=["batch-size-0", "negative-workers", "negative-epochs", "fraction-above-1", "negative-lr", "gpu-without-one",
+         "scheduler-period-0", "label-smoothing-1.5", "validate-every-0-epochs", "accumulate-0", "val-check-interval-0",
+         "negative-clip", "min-above-max-epochs", "callback-every-0-epochs"],
+)  # fmt: skip
 def test_values_out_of_range_end_in_one_line(tmp_path, override, message, capsys):
     args = ["fit", "--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1"]
     assert message in one_line_error([*args, *override], capsys)
 
 
-@pytest.mark.parametrize("where", ["file", "under-a-file"])
+@pytest.mark.parametrize("where", ["file", "under-a-file", "cannot-be-made"])
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, where, capsys):
     (tmp_path / "taken").write_text("a file")
-    root = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "runs"
-    args = ["fit", "--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(root)]
-    assert f"--trainer.default_root_dir {root} " in one_line_error(args, capsys)
+    root = {"file": tmp_path / "taken", "under-a-file": tmp_path / "taken" / "runs", "cannot-be-made": Path("/proc/runs")}
+    args = ["fit", "--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(root[where])]
+    assert f"--trainer.default_root_dir {root[where]} " in one_line_error(args, capsys)
     out = ["attention", "--ckpt_path", str(tmp_path / "x.ckpt"), "--image", "x.png", "--out", str(tmp_path / "taken" / "a.png")]
     assert "--out's folder" in one_line_error(out, capsys)
 
@@ -248,6 +249,22 @@ def test_checkpoints_that_cannot_be_used_are_refused_in_one_line(fitted, tmp_pat
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_model_option_the_checkpoint_contradicts_is_refused_naming_both(fitted, tmp_path, capsys):
+    """LightningCLI rebuilds the model from the checkpoint's hyperparameters, dropping ``--model.*`` without a word."""
+    last = fitted / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    args = [*cifar_args(fitted, "--trainer.default_root_dir", str(tmp_path)), "--ckpt_path", str(last)]
+    result = bam("test", *args, "--model.backbone", "resnet18", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"bam: error: --model.backbone resnet18 contradicts the checkpoint {last}, trained with backbone=wrn:"
+        " the checkpoint decides the network; drop --model.backbone or give a checkpoint trained with it"
+    )
+    null = one_line_error(["validate", *args, "--model.attention", "null"], capsys)
+    assert "--model.attention null contradicts the checkpoint" in null and "trained with attention=bam" in null
+    kwargs = one_line_error(["test", *args, "--model.attention_kwargs", "{reduction: 8}"], capsys)
+    assert "--model.attention_kwargs {reduction: 8} contradicts" in kwargs and "attention_kwargs=null" in kwargs
+
+
 def test_an_image_size_the_model_cannot_take_is_refused_before_training(tmp_path):
     write_image_folder(tmp_path / "imagenet", classes=3, per_class=2)
     result = bam(
@@ -258,3 +275,43 @@ def test_an_image_size_the_model_cannot_take_is_refused_before_training(tmp_path
     )  # fmt: skip
     assert result.returncode == 2 and "squeezenet1_1 cannot take 16x16 images" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "written,expected",
+    [(["--trainer.limit_train_batches", "1"], 1), (["--trainer.limit_train_batches=3"], 3), ("limit_train_batches: 2", 2),
+     ("limit_train_batches: 1.0", 1.0), (["--trainer.limit_train_batches", "0.25"], 0.25)],
+    ids=["one-batch", "three-batches", "yaml-two", "yaml-whole-epoch", "fraction"],
+)  # fmt: skip
+def test_a_whole_number_of_batches_stays_a_count(tmp_path, written, expected):
+    """jsonargparse makes ``1`` a ``1.0``, which Lightning reads as the whole epoch."""
+    if isinstance(written, str):
+        (tmp_path / "limits.yaml").write_text(f"trainer:\n  {written}\n")
+        written = ["--config", str(tmp_path / "limits.yaml")]
+    args = ["--config", str(DEMO), *written, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"]
+    limit = build_cli(args, run=False).trainer.limit_train_batches
+    assert limit == expected and type(limit) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model.attention_kwargs", "{reductoin: 8}"], "attention bam has no option 'reductoin' (did you mean 'reduction'?)"),
+        (["--model.lr_scheduler.init_args.T_max", "0"], "model.lr_scheduler: CosineAnnealingLR fails at its first step"),
+        (["--trainer.accumulate_grad_batches", "0"], "trainer.accumulate_grad_batches 0: give 1 or more"),
+        (["--ckpt_path", "best"], "--ckpt_path best: no best checkpoint recorded in a last.ckpt under"),
+        (["--trainer.default_root_dir", "/proc/runs"], "--trainer.default_root_dir /proc/runs cannot be made"),
+        (["--config", "empty.yaml"], "empty.yaml is empty, not a config"),
+    ],
+    ids=["dict-key", "scheduler", "trainer-value", "best-without-a-run", "output-folder", "empty-config"],
+)
+def test_each_kind_of_mistake_is_one_line_from_the_real_command(tmp_path, args, message):
+    """One of each kind through a ``bam`` process of its own; the tests above try many more in this process."""
+    (tmp_path / "empty.yaml").write_text("")
+    command = "validate" if "best" in args else "fit"
+    demo = ["--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.max_epochs", "1"]
+    result = bam(command, *demo, *args, cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bam: error: ") and message in last, last
+    assert not (tmp_path / "runs").exists()  # refused before any work

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning.pytorch as L
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from bam_lightning.checkpoints import read_checkpoint
 from bam_lightning.cli import main
 from bam_lightning.distributed import failure_message
 
+from command import bam
 from datasets import write_cifar100, write_image_folder
 from test_cli import CONFIG, CPU, EAGER, TINY_MODEL
 
@@ -137,8 +139,9 @@ def test_a_diverged_loss_names_its_step_and_a_whole_checkpoint_from_just_before(
     assert path in saved  # written by the CLI's atomic writer
 
 
-def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True) -> subprocess.Popen:
-    """``bam args`` in the background (``module=False``: ``python args``, e.g. torchrun), output appended to ``log``."""
+def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True, session: bool = False) -> subprocess.Popen:
+    """``bam args`` in the background (``module=False``: ``python args``, e.g. torchrun), output appended to ``log``;
+    ``session``: in a process group of its own, as a terminal runs a command (Ctrl-C signals the whole group)."""
     env = {
         "OMP_NUM_THREADS": "1",  # as test_cli.py: two threads on two shared cores run a tiny fit slower
         **os.environ,
@@ -147,7 +150,7 @@ def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True) -> sub
     }
     with open(log, "ab") as out:
         command = [sys.executable, *(["-m", "bam_lightning.cli"] if module else []), *args]
-        return subprocess.Popen(command, stdout=out, stderr=out, env=env)
+        return subprocess.Popen(command, stdout=out, stderr=out, env=env, start_new_session=session)
 
 
 def wait_for_save(path: Path, after: int | None, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
@@ -159,6 +162,7 @@ def wait_for_save(path: Path, after: int | None, proc: subprocess.Popen, log: Pa
         time.sleep(0.02)
 
 
+@pytest.mark.long
 def test_sigkill_during_saves_never_leaves_a_checkpoint_that_resume_trips_on(tmp_path):
     """Saves after every step, so most kills land near one; each round resumes the last one's last.ckpt."""
     write_cifar100(tmp_path / "data", n_train=64, n_test=16)  # 4 steps an epoch
@@ -189,6 +193,53 @@ def test_sigkill_during_saves_never_leaves_a_checkpoint_that_resume_trips_on(tmp
     assert not list(folder.glob(".last.ckpt.*.tmp"))  # a killed save's leftover is removed by the next save
 
 
+def test_ctrl_c_stops_after_the_batch_with_a_checkpoint_and_says_how_to_resume(tmp_path):
+    """Ctrl-C in a terminal signals the command's whole process group, its loader worker too."""
+    write_cifar100(tmp_path / "data", n_train=64, n_test=16)
+    tmpdir, log = tmp_path / "tmpdir", tmp_path / "log.txt"
+    tmpdir.mkdir()
+    last = tmp_path / "runs" / "checkpoints" / "last.ckpt"
+    args = cifar_args(tmp_path, "--last_checkpoint.every_n_train_steps", "1", "--data.num_workers", "1")
+    proc = bam_process("fit", *args, "--trainer.max_epochs", "1000", tmpdir=tmpdir, log=log, session=True)
+    wait_for_save(last, None, proc, log)
+    step = read_checkpoint(last)["global_step"]
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    assert text.strip().splitlines()[-1] == (
+        "bam: stopped by Ctrl-C (SIGINT); last.ckpt holds it up to its last batch: continue with --ckpt_path last"
+    )
+    assert read_checkpoint(last)["global_step"] >= step  # saved where it stopped, whole
+
+
+class OverflowAfter(L.Callback):
+    """Makes one BatchNorm's running variance infinite in each batch of epoch ``epoch`` on: what a huge learning rate
+    does late in a run, the training loss staying finite."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
+        if trainer.current_epoch >= self.epoch:
+            next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(float("inf"))
+
+
+def test_weights_that_diverge_late_end_the_run_in_one_line_and_no_checkpoint_keeps_them(tmp_path, monkeypatch):
+    write_cifar100(tmp_path / "data", n_train=32, n_test=16)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the command imports OverflowAfter from here
+    callback = ["--trainer.callbacks+=test_faults.OverflowAfter", "--trainer.callbacks.epoch", "1"]
+    result = bam("fit", *cifar_args(tmp_path, "--trainer.max_epochs", "3", *callback), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"bam: error: the weights hold NaN or inf \(model\.[\w.]+\.running_var\) in epoch 1, .*", last_line)
+    assert f"resume from the last good checkpoint {tmp_path / 'runs' / 'checkpoints' / 'last.ckpt'}" in last_line
+    saved = sorted((tmp_path / "runs" / "checkpoints").glob("*.ckpt"))
+    assert len(saved) == 2 and all(read_checkpoint(path)["epoch"] == 0 for path in saved)  # last and best, of epoch 0
+    for path in saved:
+        assert all(value.isfinite().all() for value in read_checkpoint(path)["state_dict"].values() if value.is_floating_point())
+
+
 def rank_one(launcher: int) -> int:
     """The pid of rank 1: the process under ``launcher`` whose environment has LOCAL_RANK=1 (Linux /proc)."""
     found, todo = [], [launcher]
@@ -201,6 +252,7 @@ def rank_one(launcher: int) -> int:
     return found[0]
 
 
+@pytest.mark.long
 def test_a_ddp_process_killed_mid_run_under_torchrun_is_named_and_resume_succeeds(tmp_path):
     """torchrun's agent watches the processes: it names the lost rank and stops the run; no checkpoint is lost."""
     write_cifar100(tmp_path / "data", n_train=64, n_test=16)
@@ -238,3 +290,46 @@ def test_a_lost_process_is_one_line_naming_the_checkpoint_to_resume_from(tmp_pat
         "no checkpoint was saved yet: run the same command again"
     )
     assert failure_message(RuntimeError("shape mismatch"), tmp_path) is None  # a bug keeps its traceback
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["attention", "--image", "x.png"], "bam attention: the following arguments are required: --ckpt_path"),
+        (["detect", "--image", "x.png"], "bam detect: the following arguments are required: --ckpt_path"),
+        (["attention", "--ckpt_path", "a", "--image", "b", "--panel_px", "abc"], "argument --panel_px: invalid int value: 'abc'"),
+        (["detect", "--ckpt_path", "a", "--image", "b", "--bogus", "1"], "bam detect: unknown option 'bogus'"),
+        (["summary", "--modle", "wrn16_8"], "bam summary: unknown option 'modle' (did you mean 'model'?)"),
+        (["summary", "--num_classes", "abc"], "bam summary: num_classes: 'abc' is not a valid int or null"),
+        (["compare", "runs", "--bogus", "1"], "bam compare: unknown option 'bogus'"),
+        (["compare"], "bam compare: the following arguments are required: runs"),
+    ],
+    ids=[
+        "attention-missing-required",
+        "detect-missing-required",
+        "attention-bad-int",
+        "detect-unknown-option",
+        "summary-misspelt-option",
+        "summary-bad-int",
+        "compare-unknown-option",
+        "compare-missing-positional",
+    ],
+)
+def test_a_tools_parse_mistakes_end_in_one_line_not_a_usage_screen(capsys, args, message):
+    """argparse and jsonargparse print the usage and a multi-line error; a tool's mistake is one line, like bam fit's."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err[-3000:]
+    (line,) = err.strip().splitlines()
+    assert line.startswith("bam: error: ") and message in line, line
+    assert line.endswith(f"(bam {args[0]} --help lists the options)"), line
+
+
+def test_a_tools_parse_mistake_is_one_line_from_the_real_command_and_help_still_works(tmp_path):
+    done = bam("attention", "--image", "x.png", cwd=tmp_path, check=False)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "bam: error: bam attention: the following arguments are required: --ckpt_path (bam attention --help lists the options)"
+    ), done.stderr[-3000:]
+    done = bam("attention", "--help", cwd=tmp_path, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("usage: bam attention") and "--panel_px" in done.stdout, done.stderr

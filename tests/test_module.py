@@ -144,6 +144,7 @@ def test_an_image_size_the_network_cannot_take_is_refused_by_name():
         model.check_image_size(16)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("compile", ["attention", "network"])
 def test_speed_switches_keep_the_math(tmp_path, compile):
     """channels_last and compile change memory order and kernels, not what the network computes or learns."""
@@ -162,3 +163,65 @@ def test_speed_switches_keep_the_math(tmp_path, compile):
     x = torch.randn(8, 3, 16, 16)
     # Training mode, as compiled by the fit (eval mode would compile a second graph).
     torch.testing.assert_close(fast(x), reference(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "scheduler,message",
+    [
+        (partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=0), "CosineAnnealingLR fails at its first step"),
+        (partial(torch.optim.lr_scheduler.StepLR, step_size=0), "StepLR fails at its first step"),
+        (partial(torch.optim.lr_scheduler.CosineAnnealingWarmRestarts, T_0=0), "Expected positive integer T_0"),
+    ],
+)
+def test_a_scheduler_that_cannot_step_is_refused_before_training(scheduler, message):
+    with pytest.raises(InputError, match=f"model.lr_scheduler: {message}"):
+        tiny_classifier(lr_scheduler=scheduler).configure_optimizers()
+
+
+def test_the_rehearsed_steps_leave_the_schedule_where_it_starts():
+    milestones = partial(torch.optim.lr_scheduler.MultiStepLR, milestones=[1], gamma=0.1)
+    config = tiny_classifier(lr_scheduler=milestones).configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert scheduler.last_epoch == 0 and [g["lr"] for g in optimizer.param_groups] == [0.05]
+    scheduler.step()  # the milestone: lr drops once, as in a schedule never rehearsed
+    assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(0.005)]
+
+
+class PoisonedValidation(torch.utils.data.Dataset):
+    """Finite images but for one NaN pixel in the last: the validation loss is NaN while every weight stays finite."""
+
+    def __init__(self) -> None:
+        self.images, self.labels = loader().dataset.tensors
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        image = self.images[i].clone()
+        if i == len(self) - 1:
+            image[0, 0, 0] = float("nan")
+        return image, self.labels[i]
+
+
+def test_non_finite_validation_loss_or_weights_end_the_fit_and_save_nothing_of_that_epoch(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from bam_lightning.errors import TrainingDiverged
+
+    def fit(model, val, *callbacks):
+        best = ModelCheckpoint(dirpath=tmp_path, monitor="val/acc1", mode="max", save_last=True)
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+        trainer = L.Trainer(max_epochs=2, callbacks=[best, *callbacks], default_root_dir=tmp_path, **quiet)
+        trainer.fit(model, loader(), val)
+
+    nan_loss = r"the validation loss became NaN or inf in epoch 0, step 4: .*no checkpoint was saved before it"
+    with pytest.raises(TrainingDiverged, match=nan_loss):
+        fit(tiny_classifier(), DataLoader(PoisonedValidation(), batch_size=8))
+
+    class Overflow(L.Callback):  # as a huge learning rate does, the training loss staying finite
+        def on_train_batch_end(self, trainer, module, *args) -> None:
+            module.model.bn.running_var.fill_(float("inf"))
+
+    with pytest.raises(TrainingDiverged, match=r"the weights hold NaN or inf \(model.bn.running_var\) in epoch 0"):
+        fit(tiny_classifier(), loader(), Overflow())
+    assert list(tmp_path.iterdir()) == []  # neither a last nor a "best" checkpoint of the broken epochs

@@ -9,7 +9,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from .sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_sigterm
+from .sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_stop_signals
 
 
 def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
@@ -77,7 +77,7 @@ class SplitLoaders(pl.LightningDataModule):
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
-            "worker_init_fn": ignore_sigterm,  # a job's SIGTERM stops the run, not its workers
+            "worker_init_fn": ignore_stop_signals,  # a job's SIGTERM stops the run, not its workers
             "collate_fn": self.collate_fn,
         }
         if not shuffle:

@@ -116,8 +116,19 @@ class ImageNetDataModule(ImageDataModule):
 
     @cached_property
     def classes(self) -> list[str]:
-        """Class folder names of ``train/``, sorted as ImageFolder numbers them."""
-        return self._classes("train")
+        """Class folder names of ``train/``, sorted as ImageFolder numbers them; two or more.
+
+        One class is refused here, where the model's ``num_classes`` is read: a classifier of one
+        class has nothing to tell apart (its loss is 0 from the start), and torchmetrics would
+        end the run in a traceback about ``num_classes``.
+        """
+        classes = self._classes("train")
+        if len(classes) < 2:
+            raise InputError(
+                f"{Path(self.root) / 'train'} holds one class folder ({classes[0]!r}), and a classifier needs two or more:"
+                " add a folder per class to train/ and val/, or pass --data.root DIR of a tree that has them"
+            )
+        return classes
 
     def setup(self, stage: str | None = None) -> None:
         val_classes = self._classes("val")

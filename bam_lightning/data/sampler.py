@@ -19,8 +19,8 @@ from numbers it does hold: the run's seed, the epoch, and the batches the epoch 
   because under DDP Lightning rebuilds the batch sampler around its ``DistributedSamplerWrapper``
   (a ``BatchSampler`` subclass is re-created with the same class): what is left out is then
   counted in the rank's own shard.
-- Stopping: loader workers leave a scheduler's SIGTERM to the main process
-  (``ignore_sigterm``), which finishes the batch and saves.
+- Stopping: loader workers leave a scheduler's SIGTERM and a terminal's Ctrl-C to the main
+  process (``ignore_stop_signals``), which finishes the batch and saves.
 """
 
 import atexit
@@ -169,8 +169,8 @@ class ResumableLoader(DataLoader):
             yield batch
 
 
-def ignore_sigterm(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: a loader worker leaves SIGTERM to the main process.
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a loader worker leaves SIGTERM and SIGINT (Ctrl-C) to the main process.
 
     Schedulers signal every process of a job (SLURM's preemption and ``scancel``, ``kill --
     -PGID``). A worker killed by that SIGTERM makes the main process fail at once (torch's
@@ -178,9 +178,11 @@ def ignore_sigterm(worker_id: int) -> None:
     finish the batch and save. Ignoring it, the worker serves on until the main process shuts
     it down, as Lightning does after every loop; ``_end_workers_at_exit`` ends any left at exit.
     Set on every loader, it takes the place of Lightning's worker seeding, which these
-    datasets do not need: ``SeededSamples`` seeds each image.
+    datasets do not need: ``SeededSamples`` seeds each image. A terminal's Ctrl-C reaches the
+    workers too (the whole process group), and the ``bam`` command stops on it as on SIGTERM.
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @atexit.register  # after multiprocessing.util registered its exit handler (imported above): runs before it

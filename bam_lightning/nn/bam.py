@@ -12,6 +12,7 @@ full-size intermediates; ``fused=False`` is the readable reference form below. T
 never compiles itself: ``torch.compile`` is the caller's choice (``ImageClassifier(compile=...)``).
 """
 
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
@@ -25,16 +26,48 @@ Combine = Literal["sum", "prod", "max"]
 
 
 def hidden_channels(channels: int, reduction: int) -> int:
-    """Width of both branches' hidden layers; at least one so narrow maps still work."""
+    """Width of both branches' hidden layers, ``channels // reduction``: one or more, else refused.
+
+    A reduction above the channel count leaves under one hidden channel. It used to be
+    raised to one in silence, which trains another block than the one asked for (with
+    r = 64 on 16 channels, 1/16 of the channels, not 1/64); no shipped config or registry
+    model comes near (the narrowest, WRN-10-1 of the demo, gives 16 channels to r = 16).
+    """
     if reduction < 1:
         raise InputError(f"reduction must be 1 or more, got {reduction}")
-    return max(channels // reduction, 1)
+    if reduction > channels:
+        raise InputError(
+            f"reduction {reduction} is larger than the {channels} channels of the map an attention block attends to,"
+            f" so its hidden layer would have under one channel: give model.attention_kwargs {{reduction: N}}"
+            f" with N at most {channels}"
+        )
+    return channels // reduction
 
 
 def check_dilation(dilation: int, num_dilated: int) -> None:
     """A dilation below one has no meaning for a conv; say so before the first forward does."""
     if dilation < 1 or num_dilated < 0:
         raise InputError(f"dilation must be 1 or more and num_dilated 0 or more, got {dilation} and {num_dilated}")
+
+
+def dilation_past_the_map(blocks: Mapping[str, tuple[int, tuple[int, int]]]) -> str | None:
+    """One line naming the blocks, given as ``{name: (dilation, (H, W))}``, whose dilation reaches past their map; else None.
+
+    A 3x3 conv with dilation d (and padding d) reads its off-centre taps d pixels away: where
+    d >= min(H, W) they fall outside the map in that direction, so the spatial branch sees only
+    zero padding there and trains on nothing. The map's size comes from the image size, so
+    this is a warning before a run (``ImageClassifier.check_image_size``), not a refusal of the block.
+    """
+    past = {name: (d, size) for name, (d, size) in blocks.items() if d >= min(size)}
+    if not past:
+        return None
+    side = min(min(size) for _, size in past.values())
+    fix = f"{{dilation: N}} with N below {side}" if side > 1 else "{num_dilated: 0}"
+    listed = ", ".join(f"{name} ({h}x{w} map, dilation {d})" for name, (d, (h, w)) in past.items())
+    return (
+        f"BAM's dilated convs read only zero padding off-centre where the dilation is not below the map's side: {listed}:"
+        f" give model.attention_kwargs {fix}, or a larger --data.image_size"
+    )
 
 
 _COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}
@@ -73,6 +106,7 @@ class SpatialGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2) -> None:
         super().__init__()
         check_dilation(dilation, num_dilated)
+        self.dilation = dilation if num_dilated else None  # for the check of the map size (ImageClassifier.check_image_size)
         hidden = hidden_channels(channels, reduction)
         layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 1, bias=False), BatchNorm2d(hidden), nn.ReLU(inplace=True)]
         for _ in range(num_dilated):

@@ -40,6 +40,7 @@ class OfficialSpatialGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2) -> None:
         super().__init__()
         check_dilation(dilation, num_dilated)
+        self.dilation = dilation if num_dilated else None  # as SpatialGate's
         hidden = hidden_channels(channels, reduction)
         layers = OrderedDict(
             gate_s_conv_reduce0=nn.Conv2d(channels, hidden, 1),

@@ -46,7 +46,7 @@ def test_defaults_give_224_pixel_batches(tmp_path):
 
 
 def test_eval_resizes_the_short_side_then_crops_the_centre(tmp_path):
-    write_image_folder(tmp_path, classes=1, per_class=1)
+    write_image_folder(tmp_path, classes=2, per_class=1)
     dm = make(tmp_path)
     dm.setup("validate")
     assert not hasattr(dm, "train_set")  # evaluating does not scan train/
@@ -73,6 +73,21 @@ def test_missing_root_is_reported_by_num_classes_and_setup(tmp_path):
         with pytest.raises(DatasetNotFoundError) as caught:
             read()
         assert str(caught.value) == not_found(tmp_path / "nowhere")
+
+
+def test_a_single_class_folder_is_refused_naming_the_folder_the_class_and_the_fix(tmp_path):
+    """num_classes 1 would reach the model, where torchmetrics ends the run in a traceback; setup reads the classes too."""
+    write_image_folder(tmp_path, classes=1, per_class=2)
+    expected = (
+        f"{tmp_path}/train holds one class folder ('n00000000'), and a classifier needs two or more:"
+        " add a folder per class to train/ and val/, or pass --data.root DIR of a tree that has them"
+    )
+    for read in (lambda dm: dm.num_classes, lambda dm: dm.setup("fit"), lambda dm: dm.setup("validate")):
+        with pytest.raises(InputError) as caught:
+            read(make(tmp_path))
+        assert str(caught.value) == expected
+    shutil.copytree(tmp_path / "train" / "n00000000", tmp_path / "train" / "n00000001")
+    assert make(tmp_path).num_classes == 2
 
 
 def test_missing_val_folder_is_not_found(tmp_path):

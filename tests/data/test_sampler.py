@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from bam_lightning.cli import build_cli
 from bam_lightning.data.base import ImageDataModule
-from bam_lightning.data.sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_sigterm
+from bam_lightning.data.sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_stop_signals
 
 from datasets import write_cifar100
 
@@ -194,6 +194,7 @@ class Batches(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
+@pytest.mark.long
 def test_two_process_ddp_resumes_each_rank_in_its_own_shard_without_loading_what_it_leaves_out(tmp_path):
     """Lightning re-creates the loader for each rank (a DistributedSamplerWrapper in a new batch sampler) and loads its state.
 
@@ -229,7 +230,7 @@ class WorkerPid(Dataset):
 
 
 def test_a_loader_worker_outlives_a_sigterm_sent_to_the_whole_job():
-    loader = ResumableLoader(WorkerPid(), batch_size=2, num_workers=1, worker_init_fn=ignore_sigterm)
+    loader = ResumableLoader(WorkerPid(), batch_size=2, num_workers=1, worker_init_fn=ignore_stop_signals)
     batches = iter(loader)
     pid = int(next(batches)[0])
     kill = f"import os, signal; os.kill({pid}, signal.SIGTERM)"  # as a scheduler sends it to every process
@@ -237,11 +238,11 @@ def test_a_loader_worker_outlives_a_sigterm_sent_to_the_whole_job():
     assert len(list(batches)) == 3  # a killed worker would fail the main process at once
 
 
-def test_workers_that_ignore_sigterm_do_not_hold_up_the_exit():
+def test_workers_that_ignore_stop_signals_do_not_hold_up_the_exit():
     """multiprocessing ends daemonic children at exit with SIGTERM and waits: these would be waited for forever."""
     script = (
-        "from bam_lightning.data.sampler import ResumableLoader, ignore_sigterm\n"
-        "batches = iter(ResumableLoader(list(range(8)), batch_size=2, num_workers=1, worker_init_fn=ignore_sigterm))\n"
+        "from bam_lightning.data.sampler import ResumableLoader, ignore_stop_signals\n"
+        "batches = iter(ResumableLoader(list(range(8)), batch_size=2, num_workers=1, worker_init_fn=ignore_stop_signals))\n"
         "next(batches)\n"  # and exit with the worker still running
     )
     assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 0

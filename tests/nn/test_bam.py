@@ -2,7 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from bam_lightning.nn import BAM, OfficialBAM
+from bam_lightning.errors import InputError
+from bam_lightning.nn import BAM, CBAM, OfficialBAM, SqueezeExcite
+from bam_lightning.nn.bam import SpatialGate, dilation_past_the_map
+from bam_lightning.nn.bam_official import OfficialSpatialGate
 from bam_lightning.reference import load_reference
 
 
@@ -13,7 +16,7 @@ def branch_outputs(bam, x):
 @pytest.mark.parametrize("shape", [(2, 64, 8, 8), (3, 64, 7, 13), (2, 32, 1, 1), (2, 8, 5, 3)])
 @pytest.mark.parametrize("cls", [BAM, OfficialBAM])
 def test_shape_kept_on_square_non_square_and_tiny_maps(cls, shape):
-    bam = cls(shape[1])
+    bam = cls(shape[1], reduction=min(16, shape[1]))  # 8 channels take r = 8 at most
     for training in (True, False):
         bam.train(training)
         out = bam(torch.randn(shape))
@@ -109,7 +112,7 @@ def test_reduction_dilation_and_depth_are_configurable():
     assert [c.dilation for c in convs[1:-1]] == [(2, 2)] * 3
     assert [c.padding for c in convs[1:-1]] == [(2, 2)] * 3
     assert bam.channel.mlp[0].out_features == 8
-    assert BAM(8, reduction=16).channel.mlp[0].out_features == 1  # narrower than r still works
+    assert BAM(8, reduction=8).channel.mlp[0].out_features == 1  # r up to the channel count: one hidden channel
 
 
 def test_paper_bam_parameter_count():
@@ -125,3 +128,36 @@ def test_official_bam_has_the_public_codes_keys_and_shapes():
         expected = {k[len(prefix) :]: tuple(v) for k, v in reference.items() if k.startswith(prefix)}
         ours = {k: tuple(v.shape) for k, v in OfficialBAM(channels).state_dict().items()}
         assert ours == expected
+
+
+@pytest.mark.parametrize("cls", [BAM, OfficialBAM, SqueezeExcite, CBAM])
+def test_a_reduction_above_the_channel_count_is_refused_naming_the_largest_allowed(cls):
+    """Not clamped to one hidden channel in silence: that would be another block than the one asked for."""
+    with pytest.raises(InputError) as caught:
+        cls(16, reduction=64)
+    assert str(caught.value) == (
+        "reduction 64 is larger than the 16 channels of the map an attention block attends to, so its hidden layer"
+        " would have under one channel: give model.attention_kwargs {reduction: N} with N at most 16"
+    )
+    with pytest.raises(InputError, match="reduction 17 is larger than the 16 channels"):
+        cls(16, reduction=17)
+    cls(16, reduction=16)  # the largest allowed: one hidden channel
+
+
+@pytest.mark.parametrize("cls", [SpatialGate, OfficialSpatialGate])
+def test_spatial_gates_keep_their_dilation_for_the_map_size_check(cls):
+    assert cls(32, dilation=6).dilation == 6
+    assert cls(32, dilation=6, num_dilated=0).dilation is None  # no dilated conv: nothing to reach past the map
+
+
+def test_a_dilation_past_the_map_is_one_line_naming_every_block_and_the_fix():
+    assert dilation_past_the_map({"layer1.attn": (4, (16, 16)), "layer2.attn": (4, (8, 5))}) is None
+    line = dilation_past_the_map({"layer1.attn": (4, (8, 8)), "layer2.attn": (4, (4, 6)), "layer3.attn": (4, (2, 2))})
+    assert "\n" not in line and "layer1.attn" not in line  # 4 < 8: its convs still reach inside the map
+    assert line == (
+        "BAM's dilated convs read only zero padding off-centre where the dilation is not below the map's side:"
+        " layer2.attn (4x6 map, dilation 4), layer3.attn (2x2 map, dilation 4):"
+        " give model.attention_kwargs {dilation: N} with N below 2, or a larger --data.image_size"
+    )
+    one_pixel = dilation_past_the_map({"attn": (2, (1, 3))})
+    assert one_pixel.endswith("give model.attention_kwargs {num_dilated: 0}, or a larger --data.image_size")

@@ -1,8 +1,8 @@
 """Property tests: every attention block takes any small feature map a backbone can hand it.
 
 The example-based tests pin the paper's equations on a few shapes; these draw the corners
-they miss (a batch of one in training, 1 x 1 and odd non-square maps, fewer channels than
-the reduction ratio, dilations wider than the map, bfloat16, perturbed weights and
+they miss (a batch of one in training, 1 x 1 and odd non-square maps, as few channels as
+the reduction ratio allows, dilations wider than the map, bfloat16, perturbed weights and
 running statistics) and check what must hold for every one of them.
 
 A failure prints the drawn example and, with ``print_blob``, the ``@reproduce_failure(...)``
@@ -73,6 +73,8 @@ def build(name: str, options: dict[str, Any], channels: int, seed: int, perturb:
     identity; perturbed ones (negative scales included) reach the rest of the gate's range.
     """
     torch.manual_seed(seed)
+    if "reduction" in options:  # more than the channels is refused (a hidden layer under one channel): the narrowest allowed
+        options = {**options, "reduction": min(options["reduction"], channels)}
     block = create_attn(name, channels, **options)
     if perturb:
         with torch.no_grad():
