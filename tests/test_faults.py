@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -196,15 +197,20 @@ def test_sigkill_during_saves_never_leaves_a_checkpoint_that_resume_trips_on(tmp
 def test_ctrl_c_stops_after_the_batch_with_a_checkpoint_and_says_how_to_resume(tmp_path):
     """Ctrl-C in a terminal signals the command's whole process group, its loader worker too."""
     write_cifar100(tmp_path / "data", n_train=64, n_test=16)
-    tmpdir, log = tmp_path / "tmpdir", tmp_path / "log.txt"
-    tmpdir.mkdir()
+    log = tmp_path / "log.txt"
     last = tmp_path / "runs" / "checkpoints" / "last.ckpt"
     args = cifar_args(tmp_path, "--last_checkpoint.every_n_train_steps", "1", "--data.num_workers", "1")
-    proc = bam_process("fit", *args, "--trainer.max_epochs", "1000", tmpdir=tmpdir, log=log, session=True)
-    wait_for_save(last, None, proc, log)
-    step = read_checkpoint(last)["global_step"]
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
+    # A short $TMPDIR: the worker hands batches over a Unix socket there, whose path has at most 107 characters.
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmpdir:
+        proc = bam_process("fit", *args, "--trainer.max_epochs", "1000", tmpdir=Path(tmpdir), log=log, session=True)
+        try:
+            wait_for_save(last, None, proc, log)
+            step = read_checkpoint(last)["global_step"]
+            os.killpg(proc.pid, signal.SIGINT)
+            assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
     text = log.read_text()
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
     assert text.strip().splitlines()[-1] == (
