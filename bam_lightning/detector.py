@@ -23,10 +23,11 @@ from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes
 
 from .compiling import Compile, check_choice
+from .divergence import check_skipped_steps, guard_step, stop_if_epoch_diverged
 from .models import DEFAULT_ATTENTION, Attention, Placement
 from .models.detection import build_detector
 from .models.weights import load_backbone_weights
-from .training import compile_for_the_run, optimization, stop_if_diverged, stop_if_epoch_diverged
+from .training import compile_for_the_run, optimization
 from .voc07 import VOC07MeanAP
 
 Batch = tuple[tuple[Tensor, ...], tuple[dict[str, Tensor], ...]]
@@ -147,7 +148,7 @@ class ObjectDetector(L.LightningModule):
         images, targets = batch
         losses = self.model(list(images), list(targets))
         loss = sum(losses.values())
-        stop_if_diverged(self, loss)
+        guard_step(self, loss)
         size = len(images)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log_dict({f"train/{name}": value for name, value in losses.items()}, batch_size=size)
@@ -192,7 +193,11 @@ class ObjectDetector(L.LightningModule):
         if self.trainer.state.fn == TrainerFn.FITTING:  # before NaN boxes reach the metrics
             stop_if_epoch_diverged(self)
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        check_skipped_steps(self)
+
     def on_train_epoch_end(self) -> None:
+        check_skipped_steps(self, epoch_end=True)
         stop_if_epoch_diverged(self)  # also without validation
 
     def on_validation_epoch_end(self) -> None:

@@ -7,6 +7,7 @@ Hyperparameters saved in checkpoints are plain values only, so a checkpoint load
 ``torch.load(..., weights_only=True)``.
 """
 
+from functools import partial
 from typing import Any
 
 import lightning.pytorch as L
@@ -20,12 +21,13 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from .compiling import Compile, check_choice
+from .divergence import check_skipped_steps, guard_step, stop_if_epoch_diverged
 from .errors import InputError, warn
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import input_sizes, probing, total_stride
 from .nn.bam import SpatialGate, dilation_past_the_map
 from .nn.bam_official import OfficialSpatialGate
-from .training import compile_for_the_run, optimization, stop_if_diverged, stop_if_epoch_diverged
+from .training import compile_for_the_run, optimization
 
 
 class ImageClassifier(L.LightningModule):
@@ -83,12 +85,14 @@ class ImageClassifier(L.LightningModule):
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        top5 = min(5, num_classes)
+        # No validation of the targets: torchmetrics' check (torch.unique) waits for the GPU every batch, and
+        # cross_entropy already refuses a label out of range.
+        accuracy = partial(MulticlassAccuracy, num_classes, average="micro", validate_args=False)
         self.metrics = nn.ModuleDict(
             {
-                "train_acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-                **{f"{stage}_acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro") for stage in ("val", "test")},
-                **{f"{stage}_acc5": MulticlassAccuracy(num_classes, top_k=top5, average="micro") for stage in ("val", "test")},
+                "train_acc1": accuracy(top_k=1),
+                **{f"{stage}_acc1": accuracy(top_k=1) for stage in ("val", "test")},
+                **{f"{stage}_acc5": accuracy(top_k=min(5, num_classes)) for stage in ("val", "test")},
             }
         )
         self.best_acc1 = MaxMetric()
@@ -139,7 +143,7 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         if stage == "train":
-            stop_if_diverged(self, loss)
+            guard_step(self, loss)
         elif stage == "val":
             self._val_finite = self._val_finite & torch.isfinite(loss)  # checked at the epoch's end: no sync per step
         for name, metric in self.metrics.items():
@@ -176,7 +180,11 @@ class ImageClassifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.metrics["train_acc1"].reset()  # an end-of-epoch checkpoint brings the finished epoch's counts
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        check_skipped_steps(self)
+
     def on_train_epoch_end(self) -> None:
+        check_skipped_steps(self, epoch_end=True)
         stop_if_epoch_diverged(self)  # also without validation
         self._log_accuracy("train")
 

@@ -1,17 +1,15 @@
-"""What both tasks' LightningModules do the same way: weight-decay groups, and stopping before a diverged update."""
+"""What both tasks' LightningModules do the same way: weight-decay groups, the optimizer and its schedule, compiling."""
 
 import warnings
 from collections.abc import Callable
-from itertools import chain
 from typing import Any
 
 import lightning.pytorch as L
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .checkpoints import newest_checkpoint
 from .compiling import Compile, compile_model
-from .errors import InputError, TrainingDiverged
+from .errors import InputError
 
 
 def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -78,45 +76,6 @@ def check_first_steps(scheduler: Any, optimizer: torch.optim.Optimizer) -> None:
         scheduler.load_state_dict(state)
         for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
-
-
-def _last_good(module: L.LightningModule) -> str:
-    saved = newest_checkpoint(module.trainer)
-    return f"resume from the last good checkpoint {saved}" if saved else "no checkpoint was saved before it"
-
-
-def stop_if_diverged(module: L.LightningModule, loss: Tensor) -> None:
-    """Raise before a non-finite loss updates the weights, naming the last checkpoint to resume from."""
-    if torch.isfinite(loss):
-        return
-    raise TrainingDiverged(
-        f"loss became {loss.item()} at step {module.global_step} (epoch {module.current_epoch}), before that step's update:"
-        f" lower the learning rate or check the data; {_last_good(module)}"
-    )
-
-
-def stop_if_epoch_diverged(module: L.LightningModule, finite_loss: Tensor | None = None) -> None:
-    """Raise when a parameter or buffer holds NaN or inf, or when ``finite_loss`` (every validation loss finite) is false.
-
-    A huge learning rate can overflow BatchNorm's running statistics while the training loss
-    stays finite: validation then gives NaN, and the epoch's ``last.ckpt`` and "best" checkpoint
-    would keep the broken weights of a run that ends with status 0. The modules call this before
-    validation and at the epoch's end, hooks that Lightning runs before the checkpoint callbacks:
-    no checkpoint of such an epoch is written. One host sync; every process raises together.
-    """
-    named = [(n, t) for n, t in chain(module.named_parameters(), module.named_buffers()) if t.is_floating_point()]
-    broken = ~torch.stack([torch.isfinite(t).all() for _, t in named])
-    bad_loss = torch.zeros((), dtype=torch.bool, device=broken.device) if finite_loss is None else ~finite_loss
-    flags = module.trainer.strategy.reduce(torch.stack([broken.any(), bad_loss.to(broken.device)]).float(), reduce_op="max")
-    weights, loss = flags.tolist()
-    if not (weights or loss):
-        return
-    where = next((name for (name, _), bad in zip(named, broken.tolist(), strict=True) if bad), "a parameter of another process")
-    what = f"the weights hold NaN or inf ({where})" if weights else "the validation loss became NaN or inf"
-    raise TrainingDiverged(
-        f"{what} in epoch {module.current_epoch}, step {module.global_step}: lower the learning rate or check the data;"
-        f" no checkpoint of this epoch was kept; {_last_good(module)}"
-    )
 
 
 def compile_for_the_run(module: L.LightningModule, model: nn.Module, what: Compile) -> None:

@@ -6,6 +6,7 @@ def pytest_configure(config):
     # Two xdist workers share two cores: one thread each avoids oversubscription.
     torch.set_num_threads(1)
     config.addinivalue_line("markers", "long: a test of tens of seconds or more, started first (see below)")
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped without one (make gpu-check runs them)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist names the groups
@@ -17,7 +18,10 @@ def pytest_collection_modifyitems(items):
     seconds of each other instead of one running the demo's fit alone at the end. The order changes
     no result: every test still runs on its own data.
     """
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
+        if item.get_closest_marker("cuda") and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
         shared = [d for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs if d.scope == "module"]
         if shared:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -113,17 +113,21 @@ class Explosive(nn.Module):
         return logits * float("nan") if self.armed else logits
 
 
-def test_non_finite_loss_stops_before_the_update_and_names_the_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("fused", [False, True], ids=["checked-on-the-host", "skipped-on-the-device"])
+def test_non_finite_loss_stops_before_the_update_and_names_the_last_good_checkpoint(tmp_path, fused):
+    """A fused optimizer skips the update on the device and the flag is read at a logging step (3 here), not each step."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from bam_lightning.errors import TrainingDiverged
 
     backbone = Explosive()
-    model = ImageClassifier(backbone, num_classes=4, attention=None, optimizer=partial(torch.optim.SGD, lr=0.05))
+    sgd = partial(torch.optim.SGD, lr=0.05, momentum=0.9, fused=fused)
+    model = ImageClassifier(backbone, num_classes=4, attention=None, optimizer=sgd)
 
     def trainer(epochs):
         last = ModelCheckpoint(dirpath=tmp_path, filename="last", enable_version_counter=False)
-        return L.Trainer(max_epochs=epochs, logger=False, callbacks=[last], enable_progress_bar=False, enable_model_summary=False)
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "log_every_n_steps": 3}
+        return L.Trainer(max_epochs=epochs, callbacks=[last], **quiet)
 
     trainer(1).fit(model, loader())
     good = {k: v.clone() for k, v in model.state_dict().items()}
@@ -132,6 +136,7 @@ def test_non_finite_loss_stops_before_the_update_and_names_the_last_good_checkpo
         TrainingDiverged, match=rf"loss became nan at step 4 \(epoch 1\).*last good checkpoint {tmp_path}/last.ckpt"
     ):
         trainer(2).fit(model, loader(), ckpt_path=tmp_path / "last.ckpt")
+    assert model.trainer.global_step == (6 if fused else 4)  # read at the step that logs, after 2 skipped updates
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 0  # not overwritten by the failed run
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, good[key])  # the NaN step never reached the optimizer
@@ -225,3 +230,26 @@ def test_non_finite_validation_loss_or_weights_end_the_fit_and_save_nothing_of_t
     with pytest.raises(TrainingDiverged, match=r"the weights hold NaN or inf \(model.bn.running_var\) in epoch 0"):
         fit(tiny_classifier(), loader(), Overflow())
     assert list(tmp_path.iterdir()) == []  # neither a last nor a "best" checkpoint of the broken epochs
+
+
+class NoSyncInSteps(L.Callback):
+    """Makes any host-device sync inside a training step an error, from the second step on (the first checks on the host)."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        torch.cuda.set_sync_debug_mode("error" if trainer.global_step >= 1 else "default")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.cuda
+def test_a_training_step_does_not_wait_for_the_gpu():
+    """With a fused optimizer, the non-finite-loss guard costs no sync: the step only queues work on the device."""
+    model = tiny_classifier(optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9, fused=True))
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
+    trainer = L.Trainer(accelerator="gpu", devices=1, max_steps=4, log_every_n_steps=100, callbacks=[NoSyncInSteps()], **quiet)
+    try:
+        trainer.fit(model, loader())
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.global_step == 4
