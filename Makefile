@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test demo demo-detect sweep bench clean
+.PHONY: install test demo demo-detect sweep bench gpu-check clean
 
 # One command sets up a fresh machine: a virtual environment with the package and its test tools.
 install:
@@ -83,6 +83,12 @@ sweep:
 # Opt-in: BENCH_ARGS="--suites detection", the paper's detectors' training steps with and without BAM.
 bench:
 	$(BIN)/python -m benchmarks $(if $(DEVICE),--device $(DEVICE)) $(BENCH_ARGS)
+
+# Everything one GPU run must answer, in under 8 minutes: CUDA correctness tests, the main config's speed through
+# bam fit, the ResNet-50 row, bam fit vs a bare loop; one table and benchmarks/results/cuda-<gpu>.json.
+# DEVICE=cpu: the same, shrunk, to check the plumbing (the suite runs it).
+gpu-check:
+	$(BIN)/python -m benchmarks.gpu_check $(if $(DEVICE),--device $(DEVICE)) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

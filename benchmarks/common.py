@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import lightning.pytorch as L
 import torch
 from torch import Tensor, nn
 
@@ -82,3 +83,33 @@ def table(rows: list[dict[str, object]], columns: list[str]) -> str:
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in cells]
     return "\n".join(lines)
+
+
+class Phases(L.Callback):
+    """Wall times of a fit: its first ``warmup`` steps (compiling), the steps after them, and the validation after them."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.times: dict[str, float] = {}
+
+    def _now(self, module: L.LightningModule, name: str) -> None:
+        synchronize(module.device)
+        self.times[name] = time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._now(module, "start")
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
+        if trainer.global_step == self.warmup:
+            self._now(module, "warm")
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
+        self._now(module, "trained")
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._now(module, "validating")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._now(module, "validated")

@@ -43,14 +43,16 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def setting(device: torch.device) -> tuple[str, int]:
+def default_setting(device: torch.device) -> tuple[str, int]:
     """Backbone and batch: the config's own on a GPU; WRN-16-8 and 32 images on a CPU, where WRN-28-8 takes 11 s a step."""
     return ("wrn28_8", 128) if device.type == "cuda" else ("wrn16_8", 32)
 
 
-def bam_fit(device: torch.device, backbone: str, batch: int, steps: int, warmup: int, root: str) -> tuple[float, ImageClassifier]:
+def bam_fit(
+    device: torch.device, backbone: str, batch: int, steps: int, warmup: int, root: str, extra: list[str]
+) -> tuple[float, ImageClassifier]:
     args = [
-        "fit", "--config", str(CONFIG), "--model.backbone", backbone,
+        "fit", "--config", str(CONFIG), "--model.backbone", backbone, *extra,
         "--data", "bam_lightning.data.SyntheticDataModule", "--data.batch_size", str(batch), "--data.num_workers", "0",
         "--data.train_size", str(batch * (steps + warmup + 1)),
         "--trainer.max_steps", str(steps + warmup), "--trainer.limit_val_batches", "0",
@@ -86,13 +88,24 @@ def bare_loop(device: torch.device, fitted: ImageClassifier, batch: int, steps: 
     return time.perf_counter() - start
 
 
-def run(device: torch.device, steps: int, warmup: int = 3, rounds: int = 2) -> list[dict[str, object]]:
-    """The fastest of ``rounds`` alternating runs of each: the least disturbed by whatever else the machine does."""
-    backbone, batch = setting(device)
+def run(
+    device: torch.device,
+    steps: int,
+    warmup: int = 3,
+    rounds: int = 2,
+    setting: tuple[str, int] | None = None,
+    extra: list[str] | None = None,
+) -> list[dict[str, object]]:
+    """The fastest of ``rounds`` alternating runs of each: the least disturbed by whatever else the machine does.
+
+    ``setting``: backbone and batch, the device's default (``default_setting``) without it; ``extra``: more
+    ``bam fit`` options (the shrunk ``make gpu-check DEVICE=cpu``: a tiny network, eager).
+    """
+    backbone, batch = setting or default_setting(device)
     fit_times, bare_times = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as root:
-            seconds, fitted = bam_fit(device, backbone, batch, steps, warmup, root)
+            seconds, fitted = bam_fit(device, backbone, batch, steps, warmup, root, extra or [])
         fit_times.append(seconds)
         bare_times.append(bare_loop(device, fitted, batch, steps, warmup))
     fit_seconds, bare_seconds = min(fit_times), min(bare_times)

@@ -1,0 +1,42 @@
+"""``make gpu-check``'s plumbing, on CPU: every part runs and lands in its table and JSON; without CUDA, one line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.gpu_check import main
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.long
+def test_the_shrunk_cpu_run_measures_every_part_and_writes_them(tmp_path):
+    out = tmp_path / "check.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row["check"]: row for row in json.loads(out.read_text())["rows"]}
+    assert list(rows) == [
+        "cuda-marked tests", "bam fit cifar100_wrn", "bam fit cifar100_wrn_baseline", "BAM overhead (train)",
+        "resnet50 + BAM 64px, batch 2", "bam fit vs a bare loop",
+    ]  # fmt: skip
+    assert "skipped" in rows["cuda-marked tests"]["result"] and rows["cuda-marked tests"]["ok"]
+    for name in ("bam fit cifar100_wrn", "bam fit cifar100_wrn_baseline"):
+        assert float(rows[name]["train img/s"]) > 0 and float(rows[name]["eval img/s"]) > 0 and float(rows[name]["recipe h"]) > 0
+    assert "its MAC share" in rows["BAM overhead (train)"]["result"]
+    assert "90 epochs on 8 GPUs" in rows["resnet50 + BAM 64px, batch 2"]["result"]
+    assert "| bam fit vs a bare loop" in done.stdout  # the table
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there")
+def test_without_cuda_it_says_so_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and line.startswith("gpu-check: error: no CUDA GPU here") and "DEVICE=cpu" in line
