@@ -5,11 +5,11 @@
    ``configs/speed/gpu.yaml`` on in-memory data (``SyntheticDataModule``), and its baseline twin: the first steps
    (compiling included), steady images/s in training and evaluation, peak memory, BAM's time overhead beside its
    MAC overhead, and the projected wall time of the 200-epoch recipe (50,000 training and 10,000 test images an epoch).
-3. **ResNet-50 + BAM at 224 px**, batch 256, bf16 autocast, channels_last, fused SGD: images/s, peak memory and the
+3. **The data keeps up**: the CIFAR-100 DataModule's training images/s with the GPU config's workers, on CIFAR
+   files written on the spot, beside what ``bam fit`` trains per second.
+4. **ResNet-50 + BAM at 224 px**, batch 256, bf16 autocast, channels_last, fused SGD: images/s, peak memory and the
    projected 90 ImageNet epochs (1,281,167 images) on 8 such GPUs, assuming linear scaling.
-4. **``bam fit`` against a bare PyTorch loop** on the same network, data and optimizer (``benchmarks.loop``).
-
-(The issue's "the data keeps up" part, the CIFAR loaders' images/s beside training's, is not measured yet.)
+5. **``bam fit`` against a bare PyTorch loop** on the same network, data and optimizer (``benchmarks.loop``).
 
 Without CUDA it says so in one line and exits 2. ``--device cpu`` runs the same with tiny networks and batches,
 eager and in float32: the suite's check of the plumbing, not a measurement.
@@ -24,10 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import yaml
 from torch.nn import functional as F
 
 from bam_lightning.cli import build_cli
+from bam_lightning.data import CIFAR100DataModule
+from bam_lightning.data.cifar_pickles import write_cifar100
 from bam_lightning.models import count_macs, create_model
 
 from . import loop
@@ -99,6 +103,33 @@ def main_config(device: torch.device, shrink: bool) -> list[dict[str, object]]:
     return rows
 
 
+def data_rate(device: torch.device, shrink: bool, train_ips: float) -> dict[str, object]:
+    """The CIFAR-100 DataModule's training images/s with the GPU config's loader settings, on CIFAR files written here.
+
+    Beside the training images/s of ``bam fit``: under 1x, the GPU waits for the loaders.
+    """
+    speed = yaml.safe_load((ROOT / "configs" / "speed" / "gpu.yaml").read_text())["data"]["init_args"]
+    workers, n, batch = (1, 512, 64) if shrink else (speed["num_workers"], CIFAR_TRAIN, 128)
+    data = np.random.default_rng(0).integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+    labels = (np.arange(n) % 100).tolist()
+    with tempfile.TemporaryDirectory() as root:
+        write_cifar100(Path(root) / "cifar-100-python", {"train": (labels, data), "test": (labels[:batch], data[:batch])})
+        module = CIFAR100DataModule(
+            root, download=False, verify_md5=False, batch_size=batch, num_workers=workers, pin_memory=device.type == "cuda"
+        )
+        module.setup("fit")
+        batches = iter(module.train_dataloader())
+        next(batches)  # the workers' start
+        start, seen = time.perf_counter(), 0
+        for images, _ in batches:
+            seen += len(images)
+        ips = seen / (time.perf_counter() - start)
+    return {
+        "check": f"CIFAR loader, {workers} workers", "train img/s": f"{ips:.0f}",
+        "result": f"{ips / train_ips:.1f}x what bam fit trains" + (" (the GPU would wait)" if ips < train_ips else ""),
+    }  # fmt: skip
+
+
 def imagenet_row(device: torch.device, shrink: bool) -> dict[str, object]:
     """ResNet-50 + BAM training steps at the ImageNet recipe's size and batch, as the GPU config runs them."""
     size, batch, warmup, steps = (64, 2, 1, 2) if shrink else (224, 256, 5, 20)
@@ -152,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     device, shrink = torch.device(args.device), args.device == "cpu"
     name = torch.cuda.get_device_name(device).replace(" ", "-") if device.type == "cuda" else "cpu"
     start = time.perf_counter()
-    rows = [correctness(device), *main_config(device, shrink), imagenet_row(device, shrink), framework_cost(device, shrink)]
+    rows = [correctness(device), *main_config(device, shrink)]
+    rows.append(data_rate(device, shrink, float(rows[1]["train img/s"])))
+    rows += [imagenet_row(device, shrink), framework_cost(device, shrink)]
     results = {"device": name, "torch": torch.__version__, "minutes": (time.perf_counter() - start) / 60, "rows": rows}
     out = args.out or ROOT / "benchmarks" / "results" / f"{device.type}-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

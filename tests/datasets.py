@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bam_lightning.data import cifar_pickles
+
 
 def _prototypes(rng: np.random.Generator, num_classes: int, height: int, width: int) -> np.ndarray:
     """num_classes x H x W x 3: a 4 x 4 grid of random colours per class, stretched to the image."""
@@ -44,26 +46,8 @@ def _pickle(path: Path, obj: dict) -> None:
 
 def write_cifar100(root: str | Path, n_train: int = 64, n_test: int = 32, seed: int = 0) -> Path:
     """``root/cifar-100-python/{train,test,meta}`` with the keys torchvision's CIFAR100 reads; returns ``root``."""
-    folder = Path(root) / "cifar-100-python"
     splits = _cifar_splits(100, (n_train, n_test), seed)
-    for name, batch_label, (labels, data) in zip(("train", "test"), ("training", "testing"), splits, strict=True):
-        _pickle(
-            folder / name,
-            {
-                "filenames": [f"{name}_{i:05d}.png" for i in range(len(labels))],
-                "batch_label": f"{batch_label} batch 1 of 1",
-                "fine_labels": labels,
-                "coarse_labels": [label // 5 for label in labels],
-                "data": data,
-            },
-        )
-    _pickle(
-        folder / "meta",
-        {
-            "fine_label_names": [f"fine_{i:02d}" for i in range(100)],
-            "coarse_label_names": [f"coarse_{i:02d}" for i in range(20)],
-        },
-    )
+    cifar_pickles.write_cifar100(Path(root) / "cifar-100-python", dict(zip(("train", "test"), splits, strict=True)))
     return Path(root)
 
 

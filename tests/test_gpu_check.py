@@ -24,12 +24,14 @@ def test_the_shrunk_cpu_run_measures_every_part_and_writes_them(tmp_path):
     rows = {row["check"]: row for row in json.loads(out.read_text())["rows"]}
     assert list(rows) == [
         "cuda-marked tests", "bam fit cifar100_wrn", "bam fit cifar100_wrn_baseline", "BAM overhead (train)",
-        "resnet50 + BAM 64px, batch 2", "bam fit vs a bare loop",
+        "CIFAR loader, 1 workers", "resnet50 + BAM 64px, batch 2", "bam fit vs a bare loop",
     ]  # fmt: skip
     assert "skipped" in rows["cuda-marked tests"]["result"] and rows["cuda-marked tests"]["ok"]
     for name in ("bam fit cifar100_wrn", "bam fit cifar100_wrn_baseline"):
         assert float(rows[name]["train img/s"]) > 0 and float(rows[name]["eval img/s"]) > 0 and float(rows[name]["recipe h"]) > 0
     assert "its MAC share" in rows["BAM overhead (train)"]["result"]
+    loader = rows["CIFAR loader, 1 workers"]
+    assert float(loader["train img/s"]) > 0 and "what bam fit trains" in loader["result"]
     assert "90 epochs on 8 GPUs" in rows["resnet50 + BAM 64px, batch 2"]["result"]
     assert "| bam fit vs a bare loop" in done.stdout  # the table
 

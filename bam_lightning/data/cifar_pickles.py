@@ -120,3 +120,26 @@ class CIFARPickles(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int]:
         image = Image.fromarray(self.data[index])
         return (self.transform(image) if self.transform else image), self.targets[index]
+
+
+def write_cifar100(folder: Path, splits: dict[str, tuple[list[int], np.ndarray]]) -> None:
+    """``folder/{train,test,meta}`` in the pickled layout torchvision's CIFAR100 reads, from labels and N x 3072 rows.
+
+    For a dataset written on the spot: the tests' tiny ones and ``make gpu-check``'s loader
+    measurement. Each row holds an image's R, G and B planes of 32 x 32 (``PIXELS``), uint8.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (labels, data) in splits.items():
+        batch = {
+            "filenames": [f"{name}_{i:05d}.png" for i in range(len(labels))],
+            "batch_label": f"{'training' if name == 'train' else 'testing'} batch 1 of 1",
+            "fine_labels": labels,
+            "coarse_labels": [label // 5 for label in labels],
+            "data": data,
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {
+        "fine_label_names": [f"fine_{i:02d}" for i in range(100)],
+        "coarse_label_names": [f"coarse_{i:02d}" for i in range(20)],
+    }
+    (folder / "meta").write_bytes(pickle.dumps(meta))
