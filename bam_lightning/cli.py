@@ -31,7 +31,6 @@ import signal
 import sys
 import threading
 from argparse import ArgumentError
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -51,6 +50,7 @@ from .detector import ObjectDetector
 from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
 from .tools import TOOLS
+from .trainer_values import check_trainer_values, keep_whole_counts, options, yaml_file
 
 DESCRIPTION = (
     f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
@@ -67,23 +67,11 @@ def worker_message(error: BaseException) -> str:
     return last.split(": ", 1)[1] if last.startswith(f"{type(error).__module__}.{type(error).__name__}: ") else last
 
 
-def options(args: list[str]) -> list[tuple[str, str]]:
-    """Each argument with the one after it, ``--key=value`` taken as ``--key value``: where to find a flag's value."""
-    parts = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
-    return list(zip(parts, parts[1:], strict=False))
-
-
 def option_keys(parser: LightningArgumentParser) -> list[str]:
     """The keys ``parser`` takes, with the groups above them (``model.optimizer`` of ``model.optimizer.init_args.lr``)."""
     keys = [key.split(".") for key in parser.get_defaults(skip_validation=True).keys()]
     return list(dict.fromkeys(".".join(parts[:end]) for parts in keys for end in range(1, len(parts) + 1)))
 
-
-# Trainer options Lightning reads as a count of batches when whole (int) and as a fraction when a float.
-COUNT_OR_FRACTION = (
-    "limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
-    "val_check_interval",
-)  # fmt: skip
 
 _running: Trainer | None = None  # the trainer of the run in progress (set before it starts)
 _interrupted = False  # Ctrl-C was pressed
@@ -137,30 +125,9 @@ class BamCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         for config in (self.config_init, self.config):  # the trainer's, and the config.yaml the run saves
-            self._keep_whole_counts(config.get(self.subcommand, config)["trainer"])
+            keep_whole_counts(config.get(self.subcommand, config)["trainer"], self._args)
         check_trainer_values(self.config_init.get(self.subcommand, self.config_init)["trainer"])
         return super().instantiate_trainer(**kwargs)
-
-    def _keep_whole_counts(self, trainer: Any) -> None:
-        """A count of batches written as a whole number (``limit_train_batches: 1``) stays one, as Lightning reads it.
-
-        jsonargparse turns Lightning's ``int | float`` options into floats: ``1`` becomes ``1.0``,
-        which Lightning reads as 100 % of the batches, so a one-batch trial ran the whole epoch.
-        What the user wrote decides: the last ``--trainer.KEY`` given, else the last config file
-        that sets it (YAML tells ``1`` from ``1.0``).
-        """
-        for key in COUNT_OR_FRACTION:
-            if not isinstance(trainer.get(key), float) or not trainer[key].is_integer():
-                continue
-            given = [value for flag, value in options(self._args) if flag == f"--trainer.{key}"]
-            written = given[-1] if given else None
-            for flag, path in reversed(options(self._args) if written is None else []):
-                section = _yaml_file(path).get("trainer") if flag in ("-c", "--config") else None
-                if isinstance(section, dict) and key in section:
-                    written = section[key]
-                    break
-            if isinstance(written, int) or (isinstance(written, str) and written.strip().isdigit()):
-                trainer[key] = int(trainer[key])
 
     def _parse_ckpt_path(self) -> None:
         """LightningCLI's: the checkpoint's hyperparameters replace the model's options (the checkpoint decides the network).
@@ -281,44 +248,6 @@ class BamCLI(LightningCLI):
         raise InputError(f"--ckpt_path {which}: no {kept} under {root}: run bam fit with this config first, or give a .ckpt path")
 
 
-def check_trainer_values(trainer: Any) -> None:
-    """Refuse Trainer values that Lightning takes but divides by (a traceback at the first epoch) or runs as no one means.
-
-    Lightning types these as any int or float: ``check_val_every_n_epoch 0`` and
-    ``accumulate_grad_batches 0`` end in a ZeroDivisionError, a negative ``gradient_clip_val``
-    reverses every gradient (torch scales them by norm/limit), and ``min_epochs`` above
-    ``max_epochs`` is cut short without a word.
-    """
-    for key in ("check_val_every_n_epoch", "accumulate_grad_batches"):
-        if trainer.get(key) is not None and trainer[key] < 1:
-            raise InputError(f"trainer.{key} {trainer[key]}: give 1 or more")
-    if trainer.get("val_check_interval") is not None and trainer["val_check_interval"] <= 0:
-        raise InputError(
-            f"trainer.val_check_interval {trainer['val_check_interval']}: give a fraction of the epoch above 0, or a number"
-            " of batches"
-        )
-    if trainer.get("gradient_clip_val") is not None and trainer["gradient_clip_val"] < 0:
-        raise InputError(
-            f"trainer.gradient_clip_val {trainer['gradient_clip_val']}: a negative limit would reverse every gradient;"
-            " give 0 or more (0 or null: no clipping)"
-        )
-    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
-    if low is not None and high is not None and high >= 0 and low > high:
-        raise InputError(
-            f"trainer.min_epochs {low} is above trainer.max_epochs {high}, where the run would stop: lower min_epochs"
-            " or raise max_epochs"
-        )
-
-
-def _yaml_file(path: str) -> dict[str, Any]:
-    """A config file's top level, or {} where it is not a readable YAML mapping (LightningCLI has said why already)."""
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
 def _yaml(value: Any) -> str:
     """A value as a user writes it in a config or on the command line: ``null``, ``true``, ``{reduction: 8}``."""
     return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
@@ -344,7 +273,7 @@ def task_of(args: list[str]) -> tuple[type, type]:
     found = None
     for flag, value in options(args):
         if flag in ("-c", "--config"):
-            section = _yaml_file(value).get("data")
+            section = yaml_file(value).get("data")
             found = _data_class(section.get("class_path") if isinstance(section, dict) else section) or found
         elif flag in ("--data", "--data.class_path"):
             found = _data_class(value) or found

@@ -1,0 +1,86 @@
+"""Trainer values that Lightning takes but misreads or divides by, and what the command line wrote for them.
+
+Lightning types most Trainer options as any int or float, and jsonargparse turns its ``int |
+float`` options into floats. The ``bam`` command (``cli.BamCLI.instantiate_trainer``) keeps a
+whole number of batches a count and refuses, in one line, values that would end in a
+ZeroDivisionError at the first epoch or run as no one means.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+# Trainer options Lightning reads as a count of batches when whole (int) and as a fraction when a float.
+COUNT_OR_FRACTION = (
+    "limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
+    "val_check_interval",
+)  # fmt: skip
+
+
+def options(args: list[str]) -> list[tuple[str, str]]:
+    """Each argument with the one after it, ``--key=value`` taken as ``--key value``: where to find a flag's value."""
+    parts = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
+    return list(zip(parts, parts[1:], strict=False))
+
+
+def check_trainer_values(trainer: Any) -> None:
+    """Refuse Trainer values that Lightning takes but divides by (a traceback at the first epoch) or runs as no one means.
+
+    Lightning types these as any int or float: ``check_val_every_n_epoch 0`` and
+    ``accumulate_grad_batches 0`` end in a ZeroDivisionError, a negative ``gradient_clip_val``
+    reverses every gradient (torch scales them by norm/limit), and ``min_epochs`` above
+    ``max_epochs`` is cut short without a word.
+    """
+    for key in ("check_val_every_n_epoch", "accumulate_grad_batches"):
+        if trainer.get(key) is not None and trainer[key] < 1:
+            raise InputError(f"trainer.{key} {trainer[key]}: give 1 or more")
+    if trainer.get("val_check_interval") is not None and trainer["val_check_interval"] <= 0:
+        raise InputError(
+            f"trainer.val_check_interval {trainer['val_check_interval']}: give a fraction of the epoch above 0, or a number"
+            " of batches"
+        )
+    if trainer.get("gradient_clip_val") is not None and trainer["gradient_clip_val"] < 0:
+        raise InputError(
+            f"trainer.gradient_clip_val {trainer['gradient_clip_val']}: a negative limit would reverse every gradient;"
+            " give 0 or more (0 or null: no clipping)"
+        )
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if low is not None and high is not None and high >= 0 and low > high:
+        raise InputError(
+            f"trainer.min_epochs {low} is above trainer.max_epochs {high}, where the run would stop: lower min_epochs"
+            " or raise max_epochs"
+        )
+
+
+def yaml_file(path: str) -> dict[str, Any]:
+    """A config file's top level, or {} where it is not a readable YAML mapping (LightningCLI has said why already)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def keep_whole_counts(trainer: Any, args: list[str]) -> None:
+    """A count of batches written as a whole number (``limit_train_batches: 1``) stays one, as Lightning reads it.
+
+    jsonargparse turns Lightning's ``int | float`` options into floats: ``1`` becomes ``1.0``,
+    which Lightning reads as 100 % of the batches, so a one-batch trial ran the whole epoch.
+    What the user wrote decides: the last ``--trainer.KEY`` given, else the last config file
+    that sets it (YAML tells ``1`` from ``1.0``).
+    """
+    for key in COUNT_OR_FRACTION:
+        if not isinstance(trainer.get(key), float) or not trainer[key].is_integer():
+            continue
+        given = [value for flag, value in options(args) if flag == f"--trainer.{key}"]
+        written = given[-1] if given else None
+        for flag, path in reversed(options(args) if written is None else []):
+            section = yaml_file(path).get("trainer") if flag in ("-c", "--config") else None
+            if isinstance(section, dict) and key in section:
+                written = section[key]
+                break
+        if isinstance(written, int) or (isinstance(written, str) and written.strip().isdigit()):
+            trainer[key] = int(trainer[key])
