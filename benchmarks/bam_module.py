@@ -24,6 +24,7 @@ def shapes(device: torch.device) -> list[tuple[str, tuple[int, int, int, int]]]:
     imagenet_batch = 64 if device.type == "cuda" else 32
     return [
         ("WRN-16-8 stage 1", (128, 128, 32, 32)),
+        ("WRN-16-8 stage 1, batch 64", (64, 128, 32, 32)),
         ("WRN-16-8 stage 2", (128, 256, 16, 16)),
         ("ResNet-50 stage 1", (imagenet_batch, 256, 56, 56)),
         ("ResNet-50 stage 2", (imagenet_batch, 512, 28, 28)),
@@ -40,53 +41,51 @@ def training_step(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Cal
     return step
 
 
+def variants(cls: type[nn.Module], channels: int, device: torch.device) -> dict[str, nn.Module]:
+    """The reference form, the fused block (eager) and the fused block compiled, with the same weights."""
+    fused = cls(channels).to(device)
+    reference = cls(channels, fused=False).to(device)
+    reference.load_state_dict(fused.state_dict())
+    compiled = cls(channels).to(device)
+    compiled.load_state_dict(fused.state_dict())
+    compile_model(compiled, "attention", device)
+    return {"reference": reference, "fused": fused, "compiled": compiled}
+
+
 def run(device: torch.device, repeats: int) -> list[dict[str, object]]:
+    """Both forms' three variants timed round-robin in one loop per shape, on the same input; ``x public code`` is
+    how many times faster each of the paper form's variants is than the public code's reference form (what its
+    repository runs)."""
     rows = []
     for where, shape in shapes(device):
         x = torch.randn(shape, device=device, requires_grad=True)
         grad = torch.randn(shape, device=device)
-        for form, cls in FORMS.items():
-            fused = cls(shape[1]).to(device)
-            reference = cls(shape[1], fused=False).to(device)
-            reference.load_state_dict(fused.state_dict())
-            compiled = cls(shape[1]).to(device)
-            compiled.load_state_dict(fused.state_dict())
-            compile_model(compiled, "attention", device)
-            modules = {"reference": reference, "fused": fused, "compiled": compiled}
-            steps = {name: training_step(module, x, grad) for name, module in modules.items()}
-            steps["compiled"]()  # compiling is not timed
-            seconds = median_times(steps, device, repeats)
-            saved = {
-                name: activation_bytes(lambda m=module, x=x: m(x), exclude=[x, *module.parameters()])
-                for name, module in modules.items()
-            }
-            peak = {name: peak_cuda_bytes(step, device) for name, step in steps.items()}
-            rows.append(
-                {
-                    "where": where,
-                    "shape": "x".join(map(str, shape)),
-                    "form": form,
-                    "reference ms": f"{seconds['reference'] * 1e3:.1f}",
-                    "fused ms": f"{seconds['fused'] * 1e3:.1f}",
-                    "compiled ms": f"{seconds['compiled'] * 1e3:.1f}",
-                    "fused speedup": f"{seconds['reference'] / seconds['fused']:.2f}",
-                    "compiled speedup": f"{seconds['reference'] / seconds['compiled']:.2f}",
-                    "reference act MiB": mib(saved["reference"]),
-                    "fused act MiB": mib(saved["fused"]),
-                    "compiled act MiB": mib(saved["compiled"]),
-                    "fused act ratio": f"{saved['fused'] / saved['reference']:.2f}",
-                    "compiled act ratio": f"{saved['compiled'] / saved['reference']:.2f}",
-                    "reference peak MiB": mib(peak["reference"]),
-                    "fused peak MiB": mib(peak["fused"]),
-                    "compiled peak MiB": mib(peak["compiled"]),
-                }
-            )
-            print(rows[-1], flush=True)
+        modules = {(form, name): m for form, cls in FORMS.items() for name, m in variants(cls, shape[1], device).items()}
+        steps = {key: training_step(module, x, grad) for key, module in modules.items()}
+        for form in FORMS:
+            steps[form, "compiled"]()  # compiling is not timed
+        seconds = median_times(steps, device, repeats)
+        saved = {key: activation_bytes(lambda m=m, x=x: m(x), exclude=[x, *m.parameters()]) for key, m in modules.items()}
+        peak = {key: peak_cuda_bytes(step, device) for key, step in steps.items()}
+        public = seconds["public code (prod)", "reference"]
+        for form in FORMS:
+            t, act, top = ({v: d[form, v] for v in ("reference", "fused", "compiled")} for d in (seconds, saved, peak))
+            row = {"where": where, "shape": "x".join(map(str, shape)), "form": form}
+            row |= {f"{v} ms": f"{t[v] * 1e3:.1f}" for v in t}
+            row |= {f"{v} speedup": f"{t['reference'] / t[v]:.2f}" for v in ("fused", "compiled")}
+            if form == "paper (sum)":
+                row |= {f"{v} x public code": f"{public / t[v]:.2f}" for v in t}
+            row |= {f"{v} act MiB": mib(act[v]) for v in act}
+            row |= {f"{v} act ratio": f"{act[v] / act['reference']:.2f}" for v in ("fused", "compiled")}
+            row |= {f"{v} peak MiB": mib(top[v]) for v in top}
+            rows.append(row)
+            print(row, flush=True)
     return rows
 
 
 COLUMNS = [
     "where", "shape", "form", "reference ms", "fused ms", "compiled ms", "fused speedup", "compiled speedup",
+    "reference x public code", "fused x public code", "compiled x public code",
     "reference act MiB", "fused act MiB", "compiled act MiB", "fused act ratio", "compiled act ratio",
 ]  # fmt: skip
 CUDA_COLUMNS = ["reference peak MiB", "fused peak MiB", "compiled peak MiB"]
