@@ -50,7 +50,7 @@ from .detector import ObjectDetector
 from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
 from .tools import TOOLS
-from .trainer_values import check_trainer_values, keep_whole_counts, options, yaml_file
+from .trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options, yaml_file
 
 DESCRIPTION = (
     f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
@@ -289,6 +289,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> BamCLI:
         model_class,
         data_class,
         subclass_mode_data=True,
+        save_config_callback=SaveConfig,
         save_config_kwargs={"overwrite": True},
         # Parse errors raise ArgumentError (one line from BamCLI.parse_arguments), not usage + exit.
         parser_kwargs={

@@ -69,6 +69,7 @@ def check_skipped_steps(module: L.LightningModule, epoch_end: bool = False) -> N
         return
     step = int(first[0])
     if step >= 0:
+        module._first_non_finite = None  # a later fit of this module starts clean
         raise _diverged(module, first[1].item(), step)
 
 

@@ -6,10 +6,13 @@ whole number of batches a count and refuses, in one line, values that would end 
 ZeroDivisionError at the first epoch or run as no one means.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as L
 import yaml
+from lightning.pytorch.cli import SaveConfigCallback
 
 from .errors import InputError
 
@@ -84,3 +87,22 @@ def keep_whole_counts(trainer: Any, args: list[str]) -> None:
                 break
         if isinstance(written, int) or (isinstance(written, str) and written.strip().isdigit()):
             trainer[key] = int(trainer[key])
+
+
+class SaveConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml``, with a whole number of batches written as the count the run used.
+
+    jsonargparse writes the ``1`` that ``keep_whole_counts`` kept as ``1.0``: run again from the
+    saved file, the one-batch trial would take the whole epoch.
+    """
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        path = Path(trainer.log_dir or "") / self.config_filename
+        if not (self.save_to_log_dir and path.is_file()):  # a remote log_dir is left as written
+            return
+        text = path.read_text()
+        for key in COUNT_OR_FRACTION:
+            value = getattr(trainer, key, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                text = re.sub(rf"^(\s*{key}:) {value}\.0$", rf"\g<1> {value}", text, flags=re.MULTILINE)
+        path.write_text(text)

@@ -315,3 +315,12 @@ def test_each_kind_of_mistake_is_one_line_from_the_real_command(tmp_path, args, 
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("bam: error: ") and message in last, last
     assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_a_one_batch_trial_trains_one_batch_and_its_saved_config_says_1(tmp_path, capsys):
+    args = ["--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1"]
+    main(["fit", *args, "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"])
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
+    saved = (run / "config.yaml").read_text()
+    assert "  limit_train_batches: 1\n" in saved and "  limit_val_batches: 1\n" in saved  # a rerun of it: one batch again
