@@ -96,9 +96,12 @@ class SaveConfig(SaveConfigCallback):
     saved file, the one-batch trial would take the whole epoch.
     """
 
-    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        path = Path(trainer.log_dir or "") / self.config_filename
-        if not (self.save_to_log_dir and path.is_file()):  # a remote log_dir is left as written
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # trainer.log_dir broadcasts: every process asks for it, as LightningCLI's own setup does, rank zero rewrites.
+        log_dir = trainer.log_dir if self.save_to_log_dir and not self.already_saved else None
+        super().setup(trainer, pl_module, stage)
+        path = Path(log_dir or "") / self.config_filename
+        if log_dir is None or not trainer.is_global_zero or not path.is_file():  # a remote log_dir stays as written
             return
         text = path.read_text()
         for key in COUNT_OR_FRACTION:
