@@ -9,10 +9,14 @@ every device; on CUDA the peak of allocated memory during forward+backward is re
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.cli import LightningCLI
 from torch import Tensor, nn
+
+from bam_lightning.cli import build_cli
 
 
 def synchronize(device: torch.device) -> None:
@@ -113,3 +117,28 @@ class Phases(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._now(module, "validated")
+
+
+def synthetic_fit(
+    device: torch.device,
+    configs: list[Path],
+    batch: int,
+    train_size: int,
+    max_steps: int,
+    warmup: int,
+    root: str,
+    extra: list[str],
+) -> tuple[LightningCLI, dict[str, float]]:
+    """``bam fit`` of ``configs`` in this process, as the command runs it, on ``SyntheticDataModule`` (so reading
+    images hides nothing), timed by ``Phases``; ``extra``: more options, given last."""
+    args = [
+        "fit", *(arg for config in configs for arg in ("--config", str(config))),
+        "--data", "bam_lightning.data.SyntheticDataModule", "--data.batch_size", str(batch), "--data.num_workers", "0",
+        "--data.train_size", str(train_size), "--trainer.max_steps", str(max_steps),
+        "--trainer.accelerator", device.type, "--trainer.devices", "1",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.default_root_dir", root,
+        "--trainer.callbacks+=benchmarks.common.Phases", f"--trainer.callbacks.warmup={warmup}", *extra,
+    ]  # fmt: skip
+    cli = build_cli(args)
+    return cli, next(c for c in cli.trainer.callbacks if isinstance(c, Phases)).times

@@ -29,13 +29,12 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-from bam_lightning.cli import build_cli
 from bam_lightning.data import CIFAR100DataModule
 from bam_lightning.data.cifar_pickles import write_cifar100
 from bam_lightning.models import count_macs, create_model
 
 from . import loop
-from .common import Phases, mib, synchronize, table
+from .common import mib, synchronize, synthetic_fit, table
 
 ROOT = Path(__file__).parents[1]
 RECIPE_EPOCHS, CIFAR_TRAIN, CIFAR_TEST = 200, 50_000, 10_000
@@ -57,18 +56,10 @@ def fit_speed(device: torch.device, config: str, warmup: int, steps: int, batch:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as root:
-        args = [
-            "fit", "--config", str(ROOT / config), "--config", str(ROOT / "configs" / "speed" / "gpu.yaml"), *extra,
-            "--data", "bam_lightning.data.SyntheticDataModule", "--data.batch_size", str(batch),
-            "--data.train_size", str(batch * (warmup + steps)), "--data.val_size", str(batch * val_batches),
-            "--data.num_workers", "0", "--trainer.max_steps", str(warmup + steps),
-            "--trainer.accelerator", device.type, "--trainer.devices", "1", "--trainer.logger", "false",
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            "--trainer.num_sanity_val_steps", "0", "--trainer.default_root_dir", root,
-            "--trainer.callbacks+=benchmarks.common.Phases", f"--trainer.callbacks.warmup={warmup}",
-        ]  # fmt: skip
-        cli = build_cli(args)
-    t = next(c for c in cli.trainer.callbacks if isinstance(c, Phases)).times
+        configs = [ROOT / config, ROOT / "configs" / "speed" / "gpu.yaml"]
+        options = ["--data.val_size", str(batch * val_batches), "--trainer.logger", "false"]
+        options += ["--trainer.num_sanity_val_steps", "0", *extra]
+        cli, t = synthetic_fit(device, configs, batch, batch * (warmup + steps), warmup + steps, warmup, root, options)
     macs = count_macs(cli.model.model.to("cpu").float(), cli.datamodule.image_size)
     return {
         "first steps s": t["warm"] - t["start"],

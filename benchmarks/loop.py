@@ -12,35 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import lightning.pytorch as L
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from bam_lightning.cli import build_cli
 from bam_lightning.data import SyntheticDataModule
 from bam_lightning.module import ImageClassifier
 
-from .common import synchronize
+from .common import synchronize, synthetic_fit
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
-
-
-class StepTimer(L.Callback):
-    """Wall time from the start of training step ``warmup`` to the end of the last one."""
-
-    def __init__(self, warmup: int = 3) -> None:
-        self.warmup = warmup
-        self.start = self.end = 0.0
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: object, batch_idx: int) -> None:
-        if trainer.global_step == self.warmup:
-            synchronize(module.device)
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
-        synchronize(module.device)
-        self.end = time.perf_counter()
 
 
 def default_setting(device: torch.device) -> tuple[str, int]:
@@ -51,19 +32,9 @@ def default_setting(device: torch.device) -> tuple[str, int]:
 def bam_fit(
     device: torch.device, backbone: str, batch: int, steps: int, warmup: int, root: str, extra: list[str]
 ) -> tuple[float, ImageClassifier]:
-    args = [
-        "fit", "--config", str(CONFIG), "--model.backbone", backbone, *extra,
-        "--data", "bam_lightning.data.SyntheticDataModule", "--data.batch_size", str(batch), "--data.num_workers", "0",
-        "--data.train_size", str(batch * (steps + warmup + 1)),
-        "--trainer.max_steps", str(steps + warmup), "--trainer.limit_val_batches", "0",
-        "--trainer.accelerator", device.type, "--trainer.devices", "1",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--trainer.default_root_dir", root,
-        "--trainer.callbacks+=benchmarks.loop.StepTimer", f"--trainer.callbacks.warmup={warmup}",
-    ]  # fmt: skip
-    cli = build_cli(args)
-    timer = next(c for c in cli.trainer.callbacks if isinstance(c, StepTimer))
-    return timer.end - timer.start, cli.model
+    options = ["--model.backbone", backbone, "--trainer.limit_val_batches", "0", *extra]
+    cli, times = synthetic_fit(device, [CONFIG], batch, batch * (steps + warmup + 1), steps + warmup, warmup, root, options)
+    return times["trained"] - times["warm"], cli.model
 
 
 def bare_loop(device: torch.device, fitted: ImageClassifier, batch: int, steps: int, warmup: int) -> float:

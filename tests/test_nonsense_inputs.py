@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_module import tiny_classifier
 from torch import nn
 
 from bam_lightning.errors import InputError
 from bam_lightning.models import create_model
 from bam_lightning.models.probe import total_stride
-from bam_lightning.module import ImageClassifier
 
 from command import bam
 from datasets import write_image_folder
@@ -23,11 +23,6 @@ from test_cli import CPU
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 DEMO = ["--config", str(CONFIGS / "demo_digits.yaml")]  # WRN-10-1 + BAM after layer1 (32x32) and layer2 (16x16) at 32 px
-TINY = {"depth": 10, "widen_factor": 1}
-
-
-def tiny(**kwargs) -> ImageClassifier:
-    return ImageClassifier("wrn", num_classes=4, backbone_kwargs=TINY, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -52,23 +47,23 @@ def test_a_network_the_meta_device_cannot_run_is_not_measured():
 def test_an_image_smaller_than_the_downsampling_is_refused(size):
     """The probe at that size passes thanks to padding: only the stride shows the maps shrink to one pixel."""
     with pytest.raises(InputError) as caught:
-        tiny().check_image_size(size)
+        tiny_classifier().check_image_size(size)
     assert str(caught.value) == (
         f"wrn cannot take {size}x{size} images: it downsamples them 4x, so it needs at least 4x4: change --data.image_size"
     )
 
 
 def test_a_dilation_past_the_map_is_one_warning_line_for_all_blocks(capsys):
-    tiny().check_image_size(32)  # maps 32 and 16 for dilation 4: silent
+    tiny_classifier().check_image_size(32)  # maps 32 and 16 for dilation 4: silent
     assert capsys.readouterr().err == ""
-    tiny().check_image_size(4)  # maps 4 and 2
+    tiny_classifier().check_image_size(4)  # maps 4 and 2
     err = capsys.readouterr().err
     assert err == (
         "bam: warning: BAM's dilated convs read only zero padding off-centre where the dilation is not below the map's"
         " side: layer1.attn (4x4 map, dilation 4), layer2.attn (2x2 map, dilation 4):"
         " give model.attention_kwargs {dilation: N} with N below 2, or a larger --data.image_size\n"
     )
-    tiny(attention_kwargs={"num_dilated": 0}).check_image_size(4)  # no dilated conv: nothing to warn about
+    tiny_classifier(attention_kwargs={"num_dilated": 0}).check_image_size(4)  # no dilated conv: nothing to warn about
     assert capsys.readouterr().err == ""
 
 
