@@ -7,9 +7,12 @@ backward pass. ``refine`` is one autograd function that keeps only ``x``, ``c`` 
 (``x`` is kept by the branches' first layers anyway) and recomputes the gate in backward,
 where the two branch gradients are reductions of one expression.
 
-Saving less does not make it faster by itself: each operator is still one pass over the
-map. Fusing those passes is ``torch.compile``'s job, and what is compiled is the
-LightningModule's choice (``ImageClassifier(compile=...)``), not the block's.
+Each step writes as few full-size tensors as it can: the gate is one broadcast whose
+sigmoid runs in place, ``x + x * m`` is one ``addcmul``, and the gate's derivative
+``m (1 - m)`` is torch's ``sigmoid_backward`` applied in place. Measured on 2 CPU cores
+(``make bench``), that made the eager block about as fast as the reference form instead
+of 0.7x; the full fusion of those passes is ``torch.compile``'s job, and what is
+compiled is the LightningModule's choice (``ImageClassifier(compile=...)``).
 """
 
 import torch
@@ -21,17 +24,24 @@ class _Refine(torch.autograd.Function):
     def forward(ctx, x: Tensor, c: Tensor, s: Tensor, prod: bool) -> Tensor:
         ctx.save_for_backward(x, c, s)
         ctx.prod = prod
-        return x * (1 + torch.sigmoid(c * s if prod else c + s))
+        return torch.addcmul(x, x, _gate(c, s, prod))
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         x, c, s = ctx.saved_tensors
-        m = torch.sigmoid(c * s if ctx.prod else c + s)
-        # d out / d a = x * m * (1 - m), a being the sigmoid's argument; c and s get its reductions.
-        ga = g * x * m * (1 - m)
+        m = _gate(c, s, ctx.prod)
+        gx = torch.addcmul(g, g, m)
+        # d out / d a = g * x * m * (1 - m), a being the sigmoid's argument; c and s get its reductions.
+        ga = g * x
+        torch.ops.aten.sigmoid_backward.grad_input(ga, m, grad_input=ga)
         gc = ga * s if ctx.prod else ga
         gs = ga * c if ctx.prod else ga
-        return g * (1 + m), gc.sum_to_size(c.shape), gs.sum_to_size(s.shape), None
+        return gx, gc.sum_to_size(c.shape), gs.sum_to_size(s.shape), None
+
+
+def _gate(c: Tensor, s: Tensor, prod: bool) -> Tensor:
+    """``sigmoid(c * s)`` or ``sigmoid(c + s)`` broadcast to full size, in one new tensor (the sigmoid in place)."""
+    return (c * s if prod else c + s).sigmoid_()
 
 
 def refine(x: Tensor, channel: Tensor | None, spatial: Tensor | None, prod: bool = False) -> Tensor:
