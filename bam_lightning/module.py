@@ -34,7 +34,7 @@ class ImageClassifier(L.LightningModule):
     """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1}``.
 
     Args:
-        backbone: a name from ``bam_lightning.models.list_models()``, or a module.
+        backbone: a name from ``bam_lightning.models.list_models()``, ``timm/<name>`` (any of timm's models), or a module.
         num_classes: linked from the datamodule by the ``bam`` command.
         image_size: linked from the datamodule; where a given module's bottlenecks are found.
         attention: block at every bottleneck (``bam``, ``bam_official``, ``se``, ``cbam``, null),

@@ -221,9 +221,12 @@ def insert_attention(
         )
     bottlenecks = find_bottlenecks(model, input_size, in_chans, placement)
     if not bottlenecks:
+        # timm marks networks whose maps are (N, H, W, C) (Swin and kin): the trace reads no (N, C, H, W) map in them.
+        layout = " (its maps are channels-last, N x H x W x C)" if getattr(model, "output_fmt", "NCHW") == "NHWC" else ""
         raise InputError(
-            f"no bottleneck found in {type(model).__name__} at input size {input_size}: "
-            "attention goes where the feature map shrinks between stages; check input_size"
+            f"no bottleneck found in {type(model).__name__} at input size {input_size}: attention goes where an"
+            f" (N, C, H, W) feature map shrinks between stages, and none does here{layout}: a transformer or a network"
+            " that never shrinks its map has none; give another backbone or attention null, or check input_size"
         )
     for bottleneck in bottlenecks:
         if attention == "extra_block":

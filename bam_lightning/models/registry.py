@@ -14,6 +14,8 @@ from torch import nn
 
 from ..errors import InputError, check_options
 from .insert import DEFAULT_ATTENTION, Attention, Placement, insert_attention
+from .timm_models import PREFIX as TIMM_PREFIX
+from .timm_models import timm_builder
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,18 @@ def register_model(
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
+    """Registered model names matching a shell-style ``pattern``, sorted (timm's: ``timm.list_models``)."""
     return sorted(name for name in _REGISTRY if fnmatch.fnmatch(name, pattern))
 
 
 def get_model_entry(name: str) -> ModelEntry:
+    """A registered builder, or timm's for a ``timm/<name>`` (``timm_models``), with its input size."""
+    if name.startswith(TIMM_PREFIX):
+        return ModelEntry(*timm_builder(name))
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise InputError(f"unknown model {name!r}: choose one of {', '.join(list_models())}") from None
+        raise InputError(f"unknown model {name!r}: choose one of {', '.join(list_models())}, or timm/<name>") from None
 
 
 def create_model(
