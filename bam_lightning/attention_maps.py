@@ -7,19 +7,15 @@ calling the module's own ``attention``, so they are exactly what the forward mul
 by, for the paper's BAM and the public code's alike, at any placement.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from matplotlib import colormaps
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.transforms import Normalize
 
 from .models.probe import probing
 from .nn import BAM, OfficialBAM
-
-Statistics = tuple[Sequence[float], Sequence[float]]  # per-channel mean and std of a normalisation
 
 
 @dataclass(frozen=True)
@@ -72,9 +68,3 @@ def overlay(images: Tensor, maps: Tensor, cmap: str = "jet", alpha: float = 0.5)
     maps = F.interpolate(maps[:, None].float().cpu(), size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     heat = torch.from_numpy(colormaps[cmap](maps.clamp(0, 1).numpy())[..., :3]).permute(0, 3, 1, 2)
     return (1 - alpha) * images.float().cpu() + alpha * heat.float()
-
-
-def input_statistics(datamodule: object) -> Statistics | None:
-    """Mean and std of a datamodule's eval ``Normalize`` (None if it has none): how its images are put back in colour."""
-    steps = getattr(getattr(datamodule, "eval_transform", None), "transforms", [])
-    return next(((step.mean, step.std) for step in steps if isinstance(step, Normalize)), None)

@@ -21,7 +21,8 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
-from .attention_maps import bam_modules, capture_attention, input_statistics, overlay, rescale
+from .attention_maps import bam_modules, capture_attention, overlay, rescale
+from .data.base import input_statistics
 from .errors import InputError
 
 

@@ -46,9 +46,11 @@ from .callbacks import LastCheckpoint
 from .checkpoints import AtomicCheckpointIO, best_checkpoint, check_fits, newest_checkpoint, read_checkpoint, unreadable
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
+from .data.predict import find_images
 from .detector import ObjectDetector
 from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
+from .predictions import PredictionsCSV
 from .tools import TOOLS
 from .trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options, yaml_file
 
@@ -219,6 +221,8 @@ class BamCLI(LightningCLI):
             check_fits(config["ckpt_path"], self.model)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
+            if self.subcommand == "predict":
+                self._prepare_predictions(config.get("ckpt_path"))
         if self.subcommand == "fit":  # a bad optimizer or scheduler value, refused before the run makes its folder
             self.model.configure_optimizers()
         # A kill during a save leaves the previous checkpoint, never half of a new one.
@@ -228,6 +232,15 @@ class BamCLI(LightningCLI):
         _running = self.trainer  # for the checkpoint that an error of the run names (main)
 
     before_fit = before_validate = before_test = before_predict = _before_run
+
+    def _prepare_predictions(self, ckpt_path: str | None) -> None:
+        """``bam predict`` classifies ``--data.predict_dir`` with a trained network and writes ``predictions.csv``."""
+        if ckpt_path is None:
+            raise InputError("bam predict needs the trained network: give --ckpt_path FILE (or last, or best)")
+        if self.datamodule.predict_dir is None:
+            raise InputError("bam predict classifies the images under --data.predict_dir DIR: give that folder")
+        find_images(self.datamodule.predict_dir)  # a wrong folder, refused before the run makes its own
+        self.trainer.callbacks.append(PredictionsCSV())
 
     def _earlier_checkpoint(self, which: str) -> str | None:
         """The path ``--ckpt_path last`` or ``best`` means: the newest run's, under the config's default_root_dir.

@@ -54,6 +54,8 @@ class ImageClassifier(L.LightningModule):
             (nothing), ``attention`` (each attention block: BAM's element-wise passes, tens
             of seconds of compiling per map size) or ``network`` (everything, minutes of
             compiling); the checkpoint's keys do not change (``bam_lightning.compiling``).
+        class_names: the data's class names, by class index; ``bam fit`` stores those of its
+            datamodule here (so its checkpoints carry them) and ``bam predict`` writes them.
     """
 
     RUN_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is: given, they beat a checkpoint's
@@ -73,6 +75,7 @@ class ImageClassifier(L.LightningModule):
         decay_norm_and_bias: bool = True,
         channels_last: bool = False,
         compile: Compile = False,
+        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         check_choice(compile)
@@ -106,6 +109,12 @@ class ImageClassifier(L.LightningModule):
     def configure_model(self) -> None:
         # Here, not in __init__: the checks before a run (image size, model summary) stay eager.
         compile_for_the_run(self, self.model, self.hparams.compile)
+
+    def setup(self, stage: str) -> None:
+        """Keep the data's class names in the hyperparameters, and so in every checkpoint, for ``bam predict``."""
+        names = getattr(self.trainer.datamodule, "classes", None)
+        if stage == "fit" and names is not None:
+            self.hparams.class_names = list(names)
 
     def check_image_size(self, size: int) -> None:
         """Refuse, in one line, an image size the network cannot take; warn, in one line, where BAM would read padding.
@@ -174,8 +183,11 @@ class ImageClassifier(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self(batch[0]).softmax(dim=-1)
+    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """The top-5 classes and their probabilities of each image of ``ImageFiles`` (``predictions.PredictionsCSV``)."""
+        images, index, readable = batch
+        top = self(images).softmax(dim=-1).topk(min(5, self.hparams.num_classes), dim=-1)
+        return {"index": index, "readable": readable, "probs": top.values, "classes": top.indices}
 
     def on_train_epoch_start(self) -> None:
         self.metrics["train_acc1"].reset()  # an end-of-epoch checkpoint brings the finished epoch's counts
@@ -196,6 +208,11 @@ class ImageClassifier(L.LightningModule):
             checkpoint["train_acc1_state"] = {name: value.clone() for name, value in metric.metric_state.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The names a fit stored, also where the model was built from the config, not from the checkpoint's
+        # hyperparameters (LightningCLI reads those only from a file path, not from --ckpt_path last or best).
+        names = checkpoint.get("hyper_parameters", {}).get("class_names")
+        if names:
+            self.hparams.class_names = names
         state = checkpoint.get("train_acc1_state")
         if state and self.global_rank == 0:  # the sum over processes is counted once
             metric = self.metrics["train_acc1"]

@@ -6,15 +6,29 @@ from typing import Any
 
 import lightning.pytorch as pl
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from lightning.pytorch.trainer.states import TrainerFn
+from PIL import Image
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from ..errors import InputError
+from .predict import BadImages, ImageFiles
 from .sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_stop_signals
 
 
 def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
     """``steps`` on a PIL image, then a float tensor normalised per channel: every split ends the same way."""
     return T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
+
+
+Statistics = tuple[Sequence[float], Sequence[float]]  # per-channel mean and std of a normalisation
+
+
+def input_statistics(datamodule: object) -> Statistics | None:
+    """Mean and std of a datamodule's eval ``Normalize`` (None if it has none): how its images are put back in colour."""
+    steps = getattr(getattr(datamodule, "eval_transform", None), "transforms", [])
+    return next(((step.mean, step.std) for step in steps if isinstance(step, T.Normalize)), None)
 
 
 def one_line(error: BaseException) -> str:
@@ -26,8 +40,8 @@ class SplitLoaders(pl.LightningDataModule):
     """One loader recipe for every split, shared by the image and the detection datamodules.
 
     Subclasses fill ``train_set``, ``val_set`` and ``test_set`` in ``setup``; predict uses
-    the test set. No ``save_hyperparameters``: checkpoints stay small and plain, and the
-    CLI's config already records every argument. ``collate_fn`` is how samples become a
+    the test set (the image datamodules: the folder ``predict_dir``). No ``save_hyperparameters``:
+    checkpoints stay small and plain, and the CLI's config already records every argument. ``collate_fn`` is how samples become a
     batch (None: torch's default stacking; detection keeps lists, its images differ in size).
 
     Args:
@@ -89,7 +103,34 @@ class SplitLoaders(pl.LightningDataModule):
 
 class ImageDataModule(SplitLoaders, ABC):
     """Base of the image datamodules: one loader recipe for every split (``SplitLoaders``, whose arguments it takes),
-    square images and a class count the CLI hands to the model."""
+    square images and a class count the CLI hands to the model, and ``bam predict`` on a folder of the user's images.
+
+    Subclasses set up their splits in ``setup_splits`` and give their eval transform; predicting
+    reads no split, only ``predict_dir`` (so a CIFAR run predicts where CIFAR was never downloaded).
+
+    Args (besides ``SplitLoaders``'):
+        predict_dir: the folder ``bam predict`` classifies, every image file at any depth.
+        bad_images: what a file that does not decode does: ``fail`` stops with its name,
+            ``skip`` leaves it out and names it.
+    """
+
+    classes: list[str] | None = None  # class names, where the data has them; fit stores them in the checkpoint
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        persistent_workers: bool = False,
+        predict_dir: str | None = None,
+        bad_images: BadImages = "fail",
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
+        if bad_images not in ("fail", "skip"):
+            raise InputError(f"--data.bad_images must be fail or skip, got {bad_images!r}")
+        self.predict_dir = predict_dir
+        self.bad_images = bad_images
 
     @property
     @abstractmethod
@@ -100,3 +141,41 @@ class ImageDataModule(SplitLoaders, ABC):
     @abstractmethod
     def image_size(self) -> int:
         """Side of the square images the loaders yield."""
+
+    @property
+    def predict_transform(self) -> Callable[[Image.Image], Tensor]:
+        """The eval transform for images of any size: the centred square of the model's side, normalised as in training.
+
+        Datamodules whose eval transform already resizes and crops (ImageNet) return it instead.
+        """
+        steps = [T.Resize(self.image_size), T.CenterCrop(self.image_size)]
+        statistics = input_statistics(self)
+        if statistics is None:  # data that is not normalised (SyntheticDataModule)
+            return T.Compose([*steps, T.ToTensor()])
+        return normalized(*steps, mean=statistics[0], std=statistics[1])
+
+    @abstractmethod
+    def setup_splits(self, stage: str | None) -> None:
+        """Fill ``train_set``, ``val_set`` and ``test_set`` (``setup`` for every stage but predict)."""
+
+    def prepare_data(self) -> None:
+        """Nothing to fetch by default; a datamodule that downloads does it in ``prepare_splits``, never for predict."""
+        if not self._predicting:
+            self.prepare_splits()
+
+    def prepare_splits(self) -> None:
+        """Download what the splits need (CIFAR); nothing by default."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage == "predict":  # bam checks predict_dir before the run (BamCLI._prepare_predictions)
+            self.predict_set = ImageFiles(self.predict_dir, self.predict_transform, self.bad_images)
+            return
+        self.setup_splits(stage)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_set, shuffle=False)
+
+    @property
+    def _predicting(self) -> bool:
+        trainer = self.trainer
+        return trainer is not None and trainer.state.fn == TrainerFn.PREDICTING

@@ -11,6 +11,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from ..errors import DatasetNotFoundError, InputError
 from .base import ImageDataModule, normalized, one_line
 from .cifar_pickles import CIFARPickles
+from .predict import BadImages
 
 
 class _CIFARDataModule(ImageDataModule):
@@ -33,6 +34,8 @@ class _CIFARDataModule(ImageDataModule):
         num_workers: loader processes per device; 0 loads in the main process.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
+        bad_images: what a file under ``predict_dir`` that does not decode does: ``fail`` or ``skip``.
     """
 
     name: str
@@ -52,8 +55,10 @@ class _CIFARDataModule(ImageDataModule):
         num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        predict_dir: str | None = None,
+        bad_images: BadImages = "fail",
     ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
+        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
         if val_size < 0:
             raise InputError(f"--data.val_size must be 0 or more, got {val_size}")
         self.download = download
@@ -72,7 +77,13 @@ class _CIFARDataModule(ImageDataModule):
         names = [name for name, _md5 in cls.train_list + cls.test_list] + [cls.meta["filename"]]
         return not all((self.folder / name).is_file() for name in names)
 
-    def prepare_data(self) -> None:
+    @property
+    def classes(self) -> list[str] | None:
+        """The names in the dataset's meta file, once ``setup`` has read it (fit stores them in the checkpoint)."""
+        test_set = getattr(self, "test_set", None)
+        return None if test_set is None else test_set.classes
+
+    def prepare_splits(self) -> None:
         """Download only what is missing: present files, re-packed ones included, are never replaced."""
         if not self.download or not self._files_missing():
             return
@@ -85,7 +96,7 @@ class _CIFARDataModule(ImageDataModule):
                 " with --data.download false"
             ) from error
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup_splits(self, stage: str | None) -> None:
         if self._files_missing():
             raise DatasetNotFoundError(
                 f"{self.name} not found under {self.folder}: pass --data.download true, or --data.root DIR"

@@ -23,6 +23,7 @@ from torchvision import transforms as T
 
 from ..errors import InputError
 from .base import ImageDataModule, normalized
+from .predict import BadImages
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -68,9 +69,12 @@ class DigitsDataModule(ImageDataModule):
         num_workers: loader processes per device; 0 loads in the main process.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
+        bad_images: what a file under ``predict_dir`` that does not decode does: ``fail`` or ``skip``.
     """
 
     num_classes = 10
+    classes = [str(digit) for digit in range(10)]
     # Pixel statistics of all 1,797 images after bilinear upsampling to 32 pixels, in [0, 1].
     mean = (0.3055,) * 3
     std = (0.3235,) * 3
@@ -84,8 +88,11 @@ class DigitsDataModule(ImageDataModule):
         num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        predict_dir: str | None = None,
+        bad_images: BadImages = "fail",
     ) -> None:
-        super().__init__("", batch_size, num_workers, pin_memory, persistent_workers)  # no root: the data is in the wheel
+        # No root: the data is in the wheel.
+        super().__init__("", batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
         if not 0 < test_fraction < 1:
             raise InputError(f"--data.test_fraction must be between 0 and 1, got {test_fraction}")
         self._image_size = image_size
@@ -109,7 +116,12 @@ class DigitsDataModule(ImageDataModule):
             np.arange(len(targets)), test_size=self.test_fraction, stratify=targets, random_state=self.split_seed
         )
 
-    def setup(self, stage: str | None = None) -> None:
+    @property
+    def predict_transform(self) -> T.Compose:
+        """A photo of a digit as the digits were seen: the centred square, grey in three channels."""
+        return normalized(T.Resize(self.image_size), T.CenterCrop(self.image_size), self.upsample, mean=self.mean, std=self.std)
+
+    def setup_splits(self, stage: str | None) -> None:
         images, targets = load_digits()
         train, test = self.split(targets)
         self.train_set = DigitImages(images[train], targets[train], self.train_transform)

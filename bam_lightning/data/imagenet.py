@@ -3,7 +3,7 @@
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
@@ -14,10 +14,10 @@ from torchvision.datasets.folder import find_classes
 
 from ..errors import DatasetNotFoundError, InputError
 from .base import ImageDataModule, normalized, one_line
+from .predict import BadImages
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-BadImages = Literal["fail", "skip"]
 
 
 class CheckedImageFolder(ImageFolder):
@@ -69,7 +69,7 @@ class ImageNetDataModule(ImageDataModule):
     """ImageNet in the ImageFolder layout ``root/{train,val}/<class>/*.JPEG``.
 
     Training: random resized crop and horizontal flip; evaluation: resize then centre
-    crop. The val split serves validation, test and predict, since ImageNet's test labels
+    crop. The val split serves validation and test, since ImageNet's test labels
     are not public.
 
     Args:
@@ -83,7 +83,9 @@ class ImageNetDataModule(ImageDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
         bad_images: what an image file that does not decode (truncated, not an image) does:
             ``fail`` stops with its name; ``skip`` uses the next image instead, prints the file
-            and, at the end of the run, how many were skipped (see ``CheckedImageFolder``).
+            and, at the end of the run, how many were skipped (see ``CheckedImageFolder``); under
+            ``predict_dir`` ``skip`` leaves the file's row out.
+        predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
     """
 
     def __init__(
@@ -96,11 +98,9 @@ class ImageNetDataModule(ImageDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = False,
         bad_images: BadImages = "fail",
+        predict_dir: str | None = None,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
-        if bad_images not in ("fail", "skip"):
-            raise InputError(f"--data.bad_images must be fail or skip, got {bad_images!r}")
-        self.bad_images = bad_images
+        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
         self._image_size = image_size
         self.train_transform = normalized(T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), mean=MEAN, std=STD)
         self.eval_transform = normalized(T.Resize(resize_size), T.CenterCrop(image_size), mean=MEAN, std=STD)
@@ -130,7 +130,11 @@ class ImageNetDataModule(ImageDataModule):
             )
         return classes
 
-    def setup(self, stage: str | None = None) -> None:
+    @property
+    def predict_transform(self) -> T.Compose:
+        return self.eval_transform  # it resizes and crops any image already
+
+    def setup_splits(self, stage: str | None) -> None:
         val_classes = self._classes("val")
         if val_classes != self.classes:
             first = min(set(val_classes) ^ set(self.classes))

@@ -24,6 +24,7 @@ class SyntheticDataModule(ImageDataModule):
         image_size: side of the square images.
         train_size: images in the training split; ``val_size`` for validation, test and predict.
         seed: the draw, independent of the run's seed so every run sees the same data.
+        predict_dir: a folder of images for ``bam predict`` (resized and cropped, not normalised).
     """
 
     def __init__(
@@ -36,8 +37,9 @@ class SyntheticDataModule(ImageDataModule):
         batch_size: PositiveInt = 128,
         num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
+        predict_dir: str | None = None,
     ) -> None:
-        super().__init__(root="", batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__("", batch_size, num_workers, pin_memory, predict_dir=predict_dir)
         self._num_classes = num_classes
         self._image_size = image_size
         self.sizes = {"train": train_size, "val": val_size}
@@ -56,6 +58,6 @@ class SyntheticDataModule(ImageDataModule):
         images = torch.randn(size, 3, self.image_size, self.image_size, generator=generator)
         return TensorDataset(images, torch.randint(self.num_classes, (size,), generator=generator))
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup_splits(self, stage: str | None) -> None:
         self.train_set = self._split(self.sizes["train"], self.seed)
         self.val_set = self.test_set = self._split(self.sizes["val"], self.seed + 1)

@@ -26,10 +26,10 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms as T
 
-from ..attention_maps import Statistics, bam_modules, capture_attention, input_statistics, overlay, rescale
+from ..attention_maps import bam_modules, capture_attention, overlay, rescale
 from ..checkpoints import read_checkpoint
 from ..data import CIFAR100DataModule
-from ..data.base import one_line
+from ..data.base import Statistics, input_statistics, one_line
 from ..data.imagenet import MEAN as IMAGENET_MEAN
 from ..data.imagenet import STD as IMAGENET_STD
 from ..errors import InputError, check_output_folder

@@ -196,10 +196,10 @@ def test_loaders_shuffle_only_training_and_skip_persistent_workers_without_worke
     write_cifar100(tmp_path)
     dm = make(CIFAR100DataModule, tmp_path, persistent_workers=True, batch_size=5)
     dm.setup("fit")
-    train, val, test, predict = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader(), dm.predict_dataloader()
+    train, val, test = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()
     assert isinstance(train.sampler, EpochShuffle) and not train.drop_last
-    assert all(isinstance(loader.sampler, SequentialSampler) for loader in (val, test, predict))
-    assert predict.dataset is dm.test_set and train.batch_size == 5
+    assert all(isinstance(loader.sampler, SequentialSampler) for loader in (val, test))
+    assert test.dataset is dm.test_set and train.batch_size == 5
     assert not train.persistent_workers  # DataLoader refuses persistent workers when num_workers=0
     assert len(train) == 13  # 64 images, batches of 5, the last one kept
 

@@ -32,7 +32,7 @@ def test_non_square_jpegs_become_square_batches(tmp_path):
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32
     assert y.dtype == torch.int64 and 0 <= y.min() and y.max() < 3
-    labels = torch.cat([y for _, y in dm.predict_dataloader()])
+    labels = torch.cat([y for _, y in dm.test_dataloader()])
     assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4  # folder order, unshuffled
 
 

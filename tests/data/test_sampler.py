@@ -159,10 +159,10 @@ class Numbers(ImageDataModule):
     image_size = 1
 
     def __init__(self, log: Path) -> None:
-        super().__init__(batch_size=2, num_workers=0, pin_memory=False)
+        super().__init__(root="", batch_size=2, num_workers=0, pin_memory=False)
         self.log = log
 
-    def setup(self, stage: str) -> None:
+    def setup_splits(self, stage: str | None) -> None:
         self.train_set = Logged(self.log, size=24)
 
 
