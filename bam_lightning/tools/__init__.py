@@ -23,6 +23,7 @@ TOOLS = {
     "attention": "bam_lightning.tools.attention",
     "compare": "bam_lightning.tools.compare",
     "detect": "bam_lightning.tools.detect",
+    "export": "bam_lightning.tools.export",
 }
 
 

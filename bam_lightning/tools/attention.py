@@ -40,19 +40,36 @@ from . import ToolParser
 DPI = 100
 
 
-def load_classifier(ckpt_path: str | Path) -> ImageClassifier:
-    """The classifier of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code."""
+def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClassifier:
+    """The classifier of a ``bam fit`` checkpoint, with or without BAM, on the CPU in eval mode, read without unpickling code.
+
+    A detector's checkpoint is refused by its hyperparameters, before it is built: ``load_from_checkpoint``
+    passes ``ImageClassifier`` only the ones it takes, so it would build the detector's backbone as a
+    classifier and fail on its weights. ``command`` names the ``bam`` command in that refusal.
+    """
     path = Path(ckpt_path)
-    read_checkpoint(path)  # a missing, code-carrying or unreadable file: the one-line refusals every command gives
+    # A missing, code-carrying or unreadable file: the one-line refusals every command gives.
+    trained = read_checkpoint(path).get("hyper_parameters", {})
+    if "detector" in trained:
+        raise InputError(
+            f"{path} is an object detector's checkpoint ({trained['detector']}), not a classifier's:"
+            f" bam {command} takes classification networks (bam detect takes detectors)"
+        )
     try:
         classifier = ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (KeyError, TypeError) as error:  # a readable file, but not what bam fit writes
+    except (KeyError, TypeError, RuntimeError) as error:  # a readable file, but not what bam fit writes
         raise InputError(f"{path} is not a checkpoint of bam fit ({type(error).__name__}: {one_line(error)})") from error
+    return classifier.eval()
+
+
+def load_classifier(ckpt_path: str | Path) -> ImageClassifier:
+    """The classifier of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code; one with BAM."""
+    classifier = load_checkpoint_classifier(ckpt_path, "attention")
     if not bam_modules(classifier.model):
         raise InputError(
             f"this checkpoint's model has no BAM (attention: {classifier.hparams.attention}): train with model.attention bam"
         )
-    return classifier.eval()
+    return classifier
 
 
 def input_size(classifier: ImageClassifier) -> int:
