@@ -1,6 +1,9 @@
 """timm's models as backbones (``timm/<name>``): BAM at their bottlenecks, one line where there is none."""
 
+import sys
+
 import pytest
+import timm
 import torch
 
 from bam_lightning.errors import InputError
@@ -10,8 +13,6 @@ from bam_lightning.nn import BAM
 from command import bam
 from datasets import write_cifar100
 from test_cli import cifar_args, one_line_error, scalars
-
-timm = pytest.importorskip("timm")  # part of the dev extra, so the suite always runs these
 
 # The channels of the map each BAM refines, read off timm's own stage widths (its feature_info):
 # after every stage whose output the next one downsamples, the stem and the last stage excluded.
@@ -65,11 +66,10 @@ def last_line_of_a_refusal(result) -> str:
     return last
 
 
-def test_without_timm_the_error_says_how_to_get_it(tmp_path):
-    """A real ``bam`` whose ``import timm`` fails, as where the extra is not installed."""
-    (tmp_path / "timm.py").write_text("raise ImportError(\"No module named 'timm'\")\n")
-    result = bam("summary", "--model", "timm/resnet10t", cwd=tmp_path, check=False, env={"PYTHONPATH": str(tmp_path)}, fresh=True)
-    assert 'needs timm: pip install "bam_lightning[timm]"' in last_line_of_a_refusal(result)
+def test_without_timm_the_error_says_how_to_get_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "timm", None)  # what an environment without it gives: ImportError
+    message = one_line_error(["summary", "--model", "timm/resnet10t"], capsys)
+    assert 'needs timm: pip install "bam_lightning[timm]"' in message
 
 
 def test_timm_options_pass_through_and_a_wrong_one_is_one_line(capsys):
@@ -78,6 +78,7 @@ def test_timm_options_pass_through_and_a_wrong_one_is_one_line(capsys):
     assert "timm/resnet10t: backbone_kwargs {'depthh': 3} not taken" in message
 
 
+@pytest.mark.long
 def test_fit_and_test_a_timm_backbone_on_cifar_files(tmp_path):
     """The real command end to end: ResNet-10-T from timm with BAM, on CIFAR-100 in its pickled format."""
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
@@ -90,6 +91,11 @@ def test_fit_and_test_a_timm_backbone_on_cifar_files(tmp_path):
     assert sum(key.endswith(".spatial.body.0.weight") for key in checkpoint["state_dict"]) == 3
     result = bam("test", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), cwd=tmp_path)
     assert "test/acc1" in result.stdout
+    summary = bam("summary", "--model", "timm/resnet10t", "--format", "csv", cwd=tmp_path).stdout.splitlines()
+    row = dict(zip(summary[0].split(","), summary[1].split(","), strict=True))
+    plain, with_bam = timm.create_model("resnet10t"), create_model("timm/resnet10t", 1000)
+    assert float(row["params (M)"]) == pytest.approx(count_parameters(plain) / 1e6, abs=5e-4)
+    assert float(row["+att params (M)"]) == pytest.approx(count_parameters(with_bam) / 1e6, abs=5e-4)
     for wrong, message in [("timm/resnet10", "did you mean timm/resnet10t"), ("timm/vit_tiny_patch16_224", "no bottleneck")]:
         result = bam("fit", *args, "--model.backbone", wrong, cwd=tmp_path, check=False)
         assert message in last_line_of_a_refusal(result)
