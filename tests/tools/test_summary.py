@@ -12,6 +12,7 @@ from bam_lightning.errors import InputError
 from bam_lightning.models import count_macs, count_parameters, create_model, get_model_entry
 from bam_lightning.paper import KNOWN_DIFFERENCES, TABLE_3, paper_row, printed_row
 from bam_lightning.reference import load_reference
+from bam_lightning.tools import summary
 from bam_lightning.tools.summary import COLUMNS, ModelSpec, main, spec_from_config, summarize, table_3_specs
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -168,7 +169,14 @@ def test_stride_notes_hold(model):
     assert (claimed == printed) == ("as printed" in note)
 
 
-def test_all_flag_prints_every_row_with_its_note(capsys):
+def test_all_flag_prints_every_row_with_its_note(every_row, monkeypatch, capsys):
+    """``--all`` summarises Table 3's specs (the fixture's rows, counted once for the module) and prints them all."""
+
+    def counted(specs):
+        assert list(specs) == table_3_specs()
+        return every_row
+
+    monkeypatch.setattr(summary, "summarize", counted)
     main(["--all", "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == len(TABLE_3)
