@@ -1,12 +1,9 @@
-"""Callbacks for ``trainer.callbacks`` in a config: watching what BAM learns while it trains;
-and ``LastCheckpoint``, the ``last.ckpt`` the ``bam`` command always writes.
+"""Callbacks the ``bam`` command runs: ``AttentionMapLogger``, watching what BAM learns while it trains (on in every
+classification run, set with ``--attention_maps.*``); and ``LastCheckpoint``, the ``last.ckpt`` it always writes.
 
 In YAML::
 
-    trainer:
-      callbacks:
-        - class_path: bam_lightning.callbacks.AttentionMapLogger
-          init_args: {every_n_epochs: 5, num_images: 8}
+    attention_maps: {every_n_epochs: 5, num_images: 8}
 """
 
 import lightning.pytorch as L

@@ -39,10 +39,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import data, distributed
-from .callbacks import LastCheckpoint
+from .callbacks import AttentionMapLogger, LastCheckpoint
 from .checkpoints import AtomicCheckpointIO, best_checkpoint, check_fits, newest_checkpoint, read_checkpoint, unreadable
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
@@ -51,6 +52,7 @@ from .detector import ObjectDetector
 from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
 from .predictions import PredictionsCSV
+from .run_logs import RunLogger, RunSummary, run_of_checkpoint
 from .tools import TOOLS
 from .trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options, yaml_file
 
@@ -185,6 +187,8 @@ class BamCLI(LightningCLI):
         else:
             parser.link_arguments("data.image_size", "model.image_size", apply_on="instantiate")
             best, name = "val/acc1", "acc1"
+            # BAM's maps in TensorBoard every few epochs (--attention_maps.every_n_epochs); a baseline says once it has none.
+            parser.add_lightning_class_args(AttentionMapLogger, "attention_maps")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -219,6 +223,7 @@ class BamCLI(LightningCLI):
         # data decide num_classes and image_size: a checkpoint can still miss the model built here.
         if config.get("ckpt_path") not in (None, "last", "best", "hpc"):
             check_fits(config["ckpt_path"], self.model)
+        self._use_run_logger(config)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
             if self.subcommand == "predict":
@@ -232,6 +237,23 @@ class BamCLI(LightningCLI):
         _running = self.trainer  # for the checkpoint that an error of the run names (main)
 
     before_fit = before_validate = before_test = before_predict = _before_run
+
+    def _use_run_logger(self, config: Any) -> None:
+        """Where ``trainer.logger`` is left at its default: ``run_logs.RunLogger``, and for a fit the run's TensorBoard summary.
+
+        ``bam test`` and ``bam validate`` of a checkpoint that a run wrote log into that run's
+        folder (their config as ``config_<command>.yaml`` beside the run's own), so TensorBoard
+        shows the test figures with the run, in its HPARAMS row too.
+        """
+        if config["trainer"].get("logger") not in (None, True) or type(self.trainer.logger) is not TensorBoardLogger:
+            return
+        run = run_of_checkpoint(config.get("ckpt_path")) if self.subcommand in ("test", "validate") else None
+        if run is None:
+            self.trainer.logger = RunLogger(self.trainer.default_root_dir, version=self.trainer.logger._version)
+        else:
+            self.trainer.logger = RunLogger(str(run.parent.parent), name=run.parent.name, version=run.name)
+        if self.subcommand == "fit":
+            self.trainer.callbacks.append(RunSummary())
 
     def _prepare_predictions(self, ckpt_path: str | None) -> None:
         """``bam predict`` classifies ``--data.predict_dir`` with a trained network and writes ``predictions.csv``."""

@@ -88,6 +88,8 @@ class ObjectDetector(L.LightningModule):
     """
 
     RUN_OPTIONS = ("compile", "log_images")  # how to run the network, not what it is: given, they beat a checkpoint's
+    TASK = "detection"  # the custom-scalars layout of its runs (run_logs.LAYOUT)
+    HPARAM_METRICS = ("val/map_50", "val/map", "test/map_50", "test/map")  # HPARAMS' metric columns (run_logs.RunSummary)
 
     def __init__(
         self,

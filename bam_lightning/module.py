@@ -31,7 +31,7 @@ from .training import compile_for_the_run, optimization
 
 
 class ImageClassifier(L.LightningModule):
-    """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1}``.
+    """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1,err5}``.
 
     Args:
         backbone: a name from ``bam_lightning.models.list_models()``, ``timm/<name>`` (any of timm's models), or a module.
@@ -59,6 +59,8 @@ class ImageClassifier(L.LightningModule):
     """
 
     RUN_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is: given, they beat a checkpoint's
+    TASK = "classification"  # the custom-scalars layout of its runs (run_logs.LAYOUT)
+    HPARAM_METRICS = ("val/err1", "val/acc1_best", "test/err1")  # HPARAMS' metric columns (run_logs.RunSummary)
 
     def __init__(
         self,
@@ -169,7 +171,7 @@ class ImageClassifier(L.LightningModule):
                 metric = self.metrics[f"{stage}_{k}"]
                 values[k] = metric.compute() * 100
                 metric.reset()
-        values["err1"] = 100 - values["acc1"]
+        values |= {f"err{k[-1]}": 100 - value for k, value in list(values.items())}  # the errors the paper reports
         # Equal on every process already; sync_dist only tells Lightning so.
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
         return values["acc1"]

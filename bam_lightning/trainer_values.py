@@ -13,6 +13,7 @@ from typing import Any
 import lightning.pytorch as L
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.trainer.states import TrainerFn
 
 from .errors import InputError
 
@@ -93,12 +94,16 @@ class SaveConfig(SaveConfigCallback):
     """LightningCLI's ``config.yaml``, with a whole number of batches written as the count the run used.
 
     jsonargparse writes the ``1`` that ``keep_whole_counts`` kept as ``1.0``: run again from the
-    saved file, the one-batch trial would take the whole epoch.
+    saved file, the one-batch trial would take the whole epoch. A test or validation logged into
+    the run it evaluates writes ``config_test.yaml`` (``config_validate.yaml``) beside the run's own.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # trainer.log_dir broadcasts: every process asks for it, as LightningCLI's own setup does, rank zero rewrites.
         log_dir = trainer.log_dir if self.save_to_log_dir and not self.already_saved else None
+        if stage != "fit" and log_dir is not None and (Path(log_dir) / self.config_filename).is_file():
+            # bam test logging into the run it evaluates (cli._use_run_logger): the run's own config stays.
+            self.config_filename = f"config_{TrainerFn(stage).value}.yaml"
         super().setup(trainer, pl_module, stage)
         path = Path(log_dir or "") / self.config_filename
         if log_dir is None or not trainer.is_global_zero or not path.is_file():  # a remote log_dir stays as written

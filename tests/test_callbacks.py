@@ -84,13 +84,10 @@ def test_inputs_are_shown_in_the_datamodules_colours():
     assert shown.amin(dim=(1, 2, 3)).tolist() == [0, 0] and shown.amax(dim=(1, 2, 3)).tolist() == [1, 1]
 
 
-def test_bam_fit_takes_the_callback_from_yaml(tmp_path):
+def test_bam_fit_logs_attention_maps_as_its_config_says(tmp_path):
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
     callbacks = tmp_path / "callbacks.yaml"
-    callbacks.write_text(
-        "trainer:\n  callbacks:\n    - class_path: bam_lightning.callbacks.AttentionMapLogger\n"
-        "      init_args: {every_n_epochs: 1, num_images: 4}\n"
-    )
+    callbacks.write_text("attention_maps: {every_n_epochs: 1, num_images: 4}\n")
     args = [
         "fit", "--config", str(CONFIG), "--config", str(callbacks),
         "--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}", "--model.compile", "false",

@@ -1,0 +1,102 @@
+"""What a run shows in TensorBoard besides its scalars: paired curves, one comparable HPARAMS row, tests beside it.
+
+Lightning's default TensorBoard logger writes an ``hp_metric`` of -1 and an HPARAMS session
+of the module's raw hyperparameters (``_instantiator``, full class paths) with no real metric,
+and ``bam test`` would start an unrelated ``version_N+1``. Here instead:
+
+- ``RunLogger``: Lightning's logger without ``hp_metric``; ``bam`` uses it wherever the
+  config leaves ``trainer.logger`` at its default.
+- ``RunSummary`` writes, when a fit starts, a custom-scalars layout (TensorBoard's
+  CUSTOM SCALARS tab: train and validation of one quantity in one chart) and one HPARAMS
+  session of the values that tell runs apart (``run_values``), whose metric columns are the
+  module's ``HPARAM_METRICS``: TensorBoard fills them with the last value of those scalars
+  in the run's folder, so a ``bam test`` logged into that folder (``run_of_checkpoint``)
+  adds its column to the same row.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.tensorboard.summary import hparams
+
+LAYOUT = {
+    "classification": {
+        "loss": ["Multiline", ["train/loss", "val/loss"]],
+        "top-1 error %": ["Multiline", ["train/err1", "val/err1"]],
+        "top-5 error %": ["Multiline", ["val/err5", "test/err5"]],
+        "learning rate": ["Multiline", ["lr-.*"]],
+    },
+    "detection": {
+        "training loss": ["Multiline", ["train/.*loss.*"]],
+        "mAP": ["Multiline", ["val/map_50", "val/map", "test/map_50", "test/map"]],
+        "learning rate": ["Multiline", ["lr-.*"]],
+    },
+}
+
+
+class RunLogger(TensorBoardLogger):
+    """Lightning's TensorBoard logger without the ``hp_metric`` placeholder (``RunSummary`` writes the HPARAMS session)."""
+
+    def __init__(self, save_dir: str, name: str = "lightning_logs", version: int | str | None = None) -> None:
+        super().__init__(save_dir, name=name, version=version, default_hp_metric=False)
+
+
+def run_of_checkpoint(ckpt_path: str | None) -> Path | None:
+    """The run folder (``lightning_logs/version_N``) that wrote ``ckpt_path``, or None for a checkpoint kept elsewhere."""
+    if ckpt_path is None:
+        return None
+    run = Path(ckpt_path).parent.parent
+    written_by_a_run = Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file()
+    return run if written_by_a_run else None
+
+
+def _scalar(value: Any) -> bool | int | float | str:
+    """A value as HPARAMS takes it: numbers and text as they are, null as ``none`` (a baseline's attention), the rest as text."""
+    if value is None:
+        return "none"
+    return value if isinstance(value, bool | int | float | str) else str(value)
+
+
+def run_values(trainer: L.Trainer, module: L.LightningModule) -> dict[str, bool | int | float | str]:
+    """What tells runs apart, as HPARAMS columns: data, network, attention and its options, optimisation, scale, seed."""
+    hp = module.hparams
+    data = trainer.datamodule
+    values: dict[str, Any] = {"data": type(data).__name__ if data is not None else "none"}
+    values |= {key: hp[key] for key in ("backbone", "detector", "attention") if key in hp}
+    if "placement" in hp:
+        values["placement"] = hp["placement"] or "the backbone's own"
+    values |= {f"attention.{key}": value for key, value in sorted((hp.get("attention_kwargs") or {}).items())}
+    values |= {f"backbone.{key}": value for key, value in sorted((hp.get("backbone_kwargs") or {}).items())}
+    if trainer.optimizers:
+        optimizer = trainer.optimizers[0]
+        values["optimizer"] = type(optimizer).__name__
+        values |= {key: optimizer.defaults[key] for key in ("lr", "momentum", "weight_decay") if key in optimizer.defaults}
+    schedulers = trainer.lr_scheduler_configs
+    values["schedule"] = type(schedulers[0].scheduler).__name__ if schedulers else "none"
+    batch = getattr(data, "batch_size", None)
+    if batch is not None:
+        values["batch per device"] = batch
+        values["batch"] = batch * trainer.world_size * trainer.accumulate_grad_batches
+    values |= {"epochs": trainer.max_epochs, "precision": trainer.precision, "seed": _seed()}
+    return {key: _scalar(value) for key, value in values.items()}
+
+
+def _seed() -> int | str:
+    return int(os.environ["PL_GLOBAL_SEED"]) if "PL_GLOBAL_SEED" in os.environ else "none"
+
+
+class RunSummary(L.Callback):
+    """Writes the custom-scalars layout and the run's HPARAMS session once, when the fit starts (see the module's docstring)."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = trainer.logger
+        if not trainer.is_global_zero or not isinstance(logger, TensorBoardLogger):
+            return
+        writer = logger.experiment
+        writer.add_custom_scalars({"curves, train beside validation": LAYOUT[pl_module.TASK]})
+        experiment, start, end = hparams(run_values(trainer, pl_module), dict.fromkeys(pl_module.HPARAM_METRICS, 0.0))
+        for summary in (experiment, start, end):  # the metrics' values come from their scalars in this folder
+            writer._get_file_writer().add_summary(summary)

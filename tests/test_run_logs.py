@@ -1,0 +1,88 @@
+"""What TensorBoard shows of runs, read from their event files as TensorBoard reads them (``run_logs``)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from command import bam
+from datasets import write_cifar100
+from test_cli import cifar_args
+
+
+def events(run: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run), size_guidance={"tensors": 0, "images": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def hparams(run: Path) -> tuple[dict[str, object], list[str]]:
+    """The run's HPARAMS row: its values, and the metric columns its experiment declares."""
+    values, metrics = {}, []
+    for raw in events(run).PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(raw)
+        if data.HasField("session_start_info"):
+            for key, value in data.session_start_info.hparams.items():
+                values[key] = getattr(value, value.WhichOneof("kind"))
+        if data.HasField("experiment"):
+            metrics = [info.name.tag for info in data.experiment.metric_infos]
+    return values, metrics
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A BAM run and its baseline twin, a one-epoch fit each on a tiny CIFAR-100, and a test of the BAM run's checkpoint."""
+    root = tmp_path_factory.mktemp("tensorboard")
+    write_cifar100(root / "data", n_train=32, n_test=16)
+    found = {}
+    for attention in ("bam", "null"):
+        extra = ["--model.attention", attention, "--attention_maps.every_n_epochs", "1", "--trainer.max_epochs", "1"]
+        bam("fit", *cifar_args(root, *extra, "--trainer.default_root_dir", str(root / attention)), cwd=root)
+        found[attention] = root / attention / "lightning_logs" / "version_0"
+    checkpoint = found["bam"] / "checkpoints" / "last.ckpt"
+    bam("test", *cifar_args(root, "--trainer.default_root_dir", str(root / "bam"), "--ckpt_path", str(checkpoint)), cwd=root)
+    return found
+
+
+def test_two_runs_make_one_hparams_table_differing_only_in_attention_with_the_papers_errors(runs):
+    (bam_values, metrics), (baseline_values, _) = hparams(runs["bam"]), hparams(runs["null"])
+    assert metrics == ["val/err1", "val/acc1_best", "test/err1"]
+    assert {key for key in bam_values if bam_values[key] != baseline_values.get(key)} == {"attention"}
+    assert (bam_values["attention"], baseline_values["attention"]) == ("bam", "none")
+    assert bam_values["data"] == "CIFAR100DataModule" and bam_values["backbone"] == "wrn"
+    assert bam_values["lr"] == pytest.approx(0.1) and bam_values["batch"] == 16 and bam_values["seed"] == 0
+    assert not any(key.startswith("_") or "class_path" in key for key in bam_values)  # nothing internal
+
+
+def test_curves_are_paired_in_one_layout_and_there_is_no_hp_metric(runs):
+    for run in runs.values():
+        accumulator = events(run)
+        (config,) = accumulator.Tensors("custom_scalars__config__")
+        layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+        charts = {chart.title: list(chart.multiline.tag) for category in layout.category for chart in category.chart}
+        assert charts["loss"] == ["train/loss", "val/loss"] and charts["top-1 error %"] == ["train/err1", "val/err1"]
+        assert "hp_metric" not in accumulator.Tags()["scalars"]
+        assert {"val/err1", "val/err5", "val/acc1_best", "train/err1"} <= set(accumulator.Tags()["scalars"])
+
+
+def test_a_test_of_a_runs_checkpoint_logs_into_that_run_and_keeps_its_config(runs):
+    run = runs["bam"]
+    assert [p.name for p in run.parent.iterdir()] == ["version_0"]  # no version_1 for the test
+    assert "test/err1" in events(run).Tags()["scalars"]  # so its HPARAMS row gets the test/err1 column
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 1
+    assert (run / "config_test.yaml").is_file()
+
+
+def test_attention_maps_are_logged_for_bam_and_not_for_the_baseline(runs):
+    assert events(runs["bam"]).Tags()["images"] == ["attention/maps"]
+    assert events(runs["null"]).Tags()["images"] == []
+
+
+def test_a_bad_attention_maps_value_is_one_line_from_the_real_command(tmp_path):
+    result = bam("fit", *cifar_args(tmp_path, "--attention_maps.every_n_epochs", "0"), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bam: error: ") and "attention_maps.every_n_epochs" in last, last
