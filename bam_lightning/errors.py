@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's text on one line: the ``bam`` command prints error messages as one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class InputError(ValueError):
     """Bad input: a wrong name, size, path or file."""
 

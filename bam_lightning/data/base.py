@@ -31,11 +31,6 @@ def input_statistics(datamodule: object) -> Statistics | None:
     return next(((step.mean, step.std) for step in steps if isinstance(step, T.Normalize)), None)
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's text on one line: the ``bam`` command prints error messages as one line."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 class SplitLoaders(pl.LightningDataModule):
     """One loader recipe for every split, shared by the image and the detection datamodules.
 

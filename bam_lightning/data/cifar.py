@@ -8,8 +8,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision import transforms as T
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from ..errors import DatasetNotFoundError, InputError
-from .base import ImageDataModule, normalized, one_line
+from ..errors import DatasetNotFoundError, InputError, one_line
+from .base import ImageDataModule, normalized
 from .cifar_pickles import CIFARPickles
 from .predict import BadImages
 

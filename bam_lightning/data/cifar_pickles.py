@@ -17,8 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10
 
-from ..errors import InputError
-from .base import one_line
+from ..errors import InputError, one_line
 
 PIXELS = 3 * 32 * 32  # one image: R plane, G plane, B plane of 32 x 32
 

@@ -11,8 +11,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from pycocotools.coco import COCO
 from torchvision.datasets import CocoDetection, VisionDataset
 
-from ..errors import DatasetNotFoundError, InputError
-from .base import one_line
+from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
 
 SPLITS = ("train", "val")

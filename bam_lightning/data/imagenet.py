@@ -7,14 +7,13 @@ from typing import Any
 
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
-from PIL import UnidentifiedImageError
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 
-from ..errors import DatasetNotFoundError, InputError
-from .base import ImageDataModule, normalized, one_line
-from .predict import BadImages
+from ..errors import DatasetNotFoundError, InputError, one_line
+from .base import ImageDataModule, normalized
+from .predict import BadImages, refuse_or_skip
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -52,14 +51,8 @@ class CheckedImageFolder(ImageFolder):
             try:
                 image = self.loader(path)
             except Exception as error:  # PIL: UnidentifiedImageError, "image file is truncated", ...
-                reason = "PIL cannot identify it as an image" if isinstance(error, UnidentifiedImageError) else one_line(error)
-                if self.bad_images == "fail":
-                    raise InputError(
-                        f"{path} is not a readable image ({reason}): replace or delete it,"
-                        " or pass --data.bad_images skip to train without it"
-                    ) from None
+                refuse_or_skip(path, error, self.bad_images, " to train without it")
                 self.bad[i] = True
-                print(f"bam: skipping unreadable image {path} ({reason})", file=sys.stderr, flush=True)
                 continue
             return (self.transform(image) if self.transform else image), target
         raise InputError(f"no readable image under {self.root}: every file failed to decode")

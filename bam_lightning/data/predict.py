@@ -17,9 +17,23 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ..errors import InputError
+from ..errors import InputError, one_line
 
 BadImages = Literal["fail", "skip"]
+
+
+def refuse_or_skip(path: str | Path, error: BaseException, bad_images: BadImages, skip_does: str = "") -> None:
+    """An image file that does not decode: refused by name (``fail``), or named on stderr and left to the caller to skip.
+
+    Shared by every reader of image files (``ImageFiles`` here, ``imagenet.CheckedImageFolder``);
+    ``skip_does`` ends the refusal's hint, e.g. ``" to train without it"``.
+    """
+    reason = "PIL cannot identify it as an image" if isinstance(error, UnidentifiedImageError) else one_line(error)
+    if bad_images == "fail":
+        raise InputError(
+            f"{path} is not a readable image ({reason}): replace or delete it, or pass --data.bad_images skip{skip_does}"
+        ) from None
+    print(f"bam: skipping unreadable image {path} ({reason})", file=sys.stderr, flush=True)
 
 
 def find_images(folder: str | Path) -> list[Path]:
@@ -56,13 +70,7 @@ class ImageFiles(Dataset):
             with Image.open(path) as image:
                 x = self.transform(image.convert("RGB"))
         except (OSError, SyntaxError, ValueError) as error:  # PIL: not an image, truncated, broken header
-            unknown = isinstance(error, UnidentifiedImageError)
-            reason = "PIL cannot identify it as an image" if unknown else " ".join(str(error).split())
-            if self.bad_images == "fail":
-                raise InputError(
-                    f"{path} is not a readable image ({reason}): replace or delete it, or pass --data.bad_images skip"
-                ) from None
-            print(f"bam: skipping unreadable image {path} ({reason})", file=sys.stderr, flush=True)
+            refuse_or_skip(path, error, self.bad_images)
             return self.blank(), index, False
         return x, index, True
 

@@ -10,8 +10,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets import VOCDetection
 
-from ..errors import DatasetNotFoundError, InputError
-from .base import one_line
+from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
 
 VOC_CLASSES = (

@@ -29,10 +29,10 @@ from torchvision import transforms as T
 from ..attention_maps import bam_modules, capture_attention, overlay, rescale
 from ..checkpoints import read_checkpoint
 from ..data import CIFAR100DataModule
-from ..data.base import Statistics, input_statistics, one_line
+from ..data.base import Statistics, input_statistics
 from ..data.imagenet import MEAN as IMAGENET_MEAN
 from ..data.imagenet import STD as IMAGENET_STD
-from ..errors import InputError, check_output_folder
+from ..errors import InputError, check_output_folder, one_line
 from ..models import get_model_entry
 from ..module import ImageClassifier
 from . import ToolParser

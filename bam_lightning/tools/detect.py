@@ -14,9 +14,8 @@ from torchvision.transforms.functional import to_tensor
 from torchvision.utils import make_grid, save_image
 
 from ..checkpoints import read_checkpoint
-from ..data.base import one_line
 from ..detector import ObjectDetector, describe, draw_detections
-from ..errors import InputError, check_output_folder
+from ..errors import InputError, check_output_folder, one_line
 from . import ToolParser
 from .attention import read_image
 

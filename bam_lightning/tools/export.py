@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..data.base import one_line
-from ..errors import InputError, check_output_folder
+from ..errors import InputError, check_output_folder, one_line
 from . import ToolParser
 from .attention import input_size, load_checkpoint_classifier
 
