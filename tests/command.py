@@ -90,3 +90,11 @@ def bam(
     if check and result.returncode != 0:
         raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    """The last line of a ``bam`` refused as a user's mistake: exit status 2, no traceback, and that line ``bam: error: ...``."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bam: error: "), last
+    return last
