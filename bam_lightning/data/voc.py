@@ -48,7 +48,9 @@ class VOCDataModule(DetectionDataModule):
 
     Trains on the union of ``train_sets`` (by default 07+12: VOC2007 and VOC2012 trainval, 16,551
     images); validation, test and predict use ``test_set`` (VOC2007 test, 4,952 images), the
-    protocol of the SSD and BAM papers. Labels are the 20 classes in the standard order, 1..20.
+    protocol of the SSD and BAM papers. Labels are ``classes`` in their order, 1..K: by default
+    VOC's 20 in the standard order; a VOCdevkit tree of one's own labels gives its own names
+    (``--data.classes [cat, dog]``), and the detector's head follows their count.
 
     Boxes: VOC numbers pixels from 1 and a box includes both corner pixels, so ``(xmin, ymin,
     xmax, ymax)`` becomes ``(xmin - 1, ymin - 1, xmax, ymax)`` in the detectors' continuous
@@ -65,8 +67,11 @@ class VOCDataModule(DetectionDataModule):
       ``--data.download``;
     - an XML that does not parse, or lacks ``<size>``, an object's ``<name>`` or a
       ``<bndbox>`` number: ``InputError`` naming the file (and the object);
-    - a class name outside the 20: ``InputError`` naming the file and the name (the model's
-      head has 20 outputs; another class needs another datamodule, not a silent drop);
+    - an empty or repeated ``classes``: ``InputError`` when the datamodule is created (a name
+      given twice would make two labels of one class);
+    - an object whose ``<name>`` is not among ``classes``: ``InputError`` naming the file, the
+      object and the classes (the model's head has one output per class; a silent drop would
+      train on the rest as background), and saying to pass ``--data.classes``;
     - reversed corners (``xmax < xmin`` or ``ymax < ymin``): ``InputError`` naming the file and the
       object, a broken annotation to fix rather than to train around;
     - a box with no area inside its image once clipped: dropped; one ``bam:`` line per split
@@ -76,6 +81,7 @@ class VOCDataModule(DetectionDataModule):
         root: folder that holds ``VOCdevkit/``.
         train_sets: training image sets, ``YEAR-SET`` (SET train, val or trainval; 2007 also test).
         test_set: the image set of validation, test and predict.
+        classes: the object names the XML files use, label 1 first; VOC's 20 by default.
         recipe: training augmentation, ``ssd`` (300 x 300) or ``faster_rcnn`` (see ``DetectionDataModule``).
         download: fetch the sets' archives with torchvision's downloader in ``prepare_data``
             where their files are missing (VOC2007 trainval 439 MB, test 431 MB, VOC2012 trainval 1.9 GB).
@@ -86,8 +92,6 @@ class VOCDataModule(DetectionDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
     """
 
-    num_classes = len(VOC_CLASSES)
-    classes = list(VOC_CLASSES)
     metric = "voc07"
 
     def __init__(
@@ -95,6 +99,7 @@ class VOCDataModule(DetectionDataModule):
         root: str = "data",
         train_sets: Sequence[str] = ("2007-trainval", "2012-trainval"),
         test_set: str = "2007-test",
+        classes: Sequence[str] = VOC_CLASSES,
         recipe: Recipe = "ssd",
         download: bool = False,
         batch_size: PositiveInt = 32,
@@ -103,6 +108,7 @@ class VOCDataModule(DetectionDataModule):
         persistent_workers: bool = False,
     ) -> None:
         super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers)
+        self._classes = check_classes(classes)
         if not train_sets:
             raise InputError("--data.train_sets is empty: name at least one VOC image set, e.g. [2007-trainval]")
         # Not self.test_set: that name holds the test split's dataset after setup, as in every datamodule.
@@ -110,6 +116,14 @@ class VOCDataModule(DetectionDataModule):
         for name in [*train_sets, test_set]:
             parse_set(name)
         self.download = download
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._classes)
 
     def _set_file(self, name: str) -> Path:
         year, image_set = parse_set(name)
@@ -142,7 +156,9 @@ class VOCDataModule(DetectionDataModule):
         for name in names:
             part = self._images(name, self.train_sample if train else self.eval_sample)
             first_id = sum(map(len, parts))  # image ids run on across the sets of a split
-            part.objects = [read_objects(Path(xml), first_id + i, prepare) for i, xml in enumerate(part.annotations)]
+            part.objects = [
+                read_objects(Path(xml), first_id + i, prepare, self._classes) for i, xml in enumerate(part.annotations)
+            ]
             parts.append(part)
         prepare.report(f"VOC {'+'.join(names)}")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
@@ -163,8 +179,20 @@ class VOCDataModule(DetectionDataModule):
         return images
 
 
-def read_objects(xml: Path, image_id: int, prepare: SplitObjects) -> Objects:
-    """One image's ``Objects`` from its VOC XML (through VOCDetection's parser), or one line naming the file."""
+def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    """``classes`` as labels 1..K, or one line: none at all, or a name given twice."""
+    names = tuple(classes)
+    if not names:
+        raise InputError("--data.classes is empty: list the object names your XML files use, e.g. [cat, dog]")
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise InputError(f"--data.classes names {repeated!r} more than once: list each object name once")
+    return names
+
+
+def read_objects(xml: Path, image_id: int, prepare: SplitObjects, classes: Sequence[str]) -> Objects:
+    """One image's ``Objects`` from its VOC XML (through VOCDetection's parser), labels by ``classes``, or one line naming
+    the file."""
     try:
         root = ElementTree.parse(xml).getroot()
     except FileNotFoundError:
@@ -178,9 +206,12 @@ def read_objects(xml: Path, image_id: int, prepare: SplitObjects) -> Objects:
     boxes, labels, difficult = [], [], []
     for i, obj in enumerate(annotation["object"], start=1):
         name = obj.get("name") if isinstance(obj, dict) else None
-        if name not in VOC_CLASSES:
-            what = "has no <name>" if name is None else f"is a {name!r}, not one of the 20 VOC classes"
-            raise InputError(f"{xml}: object {i} {what}: fix its <name> ({', '.join(VOC_CLASSES)})")
+        if name not in classes:
+            what = "has no <name>" if name is None else f"is a {name!r}, not one of the {len(classes)} classes"
+            raise InputError(
+                f"{xml}: object {i} {what} ({', '.join(classes)}): fix its <name>, or pass --data.classes [...]"
+                " listing every object name of your labels"
+            )
         xmin, ymin, xmax, ymax = (_number(xml, obj, "bndbox", corner, f"object {i}") for corner in CORNERS)
         if xmax < xmin or ymax < ymin:
             raise InputError(
@@ -191,7 +222,7 @@ def read_objects(xml: Path, image_id: int, prepare: SplitObjects) -> Objects:
         if flag not in ("0", "1"):
             raise InputError(f"{xml}: object {i} has <difficult>{flag}</difficult>; it must be 0 or 1")
         boxes.append((xmin - 1, ymin - 1, xmax, ymax))
-        labels.append(VOC_CLASSES.index(name) + 1)
+        labels.append(classes.index(name) + 1)
         difficult.append(flag == "1")
     return prepare(image_id, boxes, labels, difficult, width, height)
 

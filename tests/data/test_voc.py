@@ -1,8 +1,11 @@
+from xml.etree import ElementTree
+
 import pytest
 import torch
 import torchvision.datasets.voc
 
 from bam_lightning.data import VOCDataModule
+from bam_lightning.data.digit_canvases import write_voc as write_canvases
 from bam_lightning.data.sampler import SeededSamples
 from bam_lightning.errors import DatasetNotFoundError, InputError
 
@@ -32,6 +35,28 @@ def test_the_20_classes_in_the_standard_order_before_any_file():
             "test": ["2007-test"],
         }
     )
+
+
+def test_a_tree_of_ones_own_classes_is_labelled_in_their_order(tmp_path):
+    write_canvases(tmp_path, n_train=3, n_val=2, size=64, classes=(0, 1, 2))
+    dm = make(tmp_path, classes=["digit2", "digit0", "digit1"], train_sets=["2007-trainval"])
+    assert dm.num_classes == 3 and dm.classes == ["digit2", "digit0", "digit1"]  # before setup: the CLI sizes the head
+    dm.setup("fit")
+    for dataset in (dm.train_set, dm.val_set):
+        for i in range(len(dataset)):
+            xml = ElementTree.parse(dataset.annotations[i]).getroot()
+            names = [obj.findtext("name") for obj in xml.iter("object")]
+            assert dataset.objects[i].labels.tolist() == [dm.classes.index(name) + 1 for name in names]
+
+
+@pytest.mark.parametrize(
+    "classes, message",
+    [([], "--data.classes is empty"), (["cat", "dog", "cat"], "--data.classes names 'cat' more than once")],
+    ids=["empty", "repeated"],
+)
+def test_no_class_or_a_repeated_one_is_refused_when_created(classes, message):
+    with pytest.raises(InputError, match=message):
+        VOCDataModule(classes=classes)
 
 
 def test_07_plus_12_trains_and_2007_test_evaluates_with_voc_pixels_as_boxes(tmp_path):
@@ -137,7 +162,8 @@ BROKEN = {
     ),
     "class": (
         lambda xml: xml.replace("<name>dog</name>", "<name>unicorn</name>"),
-        r": object 1 is a 'unicorn', not one of the 20 VOC classes: fix its <name>",
+        r": object 1 is a 'unicorn', not one of the 20 classes \(aeroplane, .*, tvmonitor\): fix its <name>, or pass"
+        r" --data.classes \[...\] listing every object name of your labels$",
     ),
     "reversed": (
         lambda xml: xml.replace("<xmax>50</xmax>", "<xmax>3</xmax>"),

@@ -1,0 +1,72 @@
+"""Detection on a user's own data through the real ``bam fit``: a VOCdevkit tree of one's own classes.
+
+The data are ``digit_canvases``' handwritten digits, written by its own command line in VOC's
+layout; the detector is the offline demo's config (``configs/demo_detect.yaml``) on a MobileNet
+of width 0.25, for one epoch of two steps and one validation batch.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bam_lightning.data.digit_canvases import main as write_canvases
+
+from command import bam, refusal
+from test_cli import CPU, scalars
+
+DEMO = Path(__file__).parents[1] / "configs" / "demo_detect.yaml"
+DIGITS = "[digit0, digit1, digit2]"
+
+
+def demo_args(root: Path, *extra: str) -> list[str]:
+    """The demo's config shrunk to seconds: two training steps, one validation batch, a quarter-width MobileNet."""
+    return [
+        "--config", str(DEMO), *CPU, "--trainer.default_root_dir", str(root / "runs"),
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.check_val_every_n_epoch", "1", "--trainer.log_every_n_steps", "1",
+        "--model.backbone_kwargs", "{width_mult: 0.25}", "--data.batch_size", "4", *extra,
+    ]  # fmt: skip
+
+
+def voc_args(root: Path, *extra: str) -> list[str]:
+    """The demo switched to VOCDataModule on the canvases' VOCdevkit tree (trainval to train, test to validate)."""
+    data = ["--data", "VOCDataModule", "--data.root", str(root / "voc"), "--data.train_sets", "[2007-trainval]"]
+    return demo_args(root, *data, *extra)
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory):
+    """Eight training and four test canvases of digits 0-2, objects named digit0..digit2, as the demo data's tool writes."""
+    root = tmp_path_factory.mktemp("own_voc")
+    write_canvases(
+        ["--format", "voc", "--out", str(root / "voc"), "--train", "8", "--val", "4", "--size", "64", "--classes", "0", "1", "2"]
+    )
+    return root
+
+
+def test_a_voc_tree_of_ones_own_classes_trains_and_validates(voc, tmp_path):
+    bam("fit", *voc_args(voc, "--data.classes", DIGITS, "--trainer.default_root_dir", str(tmp_path)), cwd=voc)
+    run = tmp_path / "lightning_logs" / "version_0"
+    trained = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert trained["num_classes"] == 3 and trained["class_names"] == ["digit0", "digit1", "digit2"]
+    logged = scalars(run)
+    assert {"val/map_50", "val/map_50_coco"} <= set(logged) and len(logged["train/loss"]) == 2  # VOC07's figure
+
+
+@pytest.mark.parametrize(
+    "classes, message",
+    [
+        ("[]", "--data.classes is empty: list the object names your XML files use"),
+        ("[digit0, digit1, digit0]", "--data.classes names 'digit0' more than once"),
+        (None, ", not one of the 20 classes (aeroplane, bicycle, "),
+        ("[digit0, digit1]", "is a 'digit2', not one of the 2 classes (digit0, digit1): fix its <name>, or pass --data.classes"),
+    ],
+    ids=["empty", "repeated", "voc-default", "one-missing"],
+)
+def test_classes_that_do_not_fit_the_labels_end_in_one_line(voc, classes, message):
+    given = [] if classes is None else ["--data.classes", classes]
+    last = refusal(bam("fit", *voc_args(voc, *given), cwd=voc, check=False))
+    assert message in last, last
+    if classes in (None, "[digit0, digit1]"):  # names the file and the object
+        assert f"{voc / 'voc' / 'VOCdevkit' / 'VOC2007' / 'Annotations'}/" in last and ".xml: object " in last
