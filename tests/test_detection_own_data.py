@@ -1,4 +1,5 @@
-"""Detection on a user's own data through the real ``bam fit``: a VOCdevkit tree of one's own classes.
+"""Detection on a user's own data through the real ``bam fit``: a VOCdevkit tree of one's own classes, images that do
+not decode.
 
 The data are ``digit_canvases``' handwritten digits, written by its own command line in VOC's
 layout; the detector is the offline demo's config (``configs/demo_detect.yaml``) on a MobileNet
@@ -17,6 +18,7 @@ from test_cli import CPU, scalars
 
 DEMO = Path(__file__).parents[1] / "configs" / "demo_detect.yaml"
 DIGITS = "[digit0, digit1, digit2]"
+CANVASES = ["--train", "8", "--val", "4", "--size", "64", "--classes", "0", "1", "2"]  # digit_canvases' own options
 
 
 def demo_args(root: Path, *extra: str) -> list[str]:
@@ -27,6 +29,11 @@ def demo_args(root: Path, *extra: str) -> list[str]:
         "--trainer.check_val_every_n_epoch", "1", "--trainer.log_every_n_steps", "1",
         "--model.backbone_kwargs", "{width_mult: 0.25}", "--data.batch_size", "4", *extra,
     ]  # fmt: skip
+
+
+def coco_args(root: Path, *extra: str) -> list[str]:
+    """The demo's own data layout (``--data.root`` holding ``train/``, ``val/`` and ``annotations/``)."""
+    return demo_args(root, "--data.root", str(root / "coco"), *extra)
 
 
 def voc_args(root: Path, *extra: str) -> list[str]:
@@ -70,3 +77,40 @@ def test_classes_that_do_not_fit_the_labels_end_in_one_line(voc, classes, messag
     assert message in last, last
     if classes in (None, "[digit0, digit1]"):  # names the file and the object
         assert f"{voc / 'voc' / 'VOCdevkit' / 'VOC2007' / 'Annotations'}/" in last and ".xml: object " in last
+
+
+def test_bad_images_takes_fail_or_skip(voc):
+    last = refusal(bam("fit", *voc_args(voc, "--data.bad_images", "maybe"), cwd=voc, check=False))
+    assert last.startswith("bam: error: data.bad_images: Expected a typing.Literal['fail', 'skip']. Got value: maybe"), last
+
+
+def write_damaged(root: Path, layout: str) -> tuple[Path, Path]:
+    """Canvases in ``layout`` under ``root/layout``, one training image replaced by garbage bytes and one evaluation image
+    truncated to half its bytes; returns those two files."""
+    write_canvases(["--format", layout, "--out", str(root / layout), *CANVASES])
+    if layout == "coco":
+        garbage, truncated = root / "coco" / "train" / "000000000003.jpg", root / "coco" / "val" / "000000000010.jpg"
+    else:  # one VOC2007 folder: trainval are 000001-000008, test 000009-000012
+        folder = root / "voc" / "VOCdevkit" / "VOC2007" / "JPEGImages"
+        garbage, truncated = folder / "000003.jpg", folder / "000010.jpg"
+    garbage.write_bytes(b"this is not a JPEG " * 8)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    return garbage, truncated
+
+
+@pytest.mark.parametrize("layout", ["coco", "voc"])
+def test_an_image_that_does_not_decode_stops_the_run_naming_it_or_is_skipped_with_one_line(tmp_path, layout):
+    garbage, truncated = write_damaged(tmp_path, layout)
+    args = coco_args(tmp_path) if layout == "coco" else voc_args(tmp_path, "--data.classes", DIGITS)
+    last = refusal(bam("fit", *args, cwd=tmp_path, check=False))  # the sanity check's validation meets it first
+    assert last.startswith(f"bam: error: {truncated} is not a readable image (image file is truncated"), last
+    assert last.endswith("): replace or delete it, or pass --data.bad_images skip to go on without it"), last
+    result = bam("fit", *args, "--data.bad_images", "skip", cwd=tmp_path)
+    err = result.stderr
+    assert f"bam: skipping unreadable image {garbage} (PIL cannot identify it as an image)" in err
+    assert f"bam: skipping unreadable image {truncated} (image file is truncated" in err
+    # Named once each, though validation (the sanity check's, then the epoch's) read the truncated one twice.
+    assert err.count(str(garbage)) == err.count(str(truncated)) == 1
+    assert err.count("unreadable image(s) of ") == 2 and "bam: skipped 1 unreadable image(s) of 8 under " in err
+    run = tmp_path / "runs" / "lightning_logs" / "version_1"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and "val/map_50" in scalars(run)

@@ -9,12 +9,12 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torchvision import transforms as T
 
-from ..errors import InputError
-from .predict import BadImages, ImageFiles
+from .predict import ImageFiles
 from .sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_stop_signals
+from .unreadable import BadImages, NextReadable, check_bad_images
 
 
 def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
@@ -80,6 +80,16 @@ class SplitLoaders(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
 
+    def teardown(self, stage: str | None = None) -> None:
+        """Say how many unreadable images each set skipped (``bad_images="skip"``, ``unreadable.NextReadable``) when a
+        run ends."""
+        splits = [getattr(self, name) for name in ("train_set", "val_set", "test_set") if hasattr(self, name)]
+        for split in {id(split): split for split in splits}.values():  # val_set is test_set in most
+            for part in split.datasets if isinstance(split, ConcatDataset) else [split]:
+                readable = getattr(part, "readable", None)
+                if isinstance(readable, NextReadable):
+                    readable.report()
+
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         # DataLoader refuses persistent workers without workers; the flag is a no-op then.
         options = {
@@ -122,10 +132,8 @@ class ImageDataModule(SplitLoaders, ABC):
         bad_images: BadImages = "fail",
     ) -> None:
         super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
-        if bad_images not in ("fail", "skip"):
-            raise InputError(f"--data.bad_images must be fail or skip, got {bad_images!r}")
         self.predict_dir = predict_dir
-        self.bad_images = bad_images
+        self.bad_images = check_bad_images(bad_images)
 
     @property
     @abstractmethod

@@ -11,7 +11,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .base import ImageDataModule, normalized
 from .cifar_pickles import CIFARPickles
-from .predict import BadImages
+from .unreadable import BadImages
 
 
 class _CIFARDataModule(ImageDataModule):

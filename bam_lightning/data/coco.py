@@ -3,16 +3,20 @@
 import contextlib
 import io
 import json
+import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from pycocotools.coco import COCO
+from torch import Tensor
 from torchvision.datasets import CocoDetection, VisionDataset
 
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
+from .unreadable import BadImages, NextReadable
 
 SPLITS = ("train", "val")
 REQUIRED = ("images", "annotations", "categories")
@@ -23,17 +27,23 @@ class COCOImages(CocoDetection):
 
     CocoDetection's own ``__init__`` would parse the file again (train2017's is 450 MB, after the
     datamodule already read it to check it), so the parsed index is passed in and only
-    VisionDataset's part of the set-up runs. Images load as CocoDetection loads them.
+    VisionDataset's part of the set-up runs. Images decode as CocoDetection decodes them (PIL, RGB),
+    through ``readable``: a file that does not decode fails or is skipped (``bad_images``).
     """
 
-    def __init__(self, images: Path, coco: COCO, objects: dict[int, Objects], transforms: DetectionSample) -> None:
+    def __init__(
+        self, images: Path, coco: COCO, objects: dict[int, Objects], transforms: DetectionSample, bad_images: BadImages
+    ) -> None:
         VisionDataset.__init__(self, str(images), transforms=transforms)
         self.coco = coco
         self.ids = sorted(coco.imgs)
         self.objects = objects
+        paths = [os.path.join(images, coco.imgs[id]["file_name"]) for id in self.ids]
+        self.readable = NextReadable(paths, images, bad_images, " to go on without it")
 
-    def _load_target(self, id: int) -> Objects:
-        return self.objects[id]
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
+        index, image = self.readable(index)
+        return self.transforms(image, self.objects[self.ids[index]])
 
 
 class COCODataModule(DetectionDataModule):
@@ -64,6 +74,10 @@ class COCODataModule(DetectionDataModule):
     - a box with no area inside its image (zero width or height, or wholly outside): dropped,
       not an error; COCO 2017 has a few. One ``bam:`` line per split says how many.
 
+    An image file that does not decode is found when a batch first reads it, not at setup (see
+    ``unreadable.NextReadable``): ``InputError`` naming it, or with ``bad_images="skip"`` one line and
+    the next image in its place.
+
     Args:
         root: folder that holds the image folders and the annotation files.
         train_images: folder of the training images, relative to ``root``.
@@ -77,6 +91,8 @@ class COCODataModule(DetectionDataModule):
         num_workers: loader processes per device; 0 loads in the main process.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        bad_images: an image file that does not decode: ``fail`` (stop, naming it) or ``skip``
+            (name it, load the next image in its place; see ``DetectionDataModule``).
     """
 
     def __init__(
@@ -91,8 +107,9 @@ class COCODataModule(DetectionDataModule):
         num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        bad_images: BadImages = "fail",
     ) -> None:
-        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers)
+        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images)
         self.images = {"train": Path(root) / train_images, "val": Path(root) / val_images}
         self.annotations = {"train": Path(root) / train_annotations, "val": Path(root) / val_annotations}
         self._indexes: dict[str, COCO] = {}  # each file is parsed once, whichever reads it first
@@ -147,7 +164,7 @@ class COCODataModule(DetectionDataModule):
         prepare = SplitObjects(train)
         objects = {id: self._objects(coco, id, prepare, annotations) for id in coco.imgs}
         prepare.report(f"COCO {annotations}")
-        return COCOImages(images, coco, objects, self.train_sample if train else self.eval_sample)
+        return COCOImages(images, coco, objects, self.train_sample if train else self.eval_sample, self.bad_images)
 
     def _objects(self, coco: COCO, image_id: int, prepare: SplitObjects, path: Path) -> Objects:
         image, anns = coco.imgs[image_id], coco.imgToAnns.get(image_id, [])

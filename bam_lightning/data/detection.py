@@ -25,6 +25,7 @@ from torchvision.transforms import v2
 from ..errors import InputError
 from .base import SplitLoaders
 from .imagenet import MEAN
+from .unreadable import BadImages, check_bad_images
 
 Recipe = Literal["ssd", "faster_rcnn"]
 RECIPES = ("ssd", "faster_rcnn")
@@ -181,6 +182,9 @@ class DetectionDataModule(SplitLoaders, ABC):
         num_workers: loader processes per device; 0 loads in the main process.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        bad_images: what an image file that does not decode does: ``fail`` stops the run with
+            its name; ``skip`` names it once and loads the next image of the split, with its own
+            boxes, in its place (``unreadable.NextReadable`` says why), and counts them at the end.
     """
 
     collate_fn = staticmethod(collate_lists)
@@ -196,11 +200,13 @@ class DetectionDataModule(SplitLoaders, ABC):
         num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        bad_images: BadImages = "fail",
     ) -> None:
         super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
         if recipe not in RECIPES:
             raise InputError(f"--data.recipe must be ssd or faster_rcnn, got {recipe!r}")
         self.recipe = recipe
+        self.bad_images = check_bad_images(bad_images)
         self.train_sample = DetectionSample(train_transform(recipe))
         self.eval_sample = DetectionSample(eval_transform())
 

@@ -23,7 +23,7 @@ from torchvision import transforms as T
 
 from ..errors import InputError
 from .base import ImageDataModule, normalized
-from .predict import BadImages
+from .unreadable import BadImages
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:

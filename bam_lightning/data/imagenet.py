@@ -1,11 +1,9 @@
 """ImageNet-1K (or any ImageFolder tree) with the public BAM code's recipe."""
 
-import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
@@ -13,7 +11,7 @@ from torchvision.datasets.folder import find_classes
 
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .base import ImageDataModule, normalized
-from .predict import BadImages, refuse_or_skip
+from .unreadable import BadImages, NextReadable
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -22,40 +20,19 @@ STD = (0.229, 0.224, 0.225)
 class CheckedImageFolder(ImageFolder):
     """An ImageFolder that names the file it cannot decode, and fails or skips it (``bad_images``).
 
-    Files are checked when they are decoded for a batch, not in a scan at setup: PIL's
-    ``verify()`` does not decode JPEG data, so it passes truncated files, and decoding all
-    1.28 M ImageNet images up front costs about as much as a training epoch's loading. So
-    ``"fail"`` stops at the first bad file a batch meets, with its name; ``"skip"`` returns
-    the next readable image of the folder order instead (so the batch keeps its size and a
-    label that matches), marks the file in a mask shared with the loader workers so later
-    epochs pass over it without decoding it again, and prints one line per file;
-    ``skipped`` counts them. Only the loading is guarded: an error in a transform is a bug.
+    ``readable`` (``unreadable.NextReadable``) decodes each file: ``"fail"`` stops at the first
+    bad file a batch meets, with its name; ``"skip"`` returns the next readable image of the
+    folder order instead (so the batch keeps its size and a label that matches) and prints one
+    line per file. Only the loading is guarded: an error in a transform is a bug.
     """
 
     def __init__(self, root: str, transform: T.Compose, bad_images: BadImages = "fail") -> None:
         super().__init__(root, transform=transform)
-        self.bad_images = bad_images
-        self.bad = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
-
-    @property
-    def skipped(self) -> list[str]:
-        """Files skipped so far, by any loader worker."""
-        return [self.samples[i][0] for i in self.bad.nonzero().flatten().tolist()]
+        self.readable = NextReadable([path for path, _ in self.samples], root, bad_images, " to train without it", self.loader)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        for offset in range(len(self.samples)):
-            i = (index + offset) % len(self.samples)
-            if self.bad[i]:
-                continue
-            path, target = self.samples[i]
-            try:
-                image = self.loader(path)
-            except Exception as error:  # PIL: UnidentifiedImageError, "image file is truncated", ...
-                refuse_or_skip(path, error, self.bad_images, " to train without it")
-                self.bad[i] = True
-                continue
-            return (self.transform(image) if self.transform else image), target
-        raise InputError(f"no readable image under {self.root}: every file failed to decode")
+        index, image = self.readable(index)
+        return (self.transform(image) if self.transform else image), self.targets[index]
 
 
 class ImageNetDataModule(ImageDataModule):
@@ -76,7 +53,7 @@ class ImageNetDataModule(ImageDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
         bad_images: what an image file that does not decode (truncated, not an image) does:
             ``fail`` stops with its name; ``skip`` uses the next image instead, prints the file
-            and, at the end of the run, how many were skipped (see ``CheckedImageFolder``); under
+            and, at the end of the run, how many were skipped (see ``unreadable.NextReadable``); under
             ``predict_dir`` ``skip`` leaves the file's row out.
         predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
     """
@@ -137,18 +114,6 @@ class ImageNetDataModule(ImageDataModule):
         if stage in ("fit", None):
             self.train_set = self._folder("train", self.train_transform)
         self.val_set = self.test_set = self._folder("val", self.eval_transform)
-
-    def teardown(self, stage: str | None = None) -> None:
-        """Say how many unreadable images were skipped (``bad_images="skip"``) when a run ends."""
-        for split in ("train_set", "val_set"):
-            dataset = getattr(self, split, None)
-            skipped = dataset.skipped if isinstance(dataset, CheckedImageFolder) else []
-            if skipped:
-                print(
-                    f"bam: skipped {len(skipped)} unreadable image(s) of {len(dataset)} under {dataset.root}"
-                    f" (--data.bad_images skip), the first {skipped[0]}",
-                    file=sys.stderr,
-                )
 
     def _not_found(self, detail: str = "") -> DatasetNotFoundError:
         return DatasetNotFoundError(

@@ -6,34 +6,17 @@ sample carries its index so that the rows of several processes can be put back i
 stops there, ``"skip"`` leaves its row out and says so, as ``--data.bad_images`` does for training.
 """
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ..errors import InputError, one_line
-
-BadImages = Literal["fail", "skip"]
-
-
-def refuse_or_skip(path: str | Path, error: BaseException, bad_images: BadImages, skip_does: str = "") -> None:
-    """An image file that does not decode: refused by name (``fail``), or named on stderr and left to the caller to skip.
-
-    Shared by every reader of image files (``ImageFiles`` here, ``imagenet.CheckedImageFolder``);
-    ``skip_does`` ends the refusal's hint, e.g. ``" to train without it"``.
-    """
-    reason = "PIL cannot identify it as an image" if isinstance(error, UnidentifiedImageError) else one_line(error)
-    if bad_images == "fail":
-        raise InputError(
-            f"{path} is not a readable image ({reason}): replace or delete it, or pass --data.bad_images skip{skip_does}"
-        ) from None
-    print(f"bam: skipping unreadable image {path} ({reason})", file=sys.stderr, flush=True)
+from ..errors import InputError
+from .unreadable import BadImages, refuse_or_skip
 
 
 def find_images(folder: str | Path) -> list[Path]:

@@ -5,13 +5,13 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets import VOCDetection
 
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
+from .unreadable import BadImages, NextReadable
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -35,12 +35,15 @@ def parse_set(name: str) -> tuple[str, str]:
 
 class VOCImages(VOCDetection):
     """VOCDetection whose targets were parsed and checked at setup: ``objects[i]`` is image i's, so loading reads
-    no XML. VOCDetection lists the files (and downloads them)."""
+    no XML. VOCDetection lists the files (and downloads them); ``readable`` decodes them, and fails or skips one that
+    does not decode (``bad_images``)."""
 
     objects: list[Objects]
+    readable: NextReadable
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict]:
-        return self.transforms(Image.open(self.images[index]).convert("RGB"), self.objects[index])
+        index, image = self.readable(index)
+        return self.transforms(image, self.objects[index])
 
 
 class VOCDataModule(DetectionDataModule):
@@ -77,6 +80,10 @@ class VOCDataModule(DetectionDataModule):
     - a box with no area inside its image once clipped: dropped; one ``bam:`` line per split
       says how many.
 
+    An image file that does not decode is found when a batch first reads it, not at setup (see
+    ``unreadable.NextReadable``): ``InputError`` naming it, or with ``bad_images="skip"`` one line and
+    the next image in its place.
+
     Args:
         root: folder that holds ``VOCdevkit/``.
         train_sets: training image sets, ``YEAR-SET`` (SET train, val or trainval; 2007 also test).
@@ -90,6 +97,8 @@ class VOCDataModule(DetectionDataModule):
         num_workers: loader processes per device; 0 loads in the main process.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        bad_images: an image file that does not decode: ``fail`` (stop, naming it) or ``skip``
+            (name it, load the next image of its set in its place; see ``DetectionDataModule``).
     """
 
     metric = "voc07"
@@ -106,8 +115,9 @@ class VOCDataModule(DetectionDataModule):
         num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        bad_images: BadImages = "fail",
     ) -> None:
-        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers)
+        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images)
         self._classes = check_classes(classes)
         if not train_sets:
             raise InputError("--data.train_sets is empty: name at least one VOC image set, e.g. [2007-trainval]")
@@ -176,6 +186,7 @@ class VOCDataModule(DetectionDataModule):
             raise DatasetNotFoundError(
                 f"{missing} of the {len(images)} images of PASCAL VOC {name} are not in {folder} (the first {first}); {FIX}"
             )
+        images.readable = NextReadable(images.images, folder, self.bad_images, " to go on without it")
         return images
 
 

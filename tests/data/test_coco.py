@@ -214,3 +214,22 @@ def test_unknown_categories_and_entries_without_fields_are_one_line(tmp_path):
 def test_the_recipe_is_ssd_or_faster_rcnn():
     with pytest.raises(InputError, match="--data.recipe must be ssd or faster_rcnn, got 'yolo'"):
         COCODataModule(recipe="yolo")
+
+
+def test_skip_puts_the_next_image_with_its_own_boxes_in_place_of_one_that_does_not_decode(tmp_path, capsys):
+    write(tmp_path, val=[[(1, 2, 2, 5, 5, 0)], [(3, 10, 10, 8, 8, 0)], [(7, 20, 20, 6, 6, 0)]])
+    broken = tmp_path / "val2017" / "val2017_000001.jpg"
+    broken.write_text("not an image")
+    dm = make(tmp_path, bad_images="skip")
+    dm.setup("validate")
+    image, target = dm.val_set[1]
+    assert target["image_id"] == 106 and target["boxes"].tolist() == [[20, 20, 26, 26]] and target["labels"].tolist() == [3]
+    assert torch.equal(image, dm.val_set[2][0])
+    _, targets = next(iter(dm.val_dataloader()))
+    assert [t["image_id"] for t in targets] == [100, 106]  # the batch keeps its size
+    dm.teardown("validate")
+    err = capsys.readouterr().err
+    assert err.count(str(broken)) == 1  # once: the mask passes over it without decoding it again
+    assert f"bam: skipped 1 unreadable image(s) of 3 under {tmp_path / 'val2017'} (--data.bad_images skip)\n" in err
+    with pytest.raises(InputError, match="--data.bad_images must be fail or skip, got 'maybe'"):
+        make(tmp_path, bad_images="maybe")

@@ -150,13 +150,13 @@ def test_skip_uses_the_next_image_and_counts_across_loader_workers(tmp_path, cap
     dm.setup("fit")
     image, label = dm.train_set[1]  # train_0_1 is bad: train_0_2, same class
     assert image.shape == (3, 32, 32) and label == 0
-    assert dm.train_set.skipped == [str(truncated)]
-    dm.train_set.bad[:] = False
+    assert dm.train_set.readable.skipped == [str(truncated)]
+    dm.train_set.readable.bad[:] = False
     capfd.readouterr()
     for _epoch in range(2):
         labels = torch.cat([y for _, y in dm.train_dataloader()])
         assert len(labels) == 8  # batches keep their size: a neighbour stands in
-    assert sorted(dm.train_set.skipped) == sorted([str(truncated), str(text)])  # marked inside the workers
+    assert sorted(dm.train_set.readable.skipped) == sorted([str(truncated), str(text)])  # marked inside the workers
     dm.teardown("fit")
     err = capfd.readouterr().err
     assert err.count("bam: skipping unreadable image") == 2  # once per file, not once per epoch
