@@ -72,7 +72,9 @@ class COCODataModule(DetectionDataModule):
       image and the annotation id. Not dropped: a negative size is no rounding error but a
       file written wrong (e.g. xyxy written as xywh), and dropping would train on the rest of it;
     - a box with no area inside its image (zero width or height, or wholly outside): dropped,
-      not an error; COCO 2017 has a few. One ``bam:`` line per split says how many.
+      not an error; COCO 2017 has a few. One ``bam:`` line per split says how many;
+    - an annotation of an image id the file does not list in ``images``: left out (there is no
+      image to train or evaluate it on), counted in that same line.
 
     An image file that does not decode is found when a batch first reads it, not at setup (see
     ``unreadable.NextReadable``): ``InputError`` naming it, or with ``bad_images="skip"`` one line and
@@ -163,7 +165,8 @@ class COCODataModule(DetectionDataModule):
         train = split == "train"
         prepare = SplitObjects(train)
         objects = {id: self._objects(coco, id, prepare, annotations) for id in coco.imgs}
-        prepare.report(f"COCO {annotations}")
+        unlisted = sum(ann["image_id"] not in coco.imgs for ann in coco.dataset["annotations"])
+        prepare.report(f"COCO {annotations}", unlisted)
         return COCOImages(images, coco, objects, self.train_sample if train else self.eval_sample, self.bad_images)
 
     def _objects(self, coco: COCO, image_id: int, prepare: SplitObjects, path: Path) -> Objects:

@@ -76,14 +76,14 @@ class SplitObjects:
         self.dropped += int((~keep).sum())
         return Objects(image_id, boxes[keep], labels[keep], iscrowd[keep])
 
-    def report(self, split: str) -> None:
-        """One ``bam:`` line when boxes were dropped; silence when none was."""
-        if self.dropped:
-            print(
-                f"bam: {split}: dropped {self.dropped} of {self.boxes} box(es) with no area inside their image",
-                file=sys.stderr,
-                flush=True,
-            )
+    def report(self, split: str, unlisted: int = 0) -> None:
+        """One ``bam:`` line when boxes were dropped or ``unlisted`` annotations (COCO's of an image id the file does not
+        list, which have no image to train on) were left out; silence when neither was."""
+        left_out = [f"dropped {self.dropped} of {self.boxes} box(es) with no area inside their image"] if self.dropped else []
+        if unlisted:
+            left_out.append(f"left out {unlisted} annotation(s) of images the file does not list")
+        if left_out:
+            print(f"bam: {split}: {'; '.join(left_out)}", file=sys.stderr, flush=True)
 
 
 class DetectionSample:

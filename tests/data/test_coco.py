@@ -233,3 +233,21 @@ def test_skip_puts_the_next_image_with_its_own_boxes_in_place_of_one_that_does_n
     assert f"bam: skipped 1 unreadable image(s) of 3 under {tmp_path / 'val2017'} (--data.bad_images skip)\n" in err
     with pytest.raises(InputError, match="--data.bad_images must be fail or skip, got 'maybe'"):
         make(tmp_path, bad_images="maybe")
+
+
+def test_annotations_of_images_the_file_does_not_list_are_counted_in_the_splits_line(tmp_path, capsys):
+    train, _ = write(tmp_path, train=[[(1, 2, 2, 5, 5, 0), (3, 70, 10, 5, 5, 0)], [(7, 4, 4, 6, 6, 0)]])
+    data = json.loads(train.read_text())
+    data["annotations"] += [{**data["annotations"][0], "id": 10 + i, "image_id": 999} for i in range(2)]
+    train.write_text(json.dumps(data))
+    dm = make(tmp_path)
+    dm.setup("fit")
+    assert sorted(dm.train_set.objects) == [100, 103] and len(dm.train_set.objects[100].boxes) == 1
+    assert capsys.readouterr().err == (
+        f"bam: COCO {train}: dropped 1 of 3 box(es) with no area inside their image;"
+        " left out 2 annotation(s) of images the file does not list\n"
+    )
+    del data["annotations"][1]  # the box outside its image gone: that count alone
+    train.write_text(json.dumps(data))
+    make(tmp_path).setup("fit")
+    assert capsys.readouterr().err == f"bam: COCO {train}: left out 2 annotation(s) of images the file does not list\n"
