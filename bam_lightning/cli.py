@@ -48,6 +48,7 @@ from .checkpoints import AtomicCheckpointIO, best_checkpoint, check_fits, newest
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
 from .data.predict import find_images
+from .detections import DetectionsCSV
 from .detector import ObjectDetector
 from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
@@ -226,8 +227,8 @@ class BamCLI(LightningCLI):
         self._use_run_logger(config)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
-            if self.subcommand == "predict":
-                self._prepare_predictions(config.get("ckpt_path"))
+        if self.subcommand == "predict":
+            self._prepare_predictions(config.get("ckpt_path"))
         if self.subcommand == "fit":  # a bad optimizer or scheduler value, refused before the run makes its folder
             self.model.configure_optimizers()
         # A kill during a save leaves the previous checkpoint, never half of a new one.
@@ -256,13 +257,20 @@ class BamCLI(LightningCLI):
             self.trainer.callbacks.append(RunSummary())
 
     def _prepare_predictions(self, ckpt_path: str | None) -> None:
-        """``bam predict`` classifies ``--data.predict_dir`` with a trained network and writes ``predictions.csv``."""
+        """``bam predict`` runs a trained network on images and writes what it found beside the run's logs.
+
+        A classifier classifies the images under ``--data.predict_dir`` (``predictions.csv``); a
+        detector detects objects on them or, without the folder, on the evaluation split's images
+        (``detections.csv``, and ``detections.json`` for a COCO file's images).
+        """
         if ckpt_path is None:
             raise InputError("bam predict needs the trained network: give --ckpt_path FILE (or last, or best)")
-        if self.datamodule.predict_dir is None:
+        detector = isinstance(self.model, ObjectDetector)
+        if self.datamodule.predict_dir is not None:
+            find_images(self.datamodule.predict_dir)  # a wrong folder, refused before the run makes its own
+        elif not detector:
             raise InputError("bam predict classifies the images under --data.predict_dir DIR: give that folder")
-        find_images(self.datamodule.predict_dir)  # a wrong folder, refused before the run makes its own
-        self.trainer.callbacks.append(PredictionsCSV())
+        self.trainer.callbacks.append(DetectionsCSV() if detector else PredictionsCSV())
 
     def _earlier_checkpoint(self, which: str) -> str | None:
         """The path ``--ckpt_path last`` or ``best`` means: the newest run's, under the config's default_root_dir.

@@ -173,8 +173,12 @@ class ObjectDetector(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Tensor]]:
-        return self(list(batch[0]))
+    def predict_step(self, batch: tuple[tuple[Tensor, ...], tuple[int, ...], tuple[bool, ...]], batch_idx: int) -> dict:
+        """Every detection of each image of ``ImageFiles`` (``detections.DetectionsCSV``), on the CPU: the predictions
+        of a whole split wait there for the epoch's end."""
+        images, index, readable = batch
+        found = [{key: value.cpu() for key, value in image.items()} for image in self(list(images))]
+        return {"index": index, "readable": readable, "detections": found}
 
     def _log_epoch(self, stage: str) -> None:
         """The epoch's mAPs in percent; ``compute`` already gathers every process's detections."""

@@ -34,8 +34,9 @@ def input_statistics(datamodule: object) -> Statistics | None:
 class SplitLoaders(pl.LightningDataModule):
     """One loader recipe for every split, shared by the image and the detection datamodules.
 
-    Subclasses fill ``train_set``, ``val_set`` and ``test_set`` in ``setup``; predict uses
-    the test set (the image datamodules: the folder ``predict_dir``). No ``save_hyperparameters``:
+    Subclasses fill ``train_set``, ``val_set`` and ``test_set`` in ``setup``, and for ``bam predict``
+    ``predict_set``, a ``data.predict.ImageFiles`` (the folder ``predict_dir``; detection also the
+    evaluation split's images). No ``save_hyperparameters``:
     checkpoints stay small and plain, and the CLI's config already records every argument. ``collate_fn`` is how samples become a
     batch (None: torch's default stacking; detection keeps lists, its images differ in size).
 
@@ -51,6 +52,7 @@ class SplitLoaders(pl.LightningDataModule):
     train_set: Dataset
     val_set: Dataset
     test_set: Dataset
+    predict_set: ImageFiles
     collate_fn: Callable[[list], Any] | None = None
 
     def __init__(
@@ -78,7 +80,7 @@ class SplitLoaders(pl.LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(self.predict_set, shuffle=False)
 
     def teardown(self, stage: str | None = None) -> None:
         """Say how many unreadable images each set skipped (``bad_images="skip"``, ``unreadable.NextReadable``) when a
@@ -174,9 +176,6 @@ class ImageDataModule(SplitLoaders, ABC):
             self.predict_set = ImageFiles(self.predict_dir, self.predict_transform, self.bad_images)
             return
         self.setup_splits(stage)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.predict_set, shuffle=False)
 
     @property
     def _predicting(self) -> bool:

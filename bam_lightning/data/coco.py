@@ -4,18 +4,21 @@ import contextlib
 import io
 import json
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from PIL import Image
 from pycocotools.coco import COCO
 from torch import Tensor
 from torchvision.datasets import CocoDetection, VisionDataset
 
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
+from .predict import ImageFiles
 from .unreadable import BadImages, NextReadable
 
 SPLITS = ("train", "val")
@@ -46,12 +49,29 @@ class COCOImages(CocoDetection):
         return self.transforms(image, self.objects[self.ids[index]])
 
 
+class COCOImageFiles(ImageFiles):
+    """A COCO file's images for ``bam predict``, in image id order, with what its results file needs: ``image_ids[i]``,
+    the id of file ``i``, and ``category_ids[label - 1]``, the file's own id of a label's category."""
+
+    def __init__(
+        self,
+        folder: Path,
+        transform: Callable[[Image.Image], Tensor],
+        bad_images: BadImages,
+        coco: COCO,
+        category_ids: list[int],
+    ) -> None:
+        self.image_ids = sorted(coco.imgs)
+        self.category_ids = category_ids
+        super().__init__(folder, transform, bad_images, [folder / coco.imgs[id]["file_name"] for id in self.image_ids])
+
+
 class COCODataModule(DetectionDataModule):
     """COCO detection in its published layout: ``root/{train_images,val_images}/`` and their instances JSON files.
 
     The defaults are COCO 2017, whose train/val split is the 2014 trainval35k/minival split of the
     paper; other splits are a matter of the four paths (relative to ``root``, or absolute). The val
-    split serves validation, test and predict (COCO's test labels are not public).
+    split serves validation, test and predict without ``predict_dir`` (COCO's test labels are not public).
 
     Targets: category ids (COCO's 1..90 with gaps) become labels 1..K in sorted id order and
     ``classes`` their names; boxes go from COCO's xywh to xyxy, clipped to the image. An image
@@ -95,6 +115,8 @@ class COCODataModule(DetectionDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
         bad_images: an image file that does not decode: ``fail`` (stop, naming it) or ``skip``
             (name it, load the next image in its place; see ``DetectionDataModule``).
+        predict_dir: the folder ``bam predict`` detects objects in (every image file, any depth);
+            None: the images of the evaluation split.
     """
 
     def __init__(
@@ -110,8 +132,9 @@ class COCODataModule(DetectionDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = False,
         bad_images: BadImages = "fail",
+        predict_dir: str | None = None,
     ) -> None:
-        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images)
+        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images, predict_dir)
         self.images = {"train": Path(root) / train_images, "val": Path(root) / val_images}
         self.annotations = {"train": Path(root) / train_annotations, "val": Path(root) / val_annotations}
         self._indexes: dict[str, COCO] = {}  # each file is parsed once, whichever reads it first
@@ -136,14 +159,29 @@ class COCODataModule(DetectionDataModule):
         """Read before ``setup`` (the CLI sizes the detector with it): parses the val annotations, opens no image."""
         return len(self.categories)
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup_splits(self, stage: str | None) -> None:
         # The val file first: the labels are numbered from its categories. The training file
         # (450 MB for train2017) is only read when training.
         self.val_set = self.test_set = self._split("val")
         if stage in ("fit", None):
             self.train_set = self._split("train")
 
+    def eval_images(self) -> COCOImageFiles:
+        coco = self._listed("val")
+        return COCOImageFiles(self.images["val"], self.eval_sample.transform, self.bad_images, coco, list(self.categories))
+
     def _split(self, split: str) -> COCOImages:
+        coco, images, annotations = self._listed(split), self.images[split], self.annotations[split]
+        train = split == "train"
+        prepare = SplitObjects(train)
+        objects = {id: self._objects(coco, id, prepare, annotations) for id in coco.imgs}
+        unlisted = sum(ann["image_id"] not in coco.imgs for ann in coco.dataset["annotations"])
+        prepare.report(f"COCO {annotations}", unlisted)
+        return COCOImages(images, coco, objects, self.train_sample if train else self.eval_sample, self.bad_images)
+
+    def _listed(self, split: str) -> COCO:
+        """The split's parsed index, once checked: its categories are the val file's, and every image it lists is in its
+        folder."""
         coco, images, annotations = self._index(split), self.images[split], self.annotations[split]
         names = {id: cat["name"] for id, cat in sorted(coco.cats.items())}
         if names != self.categories:
@@ -162,12 +200,7 @@ class COCODataModule(DetectionDataModule):
                 f"{missing} of the {len(coco.imgs)} images {annotations} lists are not in {images} (the first {first}):"
                 f" pass --data.{split}_images DIR, the folder that holds them"
             )
-        train = split == "train"
-        prepare = SplitObjects(train)
-        objects = {id: self._objects(coco, id, prepare, annotations) for id in coco.imgs}
-        unlisted = sum(ann["image_id"] not in coco.imgs for ann in coco.dataset["annotations"])
-        prepare.report(f"COCO {annotations}", unlisted)
-        return COCOImages(images, coco, objects, self.train_sample if train else self.eval_sample, self.bad_images)
+        return coco
 
     def _objects(self, coco: COCO, image_id: int, prepare: SplitObjects, path: Path) -> Objects:
         image, anns = coco.imgs[image_id], coco.imgToAnns.get(image_id, [])

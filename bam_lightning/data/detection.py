@@ -25,6 +25,7 @@ from torchvision.transforms import v2
 from ..errors import InputError
 from .base import SplitLoaders
 from .imagenet import MEAN
+from .predict import ImageFiles
 from .unreadable import BadImages, check_bad_images
 
 Recipe = Literal["ssd", "faster_rcnn"]
@@ -147,8 +148,9 @@ def _to_model(*augment: v2.Transform) -> v2.Compose:
     return v2.Compose([v2.ToImage(), *augment, v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
 
 
-def collate_lists(batch: list[tuple[Tensor, dict[str, Any]]]) -> tuple[tuple[Tensor, ...], tuple[dict[str, Any], ...]]:
-    """``(images, targets)`` as tuples: images differ in size and targets in box count, so nothing is stacked."""
+def collate_lists(batch: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
+    """``(images, targets)`` as tuples (``bam predict``'s ``(images, indices, readable)``): images differ in size and
+    targets in box count, so nothing is stacked."""
     return tuple(zip(*batch, strict=True))  # type: ignore[return-value]
 
 
@@ -170,8 +172,14 @@ class DetectionDataModule(SplitLoaders, ABC):
     A batch is ``(images, targets)``: a tuple of float C x H x W images in [0, 1] and a tuple of
     dicts with ``boxes`` (float32 [N, 4], absolute xyxy), ``labels`` (int64 [N], 1..K; 0 is
     torchvision's background), ``image_id`` and ``iscrowd`` (bool [N]). Subclasses fill
-    ``train_set``, ``val_set`` and ``test_set`` in ``setup`` with datasets whose ``transforms`` is
-    ``self.train_sample`` or ``self.eval_sample``.
+    ``train_set``, ``val_set`` and ``test_set`` in ``setup_splits`` with datasets whose ``transforms``
+    is ``self.train_sample`` or ``self.eval_sample``.
+
+    ``bam predict`` detects objects on every image under ``predict_dir`` or, without one, on the
+    evaluation split's images (``eval_images``), each as evaluation loads it (not resized: the
+    detector resizes, and maps its boxes back to the image's own pixels). Of the split it reads only
+    the list of its images (COCO: the val file, whose categories also name the classes; VOC: the
+    image set's list), not its boxes.
 
     Args:
         root: folder that holds the dataset.
@@ -185,6 +193,9 @@ class DetectionDataModule(SplitLoaders, ABC):
         bad_images: what an image file that does not decode does: ``fail`` stops the run with
             its name; ``skip`` names it once and loads the next image of the split, with its own
             boxes, in its place (``unreadable.NextReadable`` says why), and counts them at the end.
+            ``bam predict`` leaves a skipped file's rows out.
+        predict_dir: the folder ``bam predict`` detects objects in (every image file, any depth);
+            None: the evaluation split's images.
     """
 
     collate_fn = staticmethod(collate_lists)
@@ -201,12 +212,14 @@ class DetectionDataModule(SplitLoaders, ABC):
         pin_memory: bool = True,
         persistent_workers: bool = False,
         bad_images: BadImages = "fail",
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
         if recipe not in RECIPES:
             raise InputError(f"--data.recipe must be ssd or faster_rcnn, got {recipe!r}")
         self.recipe = recipe
         self.bad_images = check_bad_images(bad_images)
+        self.predict_dir = predict_dir
         self.train_sample = DetectionSample(train_transform(recipe))
         self.eval_sample = DetectionSample(eval_transform())
 
@@ -219,3 +232,19 @@ class DetectionDataModule(SplitLoaders, ABC):
     @abstractmethod
     def classes(self) -> list[str]:
         """The K class names: ``classes[i]`` is label ``i + 1``."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage != "predict":
+            self.setup_splits(stage)
+        elif self.predict_dir is not None:  # bam checks the folder before the run (BamCLI._prepare_predictions)
+            self.predict_set = ImageFiles(self.predict_dir, self.eval_sample.transform, self.bad_images)
+        else:
+            self.predict_set = self.eval_images()
+
+    @abstractmethod
+    def setup_splits(self, stage: str | None) -> None:
+        """Fill ``train_set`` (when fitting), ``val_set`` and ``test_set``: ``setup`` for every stage but predict."""
+
+    @abstractmethod
+    def eval_images(self) -> ImageFiles:
+        """The evaluation split's image files, in its order, as ``bam predict`` reads them without ``predict_dir``."""

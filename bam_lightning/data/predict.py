@@ -1,4 +1,4 @@
-"""A user's own images for ``bam predict``: every image file under a folder, at any depth.
+"""A user's own images for ``bam predict``: every image file under a folder, at any depth (or the files of a split).
 
 The files are taken in sorted path order, which is the order of ``predictions.csv``, and each
 sample carries its index so that the rows of several processes can be put back in that order
@@ -6,7 +6,7 @@ sample carries its index so that the rows of several processes can be put back i
 stops there, ``"skip"`` leaves its row out and says so, as ``--data.bad_images`` does for training.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ def find_images(folder: str | Path) -> list[Path]:
     """Image files (torchvision's extensions, any case) under ``folder``, sorted; at least one, else refused."""
     root = Path(folder)
     if not root.is_dir():
-        raise InputError(f"--data.predict_dir {folder} is not a folder: give the folder of images to classify")
+        raise InputError(f"--data.predict_dir {folder} is not a folder: give the folder of your images")
     files = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in IMG_EXTENSIONS)
     if not files:
         raise InputError(f"--data.predict_dir {folder} holds no image file ({', '.join(IMG_EXTENSIONS)}), at any depth")
@@ -31,11 +31,18 @@ def find_images(folder: str | Path) -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    """``(image, index, readable)`` for each file of ``find_images(folder)``; an unreadable one is zeros when skipped."""
+    """``(image, index, readable)`` for each file of ``find_images(folder)``, or of ``files`` (paths under ``folder``,
+    in their order) where given; an unreadable one is zeros when skipped."""
 
-    def __init__(self, folder: str | Path, transform: Callable[[Image.Image], Tensor], bad_images: BadImages = "fail") -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        transform: Callable[[Image.Image], Tensor],
+        bad_images: BadImages = "fail",
+        files: Sequence[Path] | None = None,
+    ) -> None:
         self.root = Path(folder)
-        self.files = find_images(folder)
+        self.files = find_images(folder) if files is None else list(files)
         self.transform = transform
         self.bad_images = bad_images
         self._blank: Tensor | None = None  # what a skipped file gives: zeros of the transform's shape

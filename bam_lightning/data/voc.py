@@ -11,6 +11,7 @@ from torchvision.datasets import VOCDetection
 
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
+from .predict import ImageFiles
 from .unreadable import BadImages, NextReadable
 
 VOC_CLASSES = (
@@ -99,6 +100,8 @@ class VOCDataModule(DetectionDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
         bad_images: an image file that does not decode: ``fail`` (stop, naming it) or ``skip``
             (name it, load the next image of its set in its place; see ``DetectionDataModule``).
+        predict_dir: the folder ``bam predict`` detects objects in (every image file, any depth);
+            None: the images of the evaluation split.
     """
 
     metric = "voc07"
@@ -116,8 +119,9 @@ class VOCDataModule(DetectionDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = False,
         bad_images: BadImages = "fail",
+        predict_dir: str | None = None,
     ) -> None:
-        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images)
+        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images, predict_dir)
         self._classes = check_classes(classes)
         if not train_sets:
             raise InputError("--data.train_sets is empty: name at least one VOC image set, e.g. [2007-trainval]")
@@ -154,10 +158,14 @@ class VOCDataModule(DetectionDataModule):
                     " and pass --data.root DIR (the folder that holds VOCdevkit/), with --data.download false"
                 ) from error
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup_splits(self, stage: str | None) -> None:
         if stage in ("fit", None):
             self.train_set = self._split("train")
         self.val_set = self.test_set = self._split("test")
+
+    def eval_images(self) -> ImageFiles:
+        files = [Path(path) for path in self._images(self.image_sets["test"][0], self.eval_sample).images]
+        return ImageFiles(files[0].parent, self.eval_sample.transform, self.bad_images, files)
 
     def _split(self, split: str) -> Dataset:
         train, names = split == "train", self.image_sets[split]
