@@ -8,6 +8,7 @@ import difflib
 import inspect
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,15 @@ def check_output_folder(folder: str | Path, flag: str) -> None:
         raise InputError(f"{flag} {folder} {where}, not a folder: give a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {folder}: {existing} is not writable: give a folder you can write to")
-    # Some folders pass both (root in /proc, a read-only mount): making it says; what is made here is removed again.
+    # Some folders pass both (root in /proc, a read-only mount): making it, and a file in it, says; what is made here,
+    # the file too, is removed again.
     made = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        try:
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise InputError(f"{flag} {folder} takes no file ({error.strerror}): give a folder you can write to") from None
     except OSError as error:
         raise InputError(f"{flag} {folder} cannot be made ({error.strerror}): give a folder you can write to") from None
     finally:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.utils import save_image
 
@@ -12,7 +13,7 @@ from bam_lightning.data.digit_canvases import write_coco
 from bam_lightning.detector import ObjectDetector
 from bam_lightning.module import ImageClassifier
 
-from command import bam
+from command import bam, refusal
 from datasets import write_voc
 from test_cli import CPU, one_line_error, scalars
 
@@ -156,14 +157,41 @@ def test_bad_detection_input_ends_in_one_line(coco, args, message, capsys):
     assert message in one_line_error(["fit", *coco_args(coco, "coco/faster_rcnn_r50_bam.yaml", *args)], capsys)
 
 
+def detect(root: Path, **options: str):
+    """``bam detect`` of the fitted checkpoint in ``root``, on one validation image into ``out.png`` unless ``options``
+    (``image=``, ``out=``, ``score=``) say otherwise."""
+    checkpoint = root / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    given = {"image": str(sorted((root / "coco" / "val").iterdir())[0]), "out": "out.png", **options}
+    return bam(
+        "detect", "--ckpt_path", str(checkpoint), *[v for k, o in given.items() for v in (f"--{k}", o)], cwd=root, check=False
+    )
+
+
+def test_bam_detect_draws_and_names_the_checkpoints_detections(fitted_c4):
+    result = detect(fitted_c4, out="drawn/boxes.png", score="0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(fitted_c4 / "drawn" / "boxes.png").size == (96, 96)  # one canvas, its folder made
+    assert result.stdout.startswith(f"{sorted((fitted_c4 / 'coco' / 'val').iterdir())[0]}: digit")
+
+
 @pytest.mark.parametrize(
-    "args", [["--image", "missing.jpg"], ["--score", "2"], ["--out", "x.jpg"]], ids=["image", "score", "out"]
-)
-def test_bam_detect_refuses_bad_input_in_one_line(fitted_c4, args, capsys):
-    checkpoint = fitted_c4 / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    base = {"--image": str(next((fitted_c4 / "coco" / "val").iterdir())), "--out": str(fitted_c4 / "out.png")}
-    options = {**base, **dict(zip(args[::2], args[1::2], strict=True))}
-    one_line_error(["detect", "--ckpt_path", str(checkpoint), *[part for item in options.items() for part in item]], capsys)
+    "options, message",
+    [
+        ({"image": "missing.jpg"}, "--image missing.jpg is missing: give the path of an image file"),
+        ({"image": "coco/val"}, "--image coco/val is a folder: give an image file (repeat --image for more)"),
+        ({"score": "2"}, "--score is a detection score between 0 and 1, got 2.0"),
+        ({"out": "x.jpg"}, "--out x.jpg must end in .png"),
+        ({"out": "coco"}, "--out coco is a folder: give the PNG file to write, e.g. coco/detections.png"),
+        ({"out": "coco/annotations/instances_val.json/d.png"}, "folder coco/annotations/instances_val.json is a file, not"),
+        ({"out": "coco/annotations/instances_val.json/a/d.png"}, "is under coco/annotations/instances_val.json, a file"),
+        ({"out": "/proc/d.png"}, "--out's folder /proc takes no file (No such file or directory): give a folder you can"),
+    ],
+    ids=["missing-image", "image-folder", "score", "out-suffix", "out-folder", "out-in-a-file", "out-under-a-file",
+         "out-unwritable"],
+)  # fmt: skip
+def test_bam_detect_refuses_bad_input_in_one_line(fitted_c4, options, message):
+    last = refusal(detect(fitted_c4, **options))
+    assert message in last, last
 
 
 def test_a_datamodules_own_refusal_is_one_line_not_jsonargparses_union_report(capsys):

@@ -98,8 +98,10 @@ def run_statistics(ckpt_path: str | Path) -> tuple[Statistics, str] | None:
 
 
 def read_image(path: str | Path) -> Image.Image:
+    if Path(path).is_dir():
+        raise InputError(f"--image {path} is a folder: give an image file (repeat --image for more)")
     if not Path(path).is_file():
-        raise InputError(f"image not found: {path}")
+        raise InputError(f"--image {path} is missing: give the path of an image file")
     try:
         with Image.open(path) as image:
             return image.convert("RGB")

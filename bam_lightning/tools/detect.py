@@ -43,11 +43,13 @@ def main(args: list[str] | None = None) -> None:
     if not 0 <= options.score <= 1:
         raise InputError(f"--score is a detection score between 0 and 1, got {options.score}")
     out = Path(options.out)
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give the PNG file to write, e.g. {out / 'detections.png'}")
     if out.suffix.lower() != ".png":
         raise InputError(f"--out {out} must end in .png")
     check_output_folder(out.parent, "--out's folder")
+    images = [to_tensor(read_image(path)) for path in options.image]  # before the detector: a wrong path costs nothing
     detector = load_detector(options.ckpt_path)
-    images = [to_tensor(read_image(path)) for path in options.image]
     with torch.no_grad():
         predictions = detector(images)
     drawn = [

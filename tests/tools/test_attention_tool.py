@@ -88,7 +88,7 @@ def test_as_a_command_with_its_own_panel_and_input_size(files):
         ("baseline", "astronaut.jpg", "this checkpoint's model has no BAM (attention: None): train with model.attention bam"),
         ("code.ckpt", "astronaut.jpg", "is refused: it holds more than tensors and numbers"),  # a pickled function is never run
         ("notes.jpg", "astronaut.jpg", "is not a readable checkpoint"),
-        ("bam", "missing.jpg", "image not found"),
+        ("bam", "missing.jpg", "missing.jpg is missing: give the path of an image file"),
         ("bam", "notes.jpg", "cannot read image"),
     ],
 )
