@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from torchvision.models.detection.ssd import SSDHead
+from torchvision.models.detection.ssdlite import SSDLiteHead
 
 from bam_lightning.errors import InputError
 from bam_lightning.models import count_parameters, create_model
@@ -90,10 +92,14 @@ def test_a_classifier_without_an_ssd_cut_is_refused():
         ssd300(classifier, VOC_CLASSES)
 
 
-@pytest.mark.parametrize("builder, attention", [(ssd300, None), (stairnet300, "bam_official")])
-def test_train_losses_and_eval_boxes_in_each_image_own_frame(builder, attention):
+@pytest.mark.parametrize(
+    "builder, attention, options",
+    [(ssd300, None, {}), (stairnet300, "bam_official", {}), (stairnet300, "bam", {"head": "separable", "extras_norm": "batch"})],
+)
+def test_train_losses_and_eval_boxes_in_each_image_own_frame(builder, attention, options):
     torch.manual_seed(0)
-    model = build(builder, "mobilenet_v1", attention, width_mult=0.25)
+    classifier = create_model("mobilenet_v1", 1000, attention=None, width_mult=0.25)
+    model = builder(classifier, VOC_CLASSES, attention, **options)
     images = (torch.rand(3, 150, 200), torch.rand(3, 240, 120))
     targets = (
         {"boxes": torch.tensor([[10.0, 20.0, 90.0, 140.0]]), "labels": torch.tensor([3])},
@@ -104,7 +110,7 @@ def test_train_losses_and_eval_boxes_in_each_image_own_frame(builder, attention)
     assert set(losses) == {"bbox_regression", "classification"}
     assert all(torch.isfinite(loss) and loss > 0 for loss in losses.values())
     sum(losses.values()).backward()
-    attended = [m for m in model.modules() if isinstance(m, OfficialBAM)]
+    attended = [m for m in model.modules() if isinstance(m, (BAM, OfficialBAM))]
     assert len(attended) == (6 if attention else 0)
     assert all(p.grad is not None for m in attended for p in m.parameters())
     assert torch.isfinite(sum(model(images[:1], targets[:1]).values()))  # one image: the 1x1 map's norms hold
@@ -119,3 +125,49 @@ def test_train_losses_and_eval_boxes_in_each_image_own_frame(builder, attention)
         assert boxes[:, 0::2].min() >= 0 and boxes[:, 1::2].min() >= 0
         assert boxes[:, 2].max() <= width and boxes[:, 3].max() <= height
         assert boxes[:, 2].max() > 0.9 * width and boxes[:, 3].max() > 0.9 * height  # not in the 300x300 frame
+
+
+@pytest.mark.parametrize("builder", [ssd300, stairnet300])
+def test_from_scratch_options_change_only_what_they_name(builder):
+    with torch.device("meta"):
+        classifier = create_model("mobilenet_v1", 1000, attention=None)
+        paper = builder(classifier, VOC_CLASSES)
+        options = builder(create_model("mobilenet_v1", 1000, attention=None), VOC_CLASSES, None, None, "separable", "batch")
+    assert isinstance(options.head, SSDLiteHead) and isinstance(paper.head, SSDHead)
+    extras = options.backbone.extractor.extra if builder is stairnet300 else options.backbone.extra
+    norms = [m for block in extras[1:] for m in block.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 2 * len(extras[1:])  # after each of the extras' 1x1 and 3x3 convs
+    assert count_parameters(options) > count_parameters(paper)
+    assert options.anchor_generator.num_anchors_per_location() == paper.anchor_generator.num_anchors_per_location()
+
+
+def test_batch_normed_extras_give_caffe_mobilenet_ssds_count():
+    with torch.device("meta"):
+        model = ssd300(create_model("mobilenet_v1", 1000, attention=None), VOC_CLASSES, extras_norm="batch")
+    assert count_parameters(model) == 5_815_264
+
+
+@pytest.mark.parametrize(
+    "backbone, options, message",
+    [
+        ("mobilenet_v1", {"head": "wide"}, "head must be conv or separable, got 'wide'"),
+        ("mobilenet_v1", {"extras_norm": "group"}, "extras_norm must be none or batch, got 'group'"),
+        ("vgg16", {"extras_norm": "batch"}, "extras_norm applies to mobilenet_v1"),
+    ],
+)
+def test_bad_from_scratch_options_are_refused(backbone, options, message):
+    with torch.device("meta"), pytest.raises(InputError, match=message):
+        ssd300(create_model(backbone, 1000, attention=None), VOC_CLASSES, **options)
+
+
+@pytest.mark.parametrize(
+    "backbone, pixels",
+    [
+        ("vgg16", [30, 60, 111, 162, 213, 264, 315]),  # SSD300's VOC min_sizes and the last max_size (Caffe SSD)
+        ("mobilenet_v1", [60, 105, 150, 195, 240, 285, 300]),  # MobileNet-SSD's, for its stride-16 first map
+    ],
+)
+def test_default_boxes_are_sized_for_the_backbones_grids(backbone, pixels):
+    with torch.device("meta"):
+        model = build(ssd300, backbone)
+    assert [round(scale * 300) for scale in model.anchor_generator.scales] == pixels

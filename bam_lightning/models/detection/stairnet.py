@@ -32,7 +32,7 @@ from ...nn import BatchNorm2d
 from ..init import kaiming_init_
 from ..mobilenet import MobileNetV1
 from .registry import register_detector
-from .ssd import build_ssd, ssd_maps
+from .ssd import ExtrasNorm, Head, build_ssd, ssd_maps
 
 VGG_WIDTH = 256
 MOBILENET_WIDTH = 128
@@ -81,11 +81,17 @@ class TopDown(nn.Module):
 
 @register_detector(attention_in="heads")
 def stairnet300(
-    classifier: nn.Module, num_classes: int, attention: str | None = None, attention_kwargs: dict[str, Any] | None = None
+    classifier: nn.Module,
+    num_classes: int,
+    attention: str | None = None,
+    attention_kwargs: dict[str, Any] | None = None,
+    head: Head = "conv",
+    extras_norm: ExtrasNorm = "none",
 ) -> SSD:
-    """StairNet300 on ``classifier`` (vgg16 or mobilenet_v1) for ``num_classes`` (background included)."""
-    maps = ssd_maps(classifier)
+    """StairNet300 on ``classifier`` (vgg16 or mobilenet_v1) for ``num_classes`` (background included); ``head`` and
+    ``extras_norm`` as ``ssd300``'s."""
+    maps = ssd_maps(classifier, extras_norm)
     light = isinstance(classifier, MobileNetV1)
     width = MOBILENET_WIDTH if light else VGG_WIDTH
     body = TopDown(maps.extractor, maps.channels, maps.sizes, width, light)
-    return build_ssd(body, [width] * len(maps.channels), maps, num_classes, attention, attention_kwargs)
+    return build_ssd(body, [width] * len(maps.channels), maps, num_classes, attention, attention_kwargs, head)
