@@ -53,9 +53,21 @@ class TopDown(nn.Module):
 
     ``light`` is the MobileNet form: depthwise upsampling and 1x1 refinement convs. The batch
     norms are the package's, which take a one-image training batch on the 1x1 map.
+    ``zero_init_top_down`` starts each upsampling batch norm at scale 0, as ResNets start their
+    residual branches (Goyal et al. 2017): the path begins as SSD's own maps, each projected,
+    instead of adding the coarser levels' random features to every finer map, which a network
+    trained from scratch has to learn to cancel first.
     """
 
-    def __init__(self, extractor: nn.Module, channels: list[int], sizes: list[int], width: int, light: bool = False) -> None:
+    def __init__(
+        self,
+        extractor: nn.Module,
+        channels: list[int],
+        sizes: list[int],
+        width: int,
+        light: bool = False,
+        zero_init_top_down: bool = False,
+    ) -> None:
         super().__init__()
         self.extractor = extractor
         self.lateral = nn.ModuleList(
@@ -68,6 +80,9 @@ class TopDown(nn.Module):
         )
         for new in (self.lateral, self.refine):
             kaiming_init_(new)
+        if zero_init_top_down:
+            for _, norm in self.upsample:
+                nn.init.zeros_(norm.weight)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         maps = list(self.extractor(x).values())
@@ -87,11 +102,12 @@ def stairnet300(
     attention_kwargs: dict[str, Any] | None = None,
     head: Head = "conv",
     extras_norm: ExtrasNorm = "none",
+    zero_init_top_down: bool = False,
 ) -> SSD:
     """StairNet300 on ``classifier`` (vgg16 or mobilenet_v1) for ``num_classes`` (background included); ``head`` and
-    ``extras_norm`` as ``ssd300``'s."""
+    ``extras_norm`` as ``ssd300``'s, ``zero_init_top_down`` as ``TopDown``'s."""
     maps = ssd_maps(classifier, extras_norm)
     light = isinstance(classifier, MobileNetV1)
     width = MOBILENET_WIDTH if light else VGG_WIDTH
-    body = TopDown(maps.extractor, maps.channels, maps.sizes, width, light)
+    body = TopDown(maps.extractor, maps.channels, maps.sizes, width, light, zero_init_top_down)
     return build_ssd(body, [width] * len(maps.channels), maps, num_classes, attention, attention_kwargs, head)
