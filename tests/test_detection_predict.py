@@ -22,6 +22,11 @@ from bam_lightning.detector import ObjectDetector
 from command import bam, refusal
 from test_detection_own_data import CANVASES, DIGITS, coco_args, voc_args, write_canvases
 
+# The paper's plain predictors, not the demo's separable ones: those start at a tiny init, so two steps leave every
+# class score near 1/4 and the 200 kept per image are chosen among ties that another thread count breaks otherwise.
+PLAIN = ["--model.detector_kwargs", "{head: conv, extras_norm: none}"]
+KEPT = 200  # SSD's detections per image
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -29,12 +34,12 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("detection_predict")
     for layout in ("coco", "voc"):
         write_canvases(["--format", layout, "--out", str(root / layout), *CANVASES])
-    bam("fit", *coco_args(root), cwd=root)
+    bam("fit", *coco_args(root, *PLAIN), cwd=root)
     return root, root / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
 def predict(root: Path, checkpoint: Path, *extra: str, layout: str = "coco", check: bool = True, fresh: bool = False):
-    given = ["--ckpt_path", str(checkpoint), *extra]
+    given = ["--ckpt_path", str(checkpoint), *PLAIN, *extra]
     args = coco_args(root, *given) if layout == "coco" else voc_args(root, "--data.classes", DIGITS, *given)
     return bam("predict", *args, cwd=root, check=check, fresh=fresh)
 
@@ -67,10 +72,35 @@ def detected(checkpoint: Path, files: list[Path]) -> list[tuple[str, str, float,
 
 
 def assert_rows_are(rows: list[list[str]], expected: list[tuple[str, str, float, list[float]]]) -> None:
+    """The same detections file by file, in the files' order, each unambiguous expected one matched to a row of its file.
+
+    A barely trained detector's scores nearly tie: which of two near-equal boxes NMS keeps, and which comes first,
+    changes with the arithmetic of the run (bam predict's process, this one). So detections are matched, not compared
+    by position, and one whose score is within 1e-4 of another of its file and label is not asked for.
+    """
     assert len(rows) == len(expected) > 0
-    for row, (name, label, score, box) in zip(rows, expected, strict=True):
-        assert row[:2] == [name, label]
-        assert float(row[2]) == pytest.approx(score, abs=1e-6) and [float(v) for v in row[3:]] == pytest.approx(box, abs=0.006)
+    assert [row[0] for row in rows] == [name for name, *_ in expected]
+    scores: dict[tuple[str, str], list[float]] = {}
+    for name, label, score, _ in expected:
+        scores.setdefault((name, label), []).append(score)
+    left, asked = list(rows), 0
+    for name, label, score, box in expected:
+        if sum(abs(score - other) < 1e-4 for other in scores[name, label]) > 1:
+            continue
+        asked += 1
+        match = next(
+            (
+                row
+                for row in left
+                if row[:2] == [name, label]
+                and float(row[2]) == pytest.approx(score, abs=1e-6)
+                and [float(v) for v in row[3:]] == pytest.approx(box, abs=0.006)
+            ),
+            None,
+        )
+        assert match is not None, f"no row for {name} {label} {score} {box}"
+        left.remove(match)
+    assert asked >= len({name for name, *_ in expected})  # at least one a file, on average
 
 
 def test_the_val_split_gives_every_detection_in_the_images_pixels_and_cocos_results(trained):
@@ -79,7 +109,7 @@ def test_the_val_split_gives_every_detection_in_the_images_pixels_and_cocos_resu
     rows = csv_rows(result)
     val = sorted((root / "coco" / "val").iterdir())  # named by image id, as the file lists them
     assert_rows_are(rows, detected(checkpoint, val))  # the four images are one batch of four, as in bam predict
-    assert {len([row for row in rows if row[0] == file.name]) for file in val} == {200}  # SSD's own: at most 200 each
+    assert {len([row for row in rows if row[0] == file.name]) for file in val} == {KEPT}  # SSD's own: at most 200 each
     truth = COCO(str(root / "coco" / "annotations" / "instances_val.json"))
     results = truth.loadRes(str(written(result, "detections.json")))  # pycocotools reads it
     assert len(results.getAnnIds()) == len(rows)

@@ -15,10 +15,13 @@ default boxes, heads, losses and post-processing are used as they are. Two backb
   the printed 5.81 M. Caffe MobileNet-SSD's batch-normed extras give 5,815,264 (5.82 M), and 3x3
   predictors 8.9 M.
 
-Default boxes are SSD300's as StairNet has them: 6, 6, 6, 6, 4, 4 per location, with
-torchvision's ssd300_vgg16 scales; VGG's steps are torchvision's, MobileNet's boxes tile its
-own grids. Images are resized to 300x300 and normalised with the ImageNet mean and std (the
-SSD's defaults) inside the model.
+Default boxes are SSD300's as StairNet has them: 6, 6, 6, 6, 4, 4 per location, sized for each
+backbone's grids (``VGG_SCALES``, ``MOBILENET_SCALES``); VGG's steps are torchvision's,
+MobileNet's boxes tile its own grids. Images are resized to 300x300 and normalised with the
+ImageNet mean and std (the SSD's defaults) inside the model.
+
+Trained from scratch, the paper's plain layout learns slowly (README: "Does it learn?"):
+``head="separable"`` and ``extras_norm="batch"`` give it SSDlite's predictors and normed extras.
 
 ``attention`` puts one module (``bam_lightning.nn.create_attn``) on every map that feeds a
 prediction head: the paper's "BAM right before every classifier".
@@ -180,6 +183,7 @@ def ssd300(
     head: Head = "conv",
     extras_norm: ExtrasNorm = "none",
 ) -> SSD:
-    """SSD300 on ``classifier`` for ``num_classes`` (background included); ``head`` and ``extras_norm`` as above."""
+    """SSD300 on ``classifier`` for ``num_classes`` (background included); ``head``: see ``Head``, ``extras_norm``:
+    see ``ssd_maps`` (the defaults are the paper's rows; the others train faster from scratch)."""
     maps = ssd_maps(classifier, extras_norm)
     return build_ssd(maps.extractor, maps.channels, maps, num_classes, attention, attention_kwargs, head)
