@@ -28,6 +28,7 @@ SHORT = [
     "--trainer.log_every_n_steps",
     "1",
 ]
+SSD_ON = ["--model.detector", "ssd300", "--model.attention", "null", "--model.backbone_weights", "null", "--model.backbone"]
 SMALL_MOBILENET = ["--model.backbone_kwargs", "{width_mult: 0.25}", "--model.backbone_weights", "null"]
 
 
@@ -139,6 +140,9 @@ def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(
         (["--model.log_images", "-1"], "model.log_images"),
         (["--model.backbone", "vgg16"], "faster_rcnn_c4 cuts a ResNet (resnet50, resnet101, ...), not VGG"),
         (["--data.val_annotations", "annotations/instances_train.json"], "are not in"),  # the train file's images
+        ([*SSD_ON, "mobilenet_v1", "--model.detector_kwargs", "{head: wide}"], "head must be conv or separable, got 'wide'"),
+        ([*SSD_ON, "mobilenet_v1", "--model.detector_kwargs", "{extras_norm: group}"], "extras_norm must be none or batch"),
+        ([*SSD_ON, "vgg16", "--model.detector_kwargs", "{extras_norm: batch}"], "extras_norm applies to mobilenet_v1's extras"),
     ],
     ids=[
         "missing-annotations",
@@ -151,6 +155,9 @@ def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(
         "negative-image-interval",
         "not-a-resnet",
         "val-file-for-other-images",
+        "unknown-ssd-head",
+        "unknown-extras-norm",
+        "extras-norm-on-vgg",
     ],  # fmt: skip
 )
 def test_bad_detection_input_ends_in_one_line(coco, args, message, capsys):
