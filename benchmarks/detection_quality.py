@@ -57,6 +57,7 @@ class Row:
 
 HALF = {"width_mult": 0.5}
 SCRATCH = {"head": "separable", "extras_norm": "batch"}
+WIDE = {**SCRATCH, "width": 256}  # StairNet's top-down path as wide as SSD's maps: see README
 ROWS: dict[str, Row] = {
     "ssdlite": Row(None),
     "ssd_mobilenet_x0.5": Row("ssd300", backbone_kwargs=HALF),
@@ -65,9 +66,8 @@ ROWS: dict[str, Row] = {
     "stairnet_mobilenet_x0.5": Row("stairnet300", backbone_kwargs=HALF),
     "stairnet_mobilenet_x0.5_bam": Row("stairnet300", attention="bam", backbone_kwargs=HALF),
     "stairnet_mobilenet_x0.5_scratch": Row("stairnet300", backbone_kwargs=HALF, detector_kwargs=SCRATCH),
-    "stairnet_mobilenet_x0.5_scratch_zero": Row(
-        "stairnet300", backbone_kwargs=HALF, detector_kwargs={**SCRATCH, "zero_init_top_down": True}
-    ),
+    "stairnet_mobilenet_x0.5_wide": Row("stairnet300", backbone_kwargs=HALF, detector_kwargs=WIDE),
+    "stairnet_mobilenet_x0.5_wide_bam": Row("stairnet300", attention="bam", backbone_kwargs=HALF, detector_kwargs=WIDE),
     "stairnet_mobilenet_x0.5_scratch_bam": Row("stairnet300", attention="bam", backbone_kwargs=HALF, detector_kwargs=SCRATCH),
     "ssd_vgg16": Row("ssd300", "vgg16"),
 }

@@ -28,7 +28,8 @@ SHORT = [
     "--trainer.log_every_n_steps",
     "1",
 ]
-SSD_ON = ["--model.detector", "ssd300", "--model.attention", "null", "--model.backbone_weights", "null", "--model.backbone"]
+UNTRAINED = ["--model.attention", "null", "--model.backbone_weights", "null", "--model.backbone"]
+SSD_ON = ["--model.detector", "ssd300", *UNTRAINED]
 SMALL_MOBILENET = ["--model.backbone_kwargs", "{width_mult: 0.25}", "--model.backbone_weights", "null"]
 
 
@@ -143,6 +144,10 @@ def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(
         ([*SSD_ON, "mobilenet_v1", "--model.detector_kwargs", "{head: wide}"], "head must be conv or separable, got 'wide'"),
         ([*SSD_ON, "mobilenet_v1", "--model.detector_kwargs", "{extras_norm: group}"], "extras_norm must be none or batch"),
         ([*SSD_ON, "vgg16", "--model.detector_kwargs", "{extras_norm: batch}"], "extras_norm applies to mobilenet_v1's extras"),
+        (
+            ["--model.detector", "stairnet300", *UNTRAINED, "mobilenet_v1", "--model.detector_kwargs", "{width: 0}"],
+            "width must be a positive number of channels, got 0",
+        ),
     ],
     ids=[
         "missing-annotations",
@@ -158,6 +163,7 @@ def test_stairnet_with_bam_on_voc_reports_the_voc07_figure_and_draws_detections(
         "unknown-ssd-head",
         "unknown-extras-norm",
         "extras-norm-on-vgg",
+        "no-stairnet-width",
     ],  # fmt: skip
 )
 def test_bad_detection_input_ends_in_one_line(coco, args, message, capsys):

@@ -173,17 +173,12 @@ def test_default_boxes_are_sized_for_the_backbones_grids(backbone, pixels):
     assert [round(scale * 300) for scale in model.anchor_generator.scales] == pixels
 
 
-def test_a_zero_initialised_top_down_path_starts_as_the_projected_maps_alone():
+def test_stairnets_width_widens_every_map_the_heads_see():
     torch.manual_seed(0)
     classifier = create_model("mobilenet_v1", 1000, attention=None, width_mult=0.25)
-    model = stairnet300(classifier, VOC_CLASSES, zero_init_top_down=True).eval()
-    top_down = model.backbone
-    assert all(norm.weight.abs().sum() == 0 for _, norm in top_down.upsample)
-    images = torch.rand(2, 3, 300, 300)
+    model = stairnet300(classifier, VOC_CLASSES, width=256).eval()
     with torch.no_grad():
-        maps = list(top_down.extractor(images).values())
-        refined = list(top_down(images).values())
-        alone = [refine(lateral(m)) for refine, lateral, m in zip(top_down.refine, top_down.lateral, maps, strict=True)]
-    for got, expected in zip(refined, alone, strict=True):
-        torch.testing.assert_close(got, expected)
-    assert all(norm.weight.abs().sum() > 0 for _, norm in build(stairnet300, "mobilenet_v1").backbone.upsample)
+        refined = list(model.backbone(torch.rand(1, 3, 300, 300)).values())
+    assert [m.shape[1] for m in refined] == [256] * 6
+    assert [m.shape[-1] for m in refined] == [19, 10, 5, 3, 2, 1]
+    assert [conv.in_channels for conv in model.head.classification_head.module_list] == [256] * 6

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.ssd import SSD
 from torchvision.ops.misc import Conv2dNormActivation
 
+from ...errors import InputError
 from ...nn import BatchNorm2d
 from ..init import kaiming_init_
 from ..mobilenet import MobileNetV1
@@ -53,21 +54,9 @@ class TopDown(nn.Module):
 
     ``light`` is the MobileNet form: depthwise upsampling and 1x1 refinement convs. The batch
     norms are the package's, which take a one-image training batch on the 1x1 map.
-    ``zero_init_top_down`` starts each upsampling batch norm at scale 0, as ResNets start their
-    residual branches (Goyal et al. 2017): the path begins as SSD's own maps, each projected,
-    instead of adding the coarser levels' random features to every finer map, which a network
-    trained from scratch has to learn to cancel first.
     """
 
-    def __init__(
-        self,
-        extractor: nn.Module,
-        channels: list[int],
-        sizes: list[int],
-        width: int,
-        light: bool = False,
-        zero_init_top_down: bool = False,
-    ) -> None:
+    def __init__(self, extractor: nn.Module, channels: list[int], sizes: list[int], width: int, light: bool = False) -> None:
         super().__init__()
         self.extractor = extractor
         self.lateral = nn.ModuleList(
@@ -80,9 +69,6 @@ class TopDown(nn.Module):
         )
         for new in (self.lateral, self.refine):
             kaiming_init_(new)
-        if zero_init_top_down:
-            for _, norm in self.upsample:
-                nn.init.zeros_(norm.weight)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         maps = list(self.extractor(x).values())
@@ -102,12 +88,16 @@ def stairnet300(
     attention_kwargs: dict[str, Any] | None = None,
     head: Head = "conv",
     extras_norm: ExtrasNorm = "none",
-    zero_init_top_down: bool = False,
+    width: int | None = None,
 ) -> SSD:
     """StairNet300 on ``classifier`` (vgg16 or mobilenet_v1) for ``num_classes`` (background included); ``head`` and
-    ``extras_norm`` as ``ssd300``'s, ``zero_init_top_down`` as ``TopDown``'s."""
+    ``extras_norm`` as ``ssd300``'s. ``width``: the top-down path's channels (None: the paper's, 256 on VGG and 128 on
+    MobileNet; from scratch, MobileNet's 128 is a bottleneck before the heads and 256 learns faster, README)."""
     maps = ssd_maps(classifier, extras_norm)
     light = isinstance(classifier, MobileNetV1)
-    width = MOBILENET_WIDTH if light else VGG_WIDTH
-    body = TopDown(maps.extractor, maps.channels, maps.sizes, width, light, zero_init_top_down)
+    if width is None:
+        width = MOBILENET_WIDTH if light else VGG_WIDTH
+    if width < 1:
+        raise InputError(f"width must be a positive number of channels, got {width}")
+    body = TopDown(maps.extractor, maps.channels, maps.sizes, width, light)
     return build_ssd(body, [width] * len(maps.channels), maps, num_classes, attention, attention_kwargs, head)
