@@ -18,9 +18,10 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
-from .attention_maps import bam_modules, capture_attention, overlay, rescale
+from .attention_maps import capture_attention, overlay, rescale
 from .data.base import input_statistics
 from .errors import InputError
+from .nn import BAMS, attention_blocks
 
 
 def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
@@ -62,7 +63,7 @@ class AttentionMapLogger(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # A callback list shared with the baseline configs must not stop their runs: say why nothing comes, once.
-        if not bam_modules(pl_module):
+        if not attention_blocks(pl_module, BAMS):
             rank_zero_info("AttentionMapLogger: the model has no BAM, attention maps are not logged")
         elif _tensorboard(trainer) is None:
             rank_zero_info("AttentionMapLogger: no TensorBoard logger, attention maps are not logged")
@@ -82,7 +83,7 @@ class AttentionMapLogger(L.Callback):
             return
         logger = _tensorboard(trainer)
         network = getattr(pl_module, "model", pl_module)  # names as the network has them: layer1.attn
-        if logger is None or not bam_modules(network):
+        if logger is None or not attention_blocks(network, BAMS):
             return
         writer: SummaryWriter = logger.experiment
         images = batch[0][: self.num_images]
@@ -126,6 +127,5 @@ def validate_again(trainer: L.Trainer) -> None:
     layout) and ``tests/test_resume.py`` (resume from a SIGTERM during validation, to the bit).
     """
     progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
-    if progress.total.started > 0:
-        for counts in (progress.total, progress.current):
-            counts.processed = counts.completed = counts.started - 1
+    for counts in (progress.total, progress.current):
+        counts.processed = counts.completed = max(counts.started - 1, 0)

@@ -12,22 +12,19 @@ PASCAL VOC 2007 figure instead (11-point interpolation, "difficult" objects left
 
 from typing import Any, Literal
 
-import lightning.pytorch as L
 import torch
 from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes
 
-from .compiling import Compile, check_choice
-from .divergence import check_skipped_steps, guard_step, stop_if_epoch_diverged
+from .compiling import Compile
 from .models import DEFAULT_ATTENTION, Attention, Placement
 from .models.detection import build_detector
 from .models.weights import load_backbone_weights
-from .training import compile_for_the_run, optimization
+from .task import TaskModule
 from .voc07 import VOC07MeanAP
 
 Batch = tuple[tuple[Tensor, ...], tuple[dict[str, Tensor], ...]]
@@ -59,7 +56,7 @@ def draw_detections(
     return draw_bounding_boxes(pixels, boxes, describe(prediction, names, min_score), colors="red") if len(boxes) else pixels
 
 
-class ObjectDetector(L.LightningModule):
+class ObjectDetector(TaskModule):
     """Detection with the detector's own losses; logs ``train/loss`` (and each part) and mAPs in percent.
 
     Args:
@@ -111,8 +108,7 @@ class ObjectDetector(L.LightningModule):
         log_images: NonNegativeInt = 1,
         compile: Compile = False,
     ) -> None:
-        super().__init__()
-        check_choice(compile)
+        super().__init__(optimizer, lr_scheduler, compile, scheduler_interval)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.model, classifier = build_detector(
             detector,
@@ -125,8 +121,6 @@ class ObjectDetector(L.LightningModule):
             **(detector_kwargs or {}),
         )
         self._classifier = (classifier,)  # shares the detector's modules; a tuple keeps it out of the state dict
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
         self.metrics = torch.nn.ModuleDict({stage: MeanAveragePrecision(iou_type="bbox") for stage in ("val", "test")})
         for metric_ in self.metrics.values():  # SSD keeps 200 per image (VOC); COCO's protocol scores the best 100
             metric_.warn_on_many_detections = False
@@ -136,9 +130,6 @@ class ObjectDetector(L.LightningModule):
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         """Detections (``boxes``, ``labels``, ``scores``) in each image's own coordinates; eval mode."""
         return self.model(images)
-
-    def configure_model(self) -> None:
-        compile_for_the_run(self, self.model, self.hparams.compile)
 
     def on_fit_start(self) -> None:
         # After Lightning restored any checkpoint: a resumed run keeps its own weights.
@@ -150,7 +141,6 @@ class ObjectDetector(L.LightningModule):
         images, targets = batch
         losses = self.model(list(images), list(targets))
         loss = sum(losses.values())
-        guard_step(self, loss)
         size = len(images)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log_dict({f"train/{name}": value for name, value in losses.items()}, batch_size=size)
@@ -195,17 +185,6 @@ class ObjectDetector(L.LightningModule):
                 figures["map_50"] = voc07 * 100
         self.log_dict({f"{stage}/{name}": value.float() for name, value in figures.items()}, sync_dist=True)
 
-    def on_validation_epoch_start(self) -> None:
-        if self.trainer.state.fn == TrainerFn.FITTING:  # before NaN boxes reach the metrics
-            stop_if_epoch_diverged(self)
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        check_skipped_steps(self)
-
-    def on_train_epoch_end(self) -> None:
-        check_skipped_steps(self, epoch_end=True)
-        stop_if_epoch_diverged(self)  # also without validation
-
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
@@ -225,9 +204,3 @@ class ObjectDetector(L.LightningModule):
     def class_names(self) -> list[str]:
         """The data's class names (``class_names[label - 1]``), or the labels as text without them."""
         return self.hparams.class_names or [str(label) for label in range(1, self.hparams.num_classes + 1)]
-
-    def configure_optimizers(self) -> Any:
-        hparams = self.hparams
-        return optimization(
-            self.model, self.optimizer, self.lr_scheduler, hparams.decay_norm_and_bias, hparams.scheduler_interval
-        )

@@ -1,97 +1,116 @@
-"""Stopping a run whose numbers are no longer finite, before they reach the weights or a checkpoint.
+"""``DivergenceGuard``: a fit whose numbers are no longer finite stops before they reach the weights or a checkpoint.
 
-Each guard raises ``TrainingDiverged`` (one line from the ``bam`` command) naming the last good
-checkpoint to resume from:
+It raises ``TrainingDiverged`` (one line from the ``bam`` command) naming the last good checkpoint:
 
-- ``guard_step``: a non-finite training loss never updates the weights. With a fused optimizer
-  (SGD, Adam or AdamW with ``fused: true``) the update is skipped on the device, through the
-  optimizer's ``found_inf`` as torch's GradScaler uses it, and ``check_skipped_steps`` reads the
-  flag only every ``log_every_n_steps`` steps and at the epoch's end, where Lightning's logging
-  waits for the device anyway: no host-device sync per step. Otherwise (other optimizers, float16
-  mixed precision, whose GradScaler owns ``found_inf``, and the very first step, which torch's
-  fused SGD cannot skip without leaving its new momentum unset) the loss is read on the host
-  every step, one sync.
-- ``stop_if_epoch_diverged``: weights or buffers (BatchNorm's running statistics) that hold NaN
-  or inf, or a non-finite validation loss, end the fit at the epoch's end, before its checkpoints.
+- a non-finite training loss, before that step's update. A fused optimizer (SGD, Adam or AdamW
+  with ``fused: true``) skips the update on the device through ``found_inf``, as torch's
+  GradScaler does, and the flag is read only at logging steps and before validation and the
+  epoch's end, where Lightning waits for the device anyway. Otherwise (other optimizers,
+  float16's GradScaler, which owns ``found_inf``, and the first step, which fused SGD cannot
+  skip without leaving its momentum unset) the loss is read on the host every step.
+- weights or buffers (BatchNorm's running statistics) holding NaN or inf, or a non-finite loss
+  returned by ``validation_step``: a huge learning rate can break those while the training
+  loss stays finite. Checked before validation and at the end of validation and of the epoch,
+  before the checkpoint callbacks, which Lightning runs last: no checkpoint of such an epoch is kept.
 """
 
 from itertools import chain
+from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 
 from .checkpoints import newest_checkpoint
 from .errors import TrainingDiverged
 
 
-def _last_good(module: L.LightningModule) -> str:
-    saved = newest_checkpoint(module.trainer)
+def _last_good(trainer: L.Trainer) -> str:
+    saved = newest_checkpoint(trainer)
     return f"resume from the last good checkpoint {saved}" if saved else "no checkpoint was saved before it"
 
 
-def _diverged(module: L.LightningModule, loss: float, step: int) -> TrainingDiverged:
+def _loss_diverged(trainer: L.Trainer, loss: float, step: int) -> TrainingDiverged:
     return TrainingDiverged(
-        f"loss became {loss} at step {step} (epoch {module.current_epoch}), before that step's update:"
-        f" lower the learning rate or check the data; {_last_good(module)}"
+        f"loss became {loss} at step {step} (epoch {trainer.current_epoch}), before that step's update:"
+        f" lower the learning rate or check the data; {_last_good(trainer)}"
     )
 
 
-def _skips_on_device(module: L.LightningModule) -> torch.optim.Optimizer | None:
-    """The module's optimizer where it can skip an update on the device (fused, already stepped, no GradScaler)."""
-    if not module.automatic_optimization or getattr(module.trainer.precision_plugin, "scaler", None) is not None:
+def skips_on_device(trainer: L.Trainer, module: L.LightningModule) -> torch.optim.Optimizer | None:
+    """The run's optimizer where it can skip an update on the device: fused, already stepped, no GradScaler."""
+    if not module.automatic_optimization or getattr(trainer.precision_plugin, "scaler", None) is not None:
         return None
-    optimizer = module.optimizers(use_pl_optimizer=False)
+    optimizer = trainer.optimizers[0] if len(trainer.optimizers) == 1 else None
+    # torch's flag for a step that reads ``found_inf`` (GradScaler's protocol; tests/test_divergence.py)
     fused = getattr(optimizer, "_step_supports_amp_scaling", False) and optimizer.defaults.get("fused")
     return optimizer if fused and optimizer.state else None
 
 
-def guard_step(module: L.LightningModule, loss: Tensor) -> None:
-    """Keep a non-finite ``loss`` from updating the weights; called in ``training_step``, before the optimizer's update."""
-    optimizer = _skips_on_device(module)
-    if optimizer is None:
-        if not torch.isfinite(loss):
-            raise _diverged(module, loss.item(), module.global_step)
-        return
-    bad = ~torch.isfinite(loss.detach())
-    optimizer.found_inf = bad.to(torch.float32)  # read by the fused step, which then leaves weights and state alone
-    first = getattr(module, "_first_non_finite", None)
-    if first is None:
-        first = (torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device))
-    new = bad & (first[0] < 0)  # the first non-finite step and its loss, kept on the device
-    module._first_non_finite = (torch.where(new, module.global_step, first[0]), torch.where(new, loss.detach(), first[1]))
-
-
-def check_skipped_steps(module: L.LightningModule, epoch_end: bool = False) -> None:
-    """Raise if ``guard_step`` skipped an update: every ``log_every_n_steps`` steps, and at the epoch's end."""
-    first = getattr(module, "_first_non_finite", None)
-    if first is None or not (epoch_end or module.global_step % module.trainer.log_every_n_steps == 0):
-        return
-    step = int(first[0])
-    if step >= 0:
-        module._first_non_finite = None  # a later fit of this module starts clean
-        raise _diverged(module, first[1].item(), step)
-
-
-def stop_if_epoch_diverged(module: L.LightningModule, finite_loss: Tensor | None = None) -> None:
-    """Raise when a parameter or buffer holds NaN or inf, or when ``finite_loss`` (every validation loss finite) is false.
-
-    A huge learning rate can overflow BatchNorm's running statistics while the training loss
-    stays finite: validation then gives NaN, and the epoch's ``last.ckpt`` and "best" checkpoint
-    would keep the broken weights of a run that ends with status 0. The modules call this before
-    validation and at the epoch's end, hooks that Lightning runs before the checkpoint callbacks:
-    no checkpoint of such an epoch is written. One host sync; every process raises together.
-    """
+def stop_if_diverged(trainer: L.Trainer, module: L.LightningModule, finite_loss: Tensor | None = None) -> None:
+    """Raise when a parameter or buffer holds NaN or inf, or ``finite_loss`` is false; one host sync, every process together."""
     named = [(n, t) for n, t in chain(module.named_parameters(), module.named_buffers()) if t.is_floating_point()]
     broken = ~torch.stack([torch.isfinite(t).all() for _, t in named])
-    bad_loss = torch.zeros((), dtype=torch.bool, device=broken.device) if finite_loss is None else ~finite_loss
-    flags = module.trainer.strategy.reduce(torch.stack([broken.any(), bad_loss.to(broken.device)]).float(), reduce_op="max")
+    bad_loss = torch.zeros((), dtype=torch.bool) if finite_loss is None else ~finite_loss
+    flags = trainer.strategy.reduce(torch.stack([broken.any(), bad_loss.to(broken.device)]).float(), reduce_op="max")
     weights, loss = flags.tolist()
     if not (weights or loss):
         return
     where = next((name for (name, _), bad in zip(named, broken.tolist(), strict=True) if bad), "a parameter of another process")
     what = f"the weights hold NaN or inf ({where})" if weights else "the validation loss became NaN or inf"
     raise TrainingDiverged(
-        f"{what} in epoch {module.current_epoch}, step {module.global_step}: lower the learning rate or check the data;"
-        f" no checkpoint of this epoch was kept; {_last_good(module)}"
+        f"{what} in epoch {trainer.current_epoch}, step {trainer.global_step}: lower the learning rate or check the data;"
+        f" no checkpoint of this epoch was kept; {_last_good(trainer)}"
     )
+
+
+class DivergenceGuard(L.Callback):
+    """Stops a fit whose loss, weights or validation loss are no longer finite (see the module's docstring).
+
+    The task modules add it through ``configure_callbacks``: a fresh one, with no state, for every run.
+    """
+
+    def __init__(self) -> None:
+        self.skipped: tuple[Tensor, Tensor] | None = None  # the first skipped update's step and loss, on the device
+        self.val_finite: Tensor | None = None  # every validation loss of the epoch so far finite, on the device
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
+        optimizer = skips_on_device(trainer, pl_module)
+        if optimizer is None:
+            if not torch.isfinite(loss):
+                raise _loss_diverged(trainer, loss.item(), trainer.global_step)
+            return
+        bad = ~torch.isfinite(loss.detach())
+        optimizer.found_inf = bad.to(torch.float32)  # read by the fused step: weights and state left alone
+        step, value = self.skipped or (torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device))
+        new = bad & (step < 0)
+        self.skipped = (torch.where(new, trainer.global_step, step), torch.where(new, loss.detach(), value))
+
+    def check_skipped(self, trainer: L.Trainer) -> None:
+        """Raise if an update was skipped (one host sync)."""
+        if self.skipped is not None and int(self.skipped[0]) >= 0:
+            raise _loss_diverged(trainer, self.skipped[1].item(), int(self.skipped[0]))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step % trainer.log_every_n_steps == 0:
+            self.check_skipped(trainer)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.val_finite = None
+        if trainer.state.fn == TrainerFn.FITTING:  # before this epoch's checkpoints, and before NaN boxes reach the metrics
+            self.check_skipped(trainer)
+            stop_if_diverged(trainer, pl_module)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
+        if isinstance(outputs, Tensor):  # validation_step's loss; kept on the device, no sync per step
+            finite = torch.isfinite(outputs.detach())
+            self.val_finite = finite if self.val_finite is None else self.val_finite & finite
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and self.val_finite is not None:
+            stop_if_diverged(trainer, pl_module, self.val_finite)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check_skipped(trainer)
+        stop_if_diverged(trainer, pl_module)  # also without validation

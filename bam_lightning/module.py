@@ -10,27 +10,25 @@ Hyperparameters saved in checkpoints are plain values only, so a checkpoint load
 from functools import partial
 from typing import Any
 
-import lightning.pytorch as L
 import torch
 from jsonargparse.typing import ClosedUnitInterval
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from .compiling import Compile, check_choice
-from .divergence import check_skipped_steps, guard_step, stop_if_epoch_diverged
+from .compiling import Compile
 from .errors import InputError, warn
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import input_sizes, probing, total_stride
+from .nn import attention_blocks
 from .nn.bam import SpatialGate, dilation_past_the_map
 from .nn.bam_official import OfficialSpatialGate
-from .training import compile_for_the_run, optimization
+from .task import TaskModule
 
 
-class ImageClassifier(L.LightningModule):
+class ImageClassifier(TaskModule):
     """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1,err5}``.
 
     Args:
@@ -79,8 +77,7 @@ class ImageClassifier(L.LightningModule):
         compile: Compile = False,
         class_names: list[str] | None = None,
     ) -> None:
-        super().__init__()
-        check_choice(compile)
+        super().__init__(optimizer, lr_scheduler, compile, "epoch", monitor="val/loss")
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
         self.model = create_model(
@@ -88,8 +85,6 @@ class ImageClassifier(L.LightningModule):
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
         # No validation of the targets: torchmetrics' check (torch.unique) waits for the GPU every batch, and
         # cross_entropy already refuses a label out of range.
         accuracy = partial(MulticlassAccuracy, num_classes, average="micro", validate_args=False)
@@ -108,10 +103,6 @@ class ImageClassifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
-    def configure_model(self) -> None:
-        # Here, not in __init__: the checks before a run (image size, model summary) stay eager.
-        compile_for_the_run(self, self.model, self.hparams.compile)
-
     def setup(self, stage: str) -> None:
         """Keep the data's class names in the hyperparameters, and so in every checkpoint, for ``bam predict``."""
         names = getattr(self.trainer.datamodule, "classes", None)
@@ -128,7 +119,7 @@ class ImageClassifier(L.LightningModule):
         about (``dilation_past_the_map``): the block still works, but its dilated convs read zeros.
         """
         name = self.hparams.get("backbone", type(self.model).__name__)
-        gates = {n: m for n, m in self.model.named_modules() if isinstance(m, SpatialGate | OfficialSpatialGate) and m.dilation}
+        gates = {n: m for n, m in attention_blocks(self.model, (SpatialGate, OfficialSpatialGate)) if m.dilation}
         sizes, hooks = input_sizes(gates)
         param = next(self.parameters())
         x = torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype)
@@ -153,10 +144,6 @@ class ImageClassifier(L.LightningModule):
         images, targets = batch
         logits = self(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
-        if stage == "train":
-            guard_step(self, loss)
-        elif stage == "val":
-            self._val_finite = self._val_finite & torch.isfinite(loss)  # checked at the epoch's end: no sync per step
         for name, metric in self.metrics.items():
             if name.startswith(stage):
                 metric.update(logits.detach(), targets)
@@ -179,8 +166,8 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")  # the loss, for DivergenceGuard
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
@@ -194,12 +181,7 @@ class ImageClassifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.metrics["train_acc1"].reset()  # an end-of-epoch checkpoint brings the finished epoch's counts
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        check_skipped_steps(self)
-
     def on_train_epoch_end(self) -> None:
-        check_skipped_steps(self, epoch_end=True)
-        stop_if_epoch_diverged(self)  # also without validation
         self._log_accuracy("train")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -221,12 +203,7 @@ class ImageClassifier(L.LightningModule):
             for name, value in state.items():
                 setattr(metric, name, value.to(metric.device))
 
-    def on_validation_epoch_start(self) -> None:
-        self._val_finite = torch.ones((), dtype=torch.bool, device=self.device)
-
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.state.fn == TrainerFn.FITTING:
-            stop_if_epoch_diverged(self, self._val_finite)
         acc1 = self._log_accuracy("val")
         if not self.trainer.sanity_checking:
             self.best_acc1.update(acc1)
@@ -234,8 +211,3 @@ class ImageClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_accuracy("test")
-
-    def configure_optimizers(self) -> Any:
-        return optimization(
-            self.model, self.optimizer, self.lr_scheduler, self.hparams.decay_norm_and_bias, "epoch", monitor="val/loss"
-        )

@@ -1,0 +1,47 @@
+"""``TaskModule``: what ImageClassifier and ObjectDetector do alike: compiling, the optimizer and its schedule, the guard."""
+
+from typing import Any, Literal
+
+import lightning.pytorch as L
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from .compiling import Compile, check_choice
+from .divergence import DivergenceGuard
+from .training import compile_for_the_run, optimization
+
+
+class TaskModule(L.LightningModule):
+    """A LightningModule around ``self.model`` whose hyperparameters hold ``compile`` and ``decay_norm_and_bias``.
+
+    ``optimizer`` and ``lr_scheduler`` are the callables LightningCLI builds from ``class_path``/``init_args``;
+    the scheduler steps every ``scheduler_interval``, on ``monitor`` where it needs a metric (ReduceLROnPlateau).
+    """
+
+    model: nn.Module
+
+    def __init__(
+        self,
+        optimizer: OptimizerCallable,
+        lr_scheduler: LRSchedulerCallable | None,
+        compile: Compile,
+        scheduler_interval: Literal["step", "epoch"],
+        monitor: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice(compile)
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.scheduler_interval = scheduler_interval
+        self.monitor = monitor
+
+    def configure_model(self) -> None:
+        # Here, not in __init__: the checks before a run (image size, model summary) stay eager.
+        compile_for_the_run(self, self.model, self.hparams.compile)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [DivergenceGuard()]
+
+    def configure_optimizers(self) -> Any:
+        decay = self.hparams.decay_norm_and_bias
+        return optimization(self.model, self.optimizer, self.lr_scheduler, decay, self.scheduler_interval, self.monitor)
