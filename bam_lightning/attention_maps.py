@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .models.probe import probing
-from .nn import BAM, OfficialBAM
+from .nn import BAMS, attention_blocks
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,6 @@ class AttentionMap:
     name: str
     spatial: Tensor
     channel: Tensor
-
-
-def bam_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every BAM in ``model`` with its module path, in registration order."""
-    return [(name, module) for name, module in model.named_modules() if isinstance(module, (BAM, OfficialBAM))]
 
 
 def capture_attention(model: nn.Module, images: Tensor) -> list[AttentionMap]:
@@ -49,7 +44,7 @@ def capture_attention(model: nn.Module, images: Tensor) -> list[AttentionMap]:
 
         return hook
 
-    handles = [module.register_forward_pre_hook(record(name)) for name, module in bam_modules(model)]
+    handles = [module.register_forward_pre_hook(record(name)) for name, module in attention_blocks(model, BAMS)]
     with probing(model, handles):
         model(images)
     return captured

@@ -20,15 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from .errors import InputError
-from .nn import ATTENTION_LAYERS
+from .nn import attention_blocks
 
 Compile = Literal["attention", "network"] | bool  # false, attention or network (true is refused: say which)
-
-
-def attention_blocks(model: nn.Module) -> list[nn.Module]:
-    """Every block of ``model`` that ``create_attn`` can build, outermost first."""
-    kinds = tuple(ATTENTION_LAYERS.values())
-    return [module for module in model.modules() if isinstance(module, kinds)]
 
 
 def _probe(x: Tensor) -> Tensor:
@@ -57,7 +51,7 @@ def check_choice(what: Compile) -> None:
 def compile_model(model: nn.Module, what: Compile, device: torch.device) -> None:
     """Compile ``what`` of ``model`` in place for ``device`` (see the module's docstring); ``False`` leaves it eager."""
     check_choice(what)
-    blocks = [] if what != "attention" else attention_blocks(model)
+    blocks = [] if what != "attention" else [block for _, block in attention_blocks(model)]
     if what == "network" or blocks:
         check_compiler(device)
     if what == "network":

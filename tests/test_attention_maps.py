@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from bam_lightning import create_model
-from bam_lightning.attention_maps import bam_modules, capture_attention, overlay, rescale
-from bam_lightning.nn import BAM, OfficialBAM
+from bam_lightning.attention_maps import capture_attention, overlay, rescale
+from bam_lightning.nn import BAM, BAMS, OfficialBAM, attention_blocks
 
 TINY = {"depth": 10, "widen_factor": 1}  # WRN-10-1: BAM after layer1 (16 ch, 16x16) and layer2 (32 ch, 8x8) at 16 px
 
@@ -11,7 +11,9 @@ TINY = {"depth": 10, "widen_factor": 1}  # WRN-10-1: BAM after layer1 (16 ch, 16
 def bam_inputs(model, images):
     """What each BAM received, recorded independently of capture_attention."""
     seen = {}
-    handles = [m.register_forward_pre_hook(lambda m, a, n=n: seen.setdefault(n, a[0].clone())) for n, m in bam_modules(model)]
+    handles = [
+        m.register_forward_pre_hook(lambda m, a, n=n: seen.setdefault(n, a[0].clone())) for n, m in attention_blocks(model, BAMS)
+    ]
     with torch.no_grad():
         model.eval()(images)
     for handle in handles:
@@ -26,7 +28,7 @@ def test_one_map_per_bam_shaped_like_its_input(attention, cls):
     maps = capture_attention(model.train(), images)
     assert model.training
     assert [m.name for m in maps] == ["layer1.attn", "layer2.attn"]
-    assert all(isinstance(module, cls) for _, module in bam_modules(model))
+    assert all(isinstance(module, cls) for _, module in attention_blocks(model, BAMS))
     inputs = bam_inputs(model, images)
     for m in maps:
         n, c, h, w = inputs[m.name].shape
@@ -43,7 +45,7 @@ def test_eval_model_stays_in_eval_and_no_hook_is_left():
     model = create_model("wrn", 4, "bam", **TINY).eval()
     capture_attention(model, torch.randn(2, 3, 16, 16))
     assert not model.training
-    assert all(not module._forward_pre_hooks for _, module in bam_modules(model))
+    assert all(not module._forward_pre_hooks for _, module in attention_blocks(model, BAMS))
 
 
 def test_a_bam_with_one_branch_still_gives_both_summaries():

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from bam_lightning.compiling import attention_blocks, compile_model
+from bam_lightning.compiling import compile_model
 from bam_lightning.errors import InputError
 from bam_lightning.models import create_model
-from bam_lightning.nn import BAM, SqueezeExcite
+from bam_lightning.nn import BAM, SqueezeExcite, attention_blocks
 
 CPU = torch.device("cpu")
 
@@ -32,7 +32,7 @@ def test_attention_compiles_each_attention_block_and_nothing_else(compiled):
     assert len(bams) == 2 and [module for module, _ in compiled] == bams
     assert all(options == {"dynamic": True} for _, options in compiled)
     se = tiny("se")
-    assert attention_blocks(se) == [m for m in se.modules() if isinstance(m, SqueezeExcite)] != []
+    assert [block for _, block in attention_blocks(se)] == [m for m in se.modules() if isinstance(m, SqueezeExcite)] != []
 
 
 def test_network_compiles_the_whole_network_and_false_nothing(compiled):

@@ -13,13 +13,13 @@ from torch import Tensor, nn
 
 from ..checkpoints import read_checkpoint, state_mismatch
 from ..errors import InputError
-from ..nn import OfficialBAM
+from ..nn import OfficialBAM, attention_blocks
 from .registry import create_model
 
 
 def official_to_ours(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
     """Rename an official state dict's keys to ``model``'s (built with ``attention="bam_official"``)."""
-    bams = [name for name, module in model.named_modules() if isinstance(module, OfficialBAM)]
+    bams = [name for name, _ in attention_blocks(model, (OfficialBAM,))]
     renamed = {}
     for key, value in state_dict.items():
         key = key.removeprefix("module.")

@@ -20,13 +20,12 @@ from torchvision.models import get_model_weights
 
 from ..checkpoints import newest_checkpoint, read_checkpoint, state_mismatch
 from ..errors import InputError
-from ..nn import ATTENTION_LAYERS
+from ..nn import attention_blocks
 from .official import official_to_ours
 
 
 def _attention_keys(model: nn.Module) -> set[str]:
-    kinds = tuple(ATTENTION_LAYERS.values())
-    prefixes = [f"{name}." for name, module in model.named_modules() if isinstance(module, kinds)]
+    prefixes = [f"{name}." for name, _ in attention_blocks(model)]
     return {key for key in model.state_dict() if any(key.startswith(prefix) for prefix in prefixes)}
 
 

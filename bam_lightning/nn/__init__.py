@@ -3,19 +3,21 @@
 from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
-from .create import ATTENTION_LAYERS, AttentionName, create_attn, get_attn
+from .create import ATTENTION_LAYERS, BAMS, AttentionName, attention_blocks, create_attn, get_attn
 from .norm import BatchNorm1d, BatchNorm2d
 from .se import SqueezeExcite
 
 __all__ = [
     "ATTENTION_LAYERS",
     "BAM",
+    "BAMS",
     "CBAM",
     "AttentionName",
     "BatchNorm1d",
     "BatchNorm2d",
     "OfficialBAM",
     "SqueezeExcite",
+    "attention_blocks",
     "create_attn",
     "get_attn",
 ]

@@ -23,6 +23,13 @@ ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "se": SqueezeExcite,
     "cbam": CBAM,
 }
+BAMS = (BAM, OfficialBAM)  # the blocks with an attention map M(F) (``attention_maps``)
+
+
+def attention_blocks(model: nn.Module, kinds: tuple[type[nn.Module], ...] | None = None) -> list[tuple[str, nn.Module]]:
+    """Every module of ``kinds`` in ``model`` (by default every block ``create_attn`` builds) with its path, outermost first."""
+    kinds = tuple(ATTENTION_LAYERS.values()) if kinds is None else kinds
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, kinds)]
 
 
 def get_attn(name: str | None) -> type[nn.Module] | None:

@@ -26,7 +26,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms as T
 
-from ..attention_maps import bam_modules, capture_attention, overlay, rescale
+from ..attention_maps import capture_attention, overlay, rescale
 from ..checkpoints import read_checkpoint
 from ..data import CIFAR100DataModule
 from ..data.base import Statistics, input_statistics
@@ -35,6 +35,7 @@ from ..data.imagenet import STD as IMAGENET_STD
 from ..errors import InputError, check_output_folder, one_line
 from ..models import get_model_entry
 from ..module import ImageClassifier
+from ..nn import BAMS, attention_blocks
 from . import ToolParser
 
 DPI = 100
@@ -65,7 +66,7 @@ def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClas
 def load_classifier(ckpt_path: str | Path) -> ImageClassifier:
     """The classifier of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code; one with BAM."""
     classifier = load_checkpoint_classifier(ckpt_path, "attention")
-    if not bam_modules(classifier.model):
+    if not attention_blocks(classifier.model, BAMS):
         raise InputError(
             f"this checkpoint's model has no BAM (attention: {classifier.hparams.attention}): train with model.attention bam"
         )

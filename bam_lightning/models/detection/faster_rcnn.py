@@ -22,7 +22,7 @@ from torchvision.models.resnet import ResNet
 from torchvision.ops import MultiScaleRoIAlign
 
 from ...errors import InputError
-from ...nn import ATTENTION_LAYERS
+from ...nn import attention_blocks
 from .registry import register_detector
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,9 +44,8 @@ class FasterRCNNC4(FasterRCNN):
 
 def _freeze(modules: list[nn.Module]) -> None:
     """No gradient for these modules' own layers; attention placed inside them stays trainable (it is new)."""
-    attention = tuple(ATTENTION_LAYERS.values())
     for module in modules:
-        trainable = {id(p) for m in module.modules() if isinstance(m, attention) for p in m.parameters()}
+        trainable = {id(p) for _, block in attention_blocks(module) for p in block.parameters()}
         for param in module.parameters():
             param.requires_grad_(id(param) in trainable)
 
