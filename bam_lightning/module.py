@@ -23,9 +23,20 @@ from .errors import InputError, warn
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import input_sizes, probing, total_stride
 from .nn import attention_blocks
-from .nn.bam import SpatialGate, dilation_past_the_map
+from .nn.bam import Dilated, SpatialGate, dilation_past_the_map
 from .nn.bam_official import OfficialSpatialGate
 from .task import TaskModule
+
+
+def dilation_warning(past: dict[str, Dilated]) -> str:
+    """The one warning line for BAM blocks whose dilation reaches past their map (``nn.bam.dilation_past_the_map``)."""
+    side = min(min(size) for _, size in past.values())
+    fix = f"{{dilation: N}} with N below {side}" if side > 1 else "{num_dilated: 0}"
+    listed = ", ".join(f"{name} ({h}x{w} map, dilation {d})" for name, (d, (h, w)) in past.items())
+    return (
+        f"BAM's dilated convs read only zero padding off-centre where the dilation is not below the map's side: {listed}:"
+        f" give model.attention_kwargs {fix}, or a larger --data.image_size"
+    )
 
 
 class ImageClassifier(TaskModule):
@@ -136,9 +147,9 @@ class ImageClassifier(TaskModule):
                 f" so it needs at least {stride}x{stride}: change --data.image_size"
             )
         blocks = {gate.rpartition(".")[0] or gate: (gates[gate].dilation, hw) for gate, hw in sizes.items()}
-        message = dilation_past_the_map(blocks)
-        if message is not None:
-            warn(message)
+        past = dilation_past_the_map(blocks)
+        if past:
+            warn(dilation_warning(past))
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, targets = batch

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bam_lightning.errors import InputError
-from bam_lightning.module import ImageClassifier
+from bam_lightning.module import ImageClassifier, dilation_warning
 from bam_lightning.nn import BAM
 from bam_lightning.training import parameter_groups
 
@@ -140,6 +140,17 @@ def test_non_finite_loss_stops_before_the_update_and_names_the_last_good_checkpo
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 0  # not overwritten by the failed run
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, good[key])  # the NaN step never reached the optimizer
+
+
+def test_a_dilation_past_the_map_is_one_line_naming_every_block_and_the_fix():
+    line = dilation_warning({"layer2.attn": (4, (4, 6)), "layer3.attn": (4, (2, 2))})
+    assert line == (
+        "BAM's dilated convs read only zero padding off-centre where the dilation is not below the map's side:"
+        " layer2.attn (4x6 map, dilation 4), layer3.attn (2x2 map, dilation 4):"
+        " give model.attention_kwargs {dilation: N} with N below 2, or a larger --data.image_size"
+    )
+    one_pixel = dilation_warning({"attn": (2, (1, 3))})
+    assert one_pixel.endswith("give model.attention_kwargs {num_dilated: 0}, or a larger --data.image_size")
 
 
 def test_an_image_size_the_network_cannot_take_is_refused_by_name():

@@ -79,7 +79,7 @@ REFUSED = {
     "one class": (one_class, ["holds one class folder ('n00000000')", "/imagenet/train", "--data.root"]),
     "reduction": (
         lambda tmp_path: [*DEMO, "--model.attention_kwargs", "{reduction: 64}"],
-        ["reduction 64", "16 channels", "model.attention_kwargs {reduction: N} with N at most 16"],
+        ["reduction 64", "16 channels", "at most 16"],
     ),
     "image size": (
         lambda tmp_path: [*DEMO, "--data.image_size", "2"],

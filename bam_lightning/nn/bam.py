@@ -9,7 +9,7 @@ batch norm carry no bias: the norm's shift makes it redundant.
 public code's product form with its own layer layout lives in ``bam_official.py``.
 ``fused`` (the default) applies the gate through ``fused.refine``, which keeps no
 full-size intermediates; ``fused=False`` is the readable reference form below. The block
-never compiles itself: ``torch.compile`` is the caller's choice (``ImageClassifier(compile=...)``).
+never compiles itself: that is the caller's choice.
 """
 
 from collections.abc import Mapping
@@ -23,23 +23,21 @@ from .fused import refine
 from .norm import BatchNorm1d, BatchNorm2d
 
 Combine = Literal["sum", "prod", "max"]
+Dilated = tuple[int, tuple[int, int]]  # a block's dilation and the (H, W) of its map
 
 
 def hidden_channels(channels: int, reduction: int) -> int:
-    """Width of both branches' hidden layers, ``channels // reduction``: one or more, else refused.
+    """Width of both branches' hidden layers, ``channels // reduction``: one or more.
 
-    A reduction above the channel count leaves under one hidden channel. It used to be
-    raised to one in silence, which trains another block than the one asked for (with
-    r = 64 on 16 channels, 1/16 of the channels, not 1/64); no shipped config or registry
-    model comes near (the narrowest, WRN-10-1 of the demo, gives 16 channels to r = 16).
+    A reduction above the channel count is refused, not rounded up to one hidden channel:
+    that would be another block than the one asked for.
     """
     if reduction < 1:
         raise InputError(f"reduction must be 1 or more, got {reduction}")
     if reduction > channels:
         raise InputError(
             f"reduction {reduction} is larger than the {channels} channels of the map an attention block attends to,"
-            f" so its hidden layer would have under one channel: give model.attention_kwargs {{reduction: N}}"
-            f" with N at most {channels}"
+            f" so its hidden layer would have under one channel: it can be at most {channels}"
         )
     return channels // reduction
 
@@ -50,24 +48,15 @@ def check_dilation(dilation: int, num_dilated: int) -> None:
         raise InputError(f"dilation must be 1 or more and num_dilated 0 or more, got {dilation} and {num_dilated}")
 
 
-def dilation_past_the_map(blocks: Mapping[str, tuple[int, tuple[int, int]]]) -> str | None:
-    """One line naming the blocks, given as ``{name: (dilation, (H, W))}``, whose dilation reaches past their map; else None.
+def dilation_past_the_map(blocks: Mapping[str, Dilated]) -> dict[str, Dilated]:
+    """Those of ``blocks``, given as ``{name: (dilation, (H, W))}``, whose dilation reaches past their map.
 
     A 3x3 conv with dilation d (and padding d) reads its off-centre taps d pixels away: where
     d >= min(H, W) they fall outside the map in that direction, so the spatial branch sees only
-    zero padding there and trains on nothing. The map's size comes from the image size, so
-    this is a warning before a run (``ImageClassifier.check_image_size``), not a refusal of the block.
+    zero padding there and trains on nothing. The map's size comes from the image size, so the
+    caller warns before a run; the block itself is not wrong.
     """
-    past = {name: (d, size) for name, (d, size) in blocks.items() if d >= min(size)}
-    if not past:
-        return None
-    side = min(min(size) for _, size in past.values())
-    fix = f"{{dilation: N}} with N below {side}" if side > 1 else "{num_dilated: 0}"
-    listed = ", ".join(f"{name} ({h}x{w} map, dilation {d})" for name, (d, (h, w)) in past.items())
-    return (
-        f"BAM's dilated convs read only zero padding off-centre where the dilation is not below the map's side: {listed}:"
-        f" give model.attention_kwargs {fix}, or a larger --data.image_size"
-    )
+    return {name: (d, size) for name, (d, size) in blocks.items() if d >= min(size)}
 
 
 _COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}

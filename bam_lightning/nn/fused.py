@@ -1,18 +1,10 @@
 """BAM's refinement ``x * (1 + sigmoid(c ∘ s))`` without keeping full-size intermediates.
 
-Written plainly (``bam.py``'s reference form), the broadcast of the (N,C,1,1) channel
-vector ``c`` against the (N,1,H,W) spatial map ``s``, the sigmoid, the ``1 +`` and the
-product each write an N x C x H x W tensor, and autograd keeps two of them for the
-backward pass. ``refine`` is one autograd function that keeps only ``x``, ``c`` and ``s``
-(``x`` is kept by the branches' first layers anyway) and recomputes the gate in backward,
-where the two branch gradients are reductions of one expression.
-
-Each step writes as few full-size tensors as it can: the gate is one broadcast whose
-sigmoid runs in place, ``x + x * m`` is one ``addcmul``, and the gate's derivative
-``m (1 - m)`` is torch's ``sigmoid_backward`` applied in place. Measured on 2 CPU cores
-(``make bench``), that made the eager block about as fast as the reference form instead
-of 0.7x; the full fusion of those passes is ``torch.compile``'s job, and what is
-compiled is the LightningModule's choice (``ImageClassifier(compile=...)``).
+Written plainly (``bam.py``'s reference form), the gate, its sigmoid and the product each write
+an N x C x H x W tensor and autograd keeps two of them. ``refine`` keeps only ``x`` and the branch
+outputs ``c`` (N,C,1,1) and ``s`` (N,1,H,W), recomputes the gate in backward, and writes as few
+full-size tensors as it can (the sigmoid in place, one ``addcmul``, ``sigmoid_backward`` in place).
+Its speed and memory: the README's Performance section.
 """
 
 import torch
