@@ -79,26 +79,13 @@ class COCODataModule(DetectionDataModule):
     Crowd boxes (``iscrowd=1``) are left out of training targets and kept in evaluation targets
     with ``iscrowd`` true, which the COCO metric ignores.
 
-    Bad input, one line each, all found at setup (``num_classes`` reads the val file first):
-
-    - an annotation file or image folder that is not there, or images the file lists that are
-      not in the folder: ``DatasetNotFoundError``, naming the path and the flag that moves it;
-    - a file that is not JSON, or not a COCO instances file (no ``images``, ``annotations`` or
-      ``categories``, no category, an entry without the fields the index needs), or an
-      annotation of a category the file does not list: ``InputError``, naming the file;
-    - train and val files with different categories: ``InputError`` (the labels would mean
-      different classes in training and evaluation);
-    - a box of negative width or height (reversed corners): ``InputError`` naming the file, the
-      image and the annotation id. Not dropped: a negative size is no rounding error but a
-      file written wrong (e.g. xyxy written as xywh), and dropping would train on the rest of it;
-    - a box with no area inside its image (zero width or height, or wholly outside): dropped,
-      not an error; COCO 2017 has a few. One ``bam:`` line per split says how many;
-    - an annotation of an image id the file does not list in ``images``: left out (there is no
-      image to train or evaluate it on), counted in that same line.
-
-    An image file that does not decode is found when a batch first reads it, not at setup (see
-    ``unreadable.NextReadable``): ``InputError`` naming it, or with ``bad_images="skip"`` one line and
-    the next image in its place.
+    Setup refuses bad input in one line naming the file (and the image and annotation): a
+    missing file, folder or listed image (``DatasetNotFoundError``, with the flag that moves it),
+    a file that is not a COCO instances file, train and val files with different categories (the
+    labels would mean other classes), a box with reversed corners (a file written wrong, e.g. xyxy
+    as xywh, not to be trained around). Boxes with no area in their image (COCO 2017 has a few) and
+    annotations of unlisted images are left out, counted in one ``bam:`` line per split. An image
+    that does not decode is met when a batch reads it (``bad_images``).
 
     Args:
         root: folder that holds the image folders and the annotation files.

@@ -62,28 +62,13 @@ class VOCDataModule(DetectionDataModule):
     "difficult" objects are left out of training targets (SSD's recipe) and kept in evaluation
     targets with ``iscrowd`` true: the VOC07 metric and torchmetrics' COCO-style mAP ignore them.
 
-    Bad input, one line each, all found at setup, which reads every XML of the splits it builds
-    (about 20 k small files for 07+12 and 07 test: seconds, once per run):
-
-    - a malformed set name: ``InputError`` when the datamodule is created;
-    - ``VOCdevkit/VOC{year}``, a set's ``ImageSets/Main/{set}.txt``, an annotation or an image
-      it lists not there: ``DatasetNotFoundError``, naming the path, ``--data.root`` and
-      ``--data.download``;
-    - an XML that does not parse, or lacks ``<size>``, an object's ``<name>`` or a
-      ``<bndbox>`` number: ``InputError`` naming the file (and the object);
-    - an empty or repeated ``classes``: ``InputError`` when the datamodule is created (a name
-      given twice would make two labels of one class);
-    - an object whose ``<name>`` is not among ``classes``: ``InputError`` naming the file, the
-      object and the classes (the model's head has one output per class; a silent drop would
-      train on the rest as background), and saying to pass ``--data.classes``;
-    - reversed corners (``xmax < xmin`` or ``ymax < ymin``): ``InputError`` naming the file and the
-      object, a broken annotation to fix rather than to train around;
-    - a box with no area inside its image once clipped: dropped; one ``bam:`` line per split
-      says how many.
-
-    An image file that does not decode is found when a batch first reads it, not at setup (see
-    ``unreadable.NextReadable``): ``InputError`` naming it, or with ``bad_images="skip"`` one line and
-    the next image in its place.
+    A malformed set name or an empty or repeated ``classes`` is refused when the datamodule is
+    created. Setup reads every XML of its splits and refuses bad input in one line naming the file
+    (and the object): a missing devkit, set list, annotation or image (``DatasetNotFoundError``), an
+    XML that does not parse or lacks a field, an object whose name is not among ``classes`` (dropped,
+    it would train as background), reversed corners. Boxes with no area once clipped are left out,
+    counted in one ``bam:`` line per split. An image that does not decode is met when a batch reads
+    it (``bad_images``).
 
     Args:
         root: folder that holds ``VOCdevkit/``.
