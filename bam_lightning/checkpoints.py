@@ -6,7 +6,8 @@ builds, so a checkpoint of another architecture, attention or class count is ref
 name instead of deep inside ``load_state_dict``.
 
 Checkpoints are written whole or not at all (``AtomicCheckpointIO``): a run killed while it
-saves leaves the previous ``last.ckpt`` in place, never a part of a new one.
+saves leaves the previous ``last.ckpt`` in place, never a part of a new one. A command reads its
+``--ckpt_path`` once (``ReadCheckpoint``): the check before the run and the run's restore share it.
 """
 
 import glob
@@ -16,6 +17,7 @@ import pickletools
 import tempfile
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,15 +122,42 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_fits(path: str | Path, model: nn.Module) -> None:
+@dataclass
+class ReadCheckpoint:
+    """A checkpoint file and what ``read_checkpoint`` found in it, for every later look at the same, unchanged file."""
+
+    path: Path
+    stamp: tuple[int, int]  # the file's modification time (ns) and size when it was read
+    content: dict[str, Any]
+
+    @classmethod
+    def of(cls, path: str | Path) -> "ReadCheckpoint":
+        content = read_checkpoint(path)
+        return cls(Path(path), _stamp(path), content)
+
+    def holds(self, path: str | Path) -> bool:
+        """Whether this is the file at ``path``, unchanged since it was read."""
+        try:
+            return os.path.abspath(path) == os.path.abspath(self.path) and _stamp(path) == self.stamp
+        except OSError:  # gone since: not the file that was read
+            return False
+
+
+def _stamp(path: str | Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_mtime_ns, status.st_size
+
+
+def check_fits(checkpoint: ReadCheckpoint, model: nn.Module) -> None:
     """Refuse, by name, a Lightning checkpoint whose weights do not fit ``model``."""
-    checkpoint = read_checkpoint(path)
-    trained = checkpoint.get("hyper_parameters", {})
-    problem = state_mismatch(model.state_dict(), checkpoint.get("state_dict", {}))
+    trained = checkpoint.content.get("hyper_parameters", {})
+    problem = state_mismatch(model.state_dict(), checkpoint.content.get("state_dict", {}))
     if problem:
         keys = ("backbone", "attention", "num_classes", "placement")
         was = ", ".join(f"{k}={trained[k]}" for k in keys if k in trained)
-        raise InputError(f"{path} does not fit this model (it was trained with {was or 'unknown settings'}): {problem}")
+        raise InputError(
+            f"{checkpoint.path} does not fit this model (it was trained with {was or 'unknown settings'}): {problem}"
+        )
 
 
 def atomic_save(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -173,13 +202,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     checkpoint share a filesystem; elsewhere (a tmpfs ``/tmp``, checkpoints on NFS or Lustre)
     it is a copy into ``last.ckpt`` that a kill can cut short, and every killed save leaves a
     checkpoint-sized file in ``$TMPDIR``. Remote paths (``s3://...``) keep Lightning's writer.
+
+    ``handed``: a checkpoint the command has read already; the run's restore of that file, unchanged,
+    takes it instead of reading it again (once: the restore changes the dict it is given).
     """
+
+    def __init__(self, handed: ReadCheckpoint | None = None) -> None:
+        super().__init__()
+        self._handed = handed
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):
             super().save_checkpoint(checkpoint, path, storage_options=storage_options)
         else:
             atomic_save(checkpoint, path)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        handed, self._handed = self._handed, None
+        if handed is not None and "://" not in str(path) and handed.holds(path):
+            return handed.content
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
 
 
 def newest_checkpoint(where: pl.Trainer | str | Path) -> Path | None:

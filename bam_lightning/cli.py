@@ -44,7 +44,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import data, distributed
 from .callbacks import AttentionMapLogger, LastCheckpoint
-from .checkpoints import AtomicCheckpointIO, best_checkpoint, check_fits, newest_checkpoint, read_checkpoint, unreadable
+from .checkpoints import AtomicCheckpointIO, ReadCheckpoint, best_checkpoint, check_fits, newest_checkpoint, unreadable
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
 from .data.predict import find_images
@@ -101,6 +101,7 @@ class BamCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.command_parsers: dict[str, LightningArgumentParser] = {}  # by subcommand; none with run=False
         self._args: list[str] = []  # the command line (parse_arguments)
+        self._checkpoint: ReadCheckpoint | None = None  # --ckpt_path as read once (parse_arguments), for the run
         super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -128,7 +129,7 @@ class BamCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not ckpt_path.startswith("registry"):
             if "://" not in ckpt_path:  # remote files are Lightning's to read
-                read_checkpoint(ckpt_path)
+                self._checkpoint = ReadCheckpoint.of(ckpt_path)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         for config in (self.config_init, self.config):  # the trainer's, and the config.yaml the run saves
@@ -224,8 +225,11 @@ class BamCLI(LightningCLI):
             config["ckpt_path"] = self._earlier_checkpoint(config["ckpt_path"])
         # LightningCLI has already rebuilt the model from the checkpoint's hyperparameters, but the
         # data decide num_classes and image_size: a checkpoint can still miss the model built here.
-        if config.get("ckpt_path") not in (None, "last", "best", "hpc"):
-            check_fits(config["ckpt_path"], self.model)
+        checkpoint, self._checkpoint = self._checkpoint, None  # handed to the run's restore below, then freed
+        if config.get("ckpt_path") not in (None, "last", "best", "hpc") and "://" not in config["ckpt_path"]:
+            if checkpoint is None or not checkpoint.holds(config["ckpt_path"]):
+                checkpoint = ReadCheckpoint.of(config["ckpt_path"])
+            check_fits(checkpoint, self.model)
         self._use_run_logger(config)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
@@ -235,7 +239,7 @@ class BamCLI(LightningCLI):
             self.model.configure_optimizers()
         # A kill during a save leaves the previous checkpoint, never half of a new one.
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
-            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO(handed=checkpoint)
         global _running
         _running = self.trainer  # for the checkpoint that an error of the run names (main)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bam_lightning.checkpoints import AtomicCheckpointIO, atomic_save, check_fits, read_checkpoint, unreadable
+from bam_lightning.checkpoints import AtomicCheckpointIO, ReadCheckpoint, atomic_save, check_fits, read_checkpoint, unreadable
 from bam_lightning.errors import InputError
 from bam_lightning.module import ImageClassifier
 
@@ -125,10 +125,22 @@ def test_a_checkpoint_of_another_attention_is_refused_naming_the_first_keys(tmp_
     path = tmp_path / "bam.ckpt"
     trained = ImageClassifier("wrn", 10, attention="bam", **TINY)
     torch.save({"state_dict": trained.state_dict(), "hyper_parameters": dict(trained.hparams)}, path)
-    check_fits(path, ImageClassifier("wrn", 10, attention="bam", **TINY))
+    check_fits(ReadCheckpoint.of(path), ImageClassifier("wrn", 10, attention="bam", **TINY))
     with pytest.raises(InputError) as caught:
-        check_fits(path, ImageClassifier("wrn", 10, attention="se", **TINY))
+        check_fits(ReadCheckpoint.of(path), ImageClassifier("wrn", 10, attention="se", **TINY))
     message = str(caught.value)
     assert "does not fit this model (it was trained with backbone=wrn, attention=bam, num_classes=10" in message
     assert "missing keys model.layer1.attn." in message and "unexpected keys model.layer1.attn." in message
     assert "(+" in message and "more)" in message  # the first five of each, and how many besides
+
+
+def test_the_restore_of_a_checkpoint_the_command_read_takes_that_read_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "a.ckpt"
+    torch.save({"step": 1}, path)
+    read = ReadCheckpoint.of(path)
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(args) or {"step": 2})
+    assert AtomicCheckpointIO(handed=read).load_checkpoint(str(path)) is read.content and not loads
+    io = AtomicCheckpointIO(handed=read)
+    os.utime(path, ns=(0, 0))  # changed since it was read: read again
+    assert io.load_checkpoint(path) == {"step": 2} and len(loads) == 1
