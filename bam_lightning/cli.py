@@ -120,9 +120,7 @@ class BamCLI(LightningCLI):
             command = next((arg for arg in self._args if arg in self.command_parsers), None)
             known = option_keys(self.command_parsers.get(command, parser))
             configs = [value for flag, value in options(self._args) if flag in ("-c", "--config")]
-            raise InputError(
-                explain(str(error), command, known, configs, self._args, self.command_parsers.get(command, parser))
-            ) from None
+            raise InputError(explain(str(error), command, known, configs)) from None
         subcommand = self.config.get("subcommand")
         # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that
         # is not a checkpoint (a text file fails torch.load as a KeyError or IndexError).

@@ -53,7 +53,8 @@ def refused(capsys, *args: str) -> str:
     [
         (
             "model:\n  backbone: wrn\n  attenton: bam\n",
-            "unknown option 'model.attenton' (did you mean 'model.attention'?): fix or remove it in ",
+            "unknown option 'model.attenton' (did you mean 'model.attention'?): fix or remove it in the config or on the"
+            " command line (bam fit --help lists the options)",
         ),
         (
             "model:\n  optimizer:\n    class_path: torch.optim.SGDD\n",
@@ -64,7 +65,7 @@ def refused(capsys, *args: str) -> str:
             "model:\n  optimizer:\n    class_path: torch.optim.SGD\n    init_args: {lrr: 0.1}\n",
             "model.optimizer: torch.optim.SGD takes no option 'lrr' (did you mean 'lr'?): fix or remove it under init_args",
         ),
-        ("data:\n  init_args: {batchsize: 8}\n", "data: bam_lightning.data.CIFAR100DataModule takes no option 'batchsize'"),
+        ("data:\n  init_args: {batchsize: 8}\n", "bam_lightning.data.CIFAR100DataModule takes no option 'batchsize'"),
         ("model:\n  attention: bma\n", "model.attention: 'bma' is not one of bam, bam_official, se, cbam, extra_block, null"),
         ("trainer:\n  max_epochs: many\n", "trainer.max_epochs: 'many' is not a valid int or null"),
         ("model:\n  backbone: wrn\n   attention: [\n", "bad.yaml is not a valid YAML config (mapping values are not allowed"),

@@ -10,28 +10,33 @@ into an ``InputError``, which ``cli.main`` prints. ``--help`` is untouched.
 """
 
 import argparse
-import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from ..commands import TOOLS
-from ..config_errors import explain
 from ..errors import InputError
 
 if TYPE_CHECKING:
     import jsonargparse
 
-__all__ = ["TOOLS", "ToolParser", "parse", "usage_error"]
+TOOLS = {
+    "summary": "bam_lightning.tools.summary",
+    "attention": "bam_lightning.tools.attention",
+    "compare": "bam_lightning.tools.compare",
+    "detect": "bam_lightning.tools.detect",
+    "export": "bam_lightning.tools.export",
+}
 
 
-def usage_error(parser: argparse.ArgumentParser, message: str, args: Sequence[str]) -> InputError:
-    """``parser``'s error ``message`` for the command line ``args`` as one line that names the tool and the option.
+def usage_error(parser: argparse.ArgumentParser, message: str) -> InputError:
+    """``parser``'s error ``message`` as one line that names the tool, the option, and says where the options are listed.
 
     Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown
     option gets the nearest known one).
     """
+    from ..config_errors import explain  # imports TOOLS from here: only once this module is loaded
+
     known = [option.lstrip("-") for action in parser._actions for option in action.option_strings if option.startswith("--")]
-    return InputError(f"{parser.prog}: {explain(message, parser.prog.removeprefix('bam '), known, (), args, parser)}")
+    return InputError(f"{parser.prog}: {explain(message, parser.prog.removeprefix('bam '), known)}")
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -42,12 +47,8 @@ class ToolParser(argparse.ArgumentParser):
     for unrecognized arguments, so ``error`` itself is where to stop it. ``--help`` exits 0 as before.
     """
 
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
-        self.given = sys.argv[1:] if args is None else list(args)  # for error
-        return super().parse_known_args(args, namespace)
-
     def error(self, message: str) -> NoReturn:
-        raise usage_error(self, message, getattr(self, "given", ()))
+        raise usage_error(self, message)
 
 
 def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
@@ -60,4 +61,4 @@ def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> 
     try:
         return parser.parse_args(args)
     except argparse.ArgumentError as error:
-        raise usage_error(parser, str(error), sys.argv[1:] if args is None else args) from None
+        raise usage_error(parser, str(error)) from None
