@@ -10,11 +10,12 @@ install:
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
 
-# Lint and formatting first (seconds; ruff's settings in pyproject.toml), then the whole suite, on CPU,
-# in under ten minutes on two cores.
+# Lint, formatting and the import layers first (seconds; ruff's settings and the import-linter contracts in
+# pyproject.toml), then the whole suite, on CPU, in under ten minutes on two cores.
 test:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder tests
 
 # Offline demo: WRN-10-1 + BAM on scikit-learn's handwritten digits (shipped in its wheel: no download), on CPU.

@@ -45,6 +45,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from . import data, distributed
 from .callbacks import AttentionMapLogger, LastCheckpoint
 from .checkpoints import AtomicCheckpointIO, ReadCheckpoint, best_checkpoint, check_fits, newest_checkpoint, unreadable
+from .commands import TOOLS
 from .config_errors import explain
 from .data import DetectionDataModule, ImageDataModule
 from .data.predict import find_images
@@ -54,7 +55,6 @@ from .errors import InputError, TrainingDiverged, check_output_folder
 from .module import ImageClassifier
 from .predictions import PredictionsCSV
 from .run_logs import RunLogger, RunSummary, run_of_checkpoint
-from .tools import TOOLS
 from .trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options, yaml_file
 
 DESCRIPTION = (

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from .commands import TOOLS
 from .errors import nearest
-from .tools import TOOLS
 
 # What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)

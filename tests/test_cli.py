@@ -195,7 +195,7 @@ DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
         (["--trainer.check_val_every_n_epoch", "0"], "trainer.check_val_every_n_epoch 0: give 1 or more"),
         (["--trainer.accumulate_grad_batches", "0"], "trainer.accumulate_grad_batches 0: give 1 or more"),
         (["--trainer.val_check_interval", "0"], "trainer.val_check_interval 0: give a fraction of the epoch above 0"),
-        (["--trainer.gradient_clip_val", "-1"], "trainer.gradient_clip_val -1.0: a negative limit would reverse every gradient"),
+        (["--trainer.gradient_clip_val", "-1.5"], "trainer.gradient_clip_val -1.5: a negative limit would reverse"),
         (["--trainer.min_epochs", "5"], "trainer.min_epochs 5 is above trainer.max_epochs 1, where the run would stop"),
         (
             ["--trainer.callbacks+=bam_lightning.callbacks.AttentionMapLogger", "--trainer.callbacks.every_n_epochs", "0"],

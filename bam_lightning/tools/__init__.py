@@ -13,18 +13,14 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from ..commands import TOOLS
+from ..config_errors import explain
 from ..errors import InputError
 
 if TYPE_CHECKING:
     import jsonargparse
 
-TOOLS = {
-    "summary": "bam_lightning.tools.summary",
-    "attention": "bam_lightning.tools.attention",
-    "compare": "bam_lightning.tools.compare",
-    "detect": "bam_lightning.tools.detect",
-    "export": "bam_lightning.tools.export",
-}
+__all__ = ["TOOLS", "ToolParser", "parse", "usage_error"]
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> InputError:
@@ -33,8 +29,6 @@ def usage_error(parser: argparse.ArgumentParser, message: str) -> InputError:
     Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown
     option gets the nearest known one).
     """
-    from ..config_errors import explain  # imports TOOLS from here: only once this module is loaded
-
     known = [option.lstrip("-") for action in parser._actions for option in action.option_strings if option.startswith("--")]
     return InputError(f"{parser.prog}: {explain(message, parser.prog.removeprefix('bam '), known)}")
 
