@@ -42,7 +42,7 @@ def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> 
     os.environ.update(env)
     tempfile.tempdir = None  # $TMPDIR as given
     for fd, path in ((1, out), (2, err)):
-        file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # appended: stdout and stderr may share a file
         os.dup2(file, fd)
         os.close(file)
     sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)  # noqa: SIM115
@@ -65,19 +65,29 @@ def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> 
 
 
 def bam(
-    *args: str, cwd: Path, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None, fresh: bool = False
+    *args: str,
+    cwd: Path,
+    check: bool = True,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    fresh: bool = False,
+    terminal: bool = False,
 ) -> subprocess.CompletedProcess:
     """``bam ARGS`` in ``cwd``; its status and output. ``check`` fails the test, with the output's end, on a non-zero status.
 
     One thread by default, as conftest gives pytest's own: two threads on two shared cores run a tiny fit 3x slower.
+    ``terminal``: stdout and stderr interleaved in one stream, as a terminal shows them (both attributes hold it).
     """
     env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     if fresh:
         command = [sys.executable, "-m", "bam_lightning.cli", *args]
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+        streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT if terminal else subprocess.PIPE}
+        result = subprocess.run(command, cwd=cwd, text=True, env=env, timeout=timeout, **streams)
+        if terminal:
+            result.stderr = result.stdout
     else:
         with tempfile.TemporaryDirectory() as folder:
-            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            out, err = Path(folder, "stdout"), Path(folder, "stdout" if terminal else "stderr")
             out.touch(), err.touch()  # read even where the process fails before it opens them
             process = _forkserver.Process(target=_run, args=(list(args), str(cwd), env, str(out), str(err)))
             process.start()

@@ -235,9 +235,11 @@ def test_weights_that_diverge_late_end_the_run_in_one_line_and_no_checkpoint_kee
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the command imports OverflowAfter from here
     callback = ["--trainer.callbacks+=test_faults.OverflowAfter", "--trainer.callbacks.epoch", "1"]
-    result = bam("fit", *cifar_args(tmp_path, "--trainer.max_epochs", "3", *callback), cwd=tmp_path, check=False)
+    tqdm = ["--trainer.enable_progress_bar", "true", "--trainer.callbacks+=TQDMProgressBar"]  # its line is left open
+    args = cifar_args(tmp_path, "--trainer.max_epochs", "3", *tqdm, *callback)
+    result = bam("fit", *args, cwd=tmp_path, check=False, terminal=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    last_line = result.stderr.strip().splitlines()[-1]
+    last_line = result.stderr.strip().splitlines()[-1]  # on a line of its own after the progress bar's
     assert re.fullmatch(r"bam: error: the weights hold NaN or inf \(model\.[\w.]+\.running_var\) in epoch 1, .*", last_line)
     assert f"resume from the last good checkpoint {tmp_path / 'runs' / 'checkpoints' / 'last.ckpt'}" in last_line
     saved = sorted((tmp_path / "runs" / "checkpoints").glob("*.ckpt"))

@@ -1,0 +1,201 @@
+"""``BamCLI``: LightningCLI with the links, callbacks and checks a BAM run needs; ``build_cli`` builds it for a command line."""
+
+import sys
+from argparse import ArgumentError
+from typing import Any, Protocol
+
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from ..callbacks import AttentionMapLogger, LastCheckpoint
+from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits
+from ..commands import TOOLS
+from ..config_errors import explain
+from ..detector import ObjectDetector
+from ..errors import InputError, check_output_folder
+from ..module import ImageClassifier
+from ..trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options
+from .reconcile import reconcile
+from .runs import earlier_checkpoint, prepare_predictions, use_run_logger
+from .task import data_class, task_of
+
+DESCRIPTION = (
+    f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
+    f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
+)
+NAMED_CHECKPOINTS = ("last", "best", "hpc")  # --ckpt_path values that are not files
+
+
+class Started(Protocol):
+    """Told the trainer of a run as it starts (``exits.RunState``): an error later can name its checkpoint."""
+
+    trainer: Trainer | None
+
+
+def option_keys(parser: LightningArgumentParser) -> list[str]:
+    """The keys ``parser`` takes, with the groups above them (``model.optimizer`` of ``model.optimizer.init_args.lr``)."""
+    keys = [key.split(".") for key in parser.get_defaults(skip_validation=True).keys()]
+    return list(dict.fromkeys(".".join(parts[:end]) for parts in keys for end in range(1, len(parts) + 1)))
+
+
+def checkpoint_file(ckpt_path: str | None) -> str | None:
+    """``ckpt_path`` where it names a local file for us to read (not last/best/hpc, a registry or a remote URL)."""
+    if not ckpt_path or ckpt_path in NAMED_CHECKPOINTS or ckpt_path.startswith("registry") or "://" in ckpt_path:
+        return None
+    return ckpt_path
+
+
+class BamCLI(LightningCLI):
+    def __init__(self, *args: Any, started: Started | None = None, **kwargs: Any) -> None:
+        self.command_parsers: dict[str, LightningArgumentParser] = {}  # by subcommand; none with run=False
+        self.started = started
+        self.args: list[str] = []  # the command line (parse_arguments)
+        self.model_given: Any = None  # the model's options before the checkpoint's replaced them (parse_arguments)
+        self.checkpoint: ReadCheckpoint | None = None  # --ckpt_path as read once (parse_arguments), for the run
+        super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """LightningCLI's parser; a subcommand's (``parser_kwargs[subcommand]["command"]``, build_cli) is kept by name."""
+        command = kwargs.pop("command", None)
+        parser = super().init_parser(**kwargs)
+        if command is not None:
+            self.command_parsers[command] = parser
+        return parser
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        self.args = sys.argv[1:] if args is None else args
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:  # the parsers are built with exit_on_error=False (build_cli)
+            command = next((arg for arg in self.args if arg in self.command_parsers), None)
+            known = option_keys(self.command_parsers.get(command, parser))
+            configs = [value for flag, value in options(self.args) if flag in ("-c", "--config")]
+            raise InputError(explain(str(error), command, known, configs)) from None
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that is not a
+        # checkpoint (a text file fails torch.load as a KeyError or IndexError): read here first, once, for the run.
+        path = checkpoint_file(self.config[subcommand].get("ckpt_path"))
+        if path is not None:
+            self.checkpoint = ReadCheckpoint.of(path)
+            self.model_given = self.config[subcommand]["model"].clone()
+
+    def before_instantiate_classes(self) -> None:
+        """The checkpoint's hyperparameters, which LightningCLI has put in place of the model's options, against the user's."""
+        if self.model_given is not None:
+            config = self.config[self.config["subcommand"]]
+            reconcile(self.model_given, config["model"], self.args, self.model_class.RUN_OPTIONS, config["ckpt_path"])
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError:
+            self.raise_data_error()
+            raise
+
+    def raise_data_error(self) -> None:
+        """The datamodule's own one-line error, which jsonargparse buries in ten lines of Union subtypes (subclass mode)."""
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        data = config.get("data")
+        found = data_class(data.get("class_path")) if data is not None else None
+        if found is not None:
+            try:
+                found(**data.get("init_args", {}).as_dict())
+            except InputError as error:
+                raise error from None
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        for config in (self.config_init, self.config):  # the trainer's, and the config.yaml the run saves
+            keep_whole_counts(config.get(self.subcommand, config)["trainer"], self.args)
+        check_trainer_values(self.config_init.get(self.subcommand, self.config_init)["trainer"])
+        return super().instantiate_trainer(**kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        if self.model_class is ObjectDetector:
+            parser.link_arguments("data.classes", "model.class_names", apply_on="instantiate")
+            parser.link_arguments("data.metric", "model.metric", apply_on="instantiate")
+            best, name = "val/map_50", "map50"
+        else:
+            parser.link_arguments("data.image_size", "model.image_size", apply_on="instantiate")
+            best, name = "val/acc1", "acc1"
+            # BAM's maps in TensorBoard every few epochs (--attention_maps.every_n_epochs); a baseline says once it has none.
+            parser.add_lightning_class_args(AttentionMapLogger, "attention_maps")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": best,
+                "checkpoint.mode": "max",
+                "checkpoint.filename": f"best-epoch{{epoch:03d}}-{name}_{{{best}:.2f}}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # Lightning's save_last only writes when the monitored metric improved, which leaves a stale last.ckpt to
+        # resume from; this one is rewritten every epoch, and when SIGTERM stops the run (a preempted job).
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,
+                "last_checkpoint.save_on_exception": True,
+            }
+        )
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+
+    def before_run(self) -> None:
+        if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        config = self.config_init[self.subcommand]
+        check_output_folder(self.trainer.default_root_dir, "--trainer.default_root_dir")
+        # "last"/"best" without an explicit dirpath: Lightning alone would look only in this new run's folder.
+        if config.get("ckpt_path") in ("last", "best") and not self.trainer.checkpoint_callback.dirpath:
+            config["ckpt_path"] = earlier_checkpoint(self.trainer, self.subcommand, config["ckpt_path"])
+        # LightningCLI has already rebuilt the model from the checkpoint's hyperparameters, but the
+        # data decide num_classes and image_size: a checkpoint can still miss the model built here.
+        checkpoint, self.checkpoint = self.checkpoint, None  # handed to the run's restore below, then freed
+        path = checkpoint_file(config.get("ckpt_path"))
+        if path is not None:
+            if checkpoint is None or not checkpoint.holds(path):
+                checkpoint = ReadCheckpoint.of(path)
+            check_fits(checkpoint, self.model)
+        use_run_logger(self.trainer, self.subcommand, config)
+        if isinstance(self.model, ImageClassifier):
+            self.model.check_image_size(self.datamodule.image_size)
+        if self.subcommand == "predict":
+            prepare_predictions(self.trainer, self.model, self.datamodule, config.get("ckpt_path"))
+        if self.subcommand == "fit":  # a bad optimizer or scheduler value, refused before the run makes its folder
+            self.model.configure_optimizers()
+        # A kill during a save leaves the previous checkpoint, never half of a new one.
+        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO(handed=checkpoint)
+        if self.started is not None:
+            self.started.trainer = self.trainer
+
+    before_fit = before_validate = before_test = before_predict = before_run
+
+
+def build_cli(args: list[str] | None = None, run: bool = True, started: Started | None = None) -> BamCLI:
+    """The ``bam`` command's CLI; ``run=False`` only parses and instantiates (for tests and notebooks).
+
+    ``started`` is told the trainer once a run starts (``exits.main``).
+    """
+    model_class, datamodule_class = task_of(sys.argv[1:] if args is None else args)
+    return BamCLI(
+        model_class,
+        datamodule_class,
+        subclass_mode_data=True,
+        save_config_callback=SaveConfig,
+        save_config_kwargs={"overwrite": True},
+        # Parse errors raise ArgumentError (one line from BamCLI.parse_arguments), not usage + exit.
+        parser_kwargs={
+            "description": DESCRIPTION,
+            "exit_on_error": False,
+            **{command: {"exit_on_error": False, "command": command} for command in BamCLI.subcommands()},
+        },
+        args=args,
+        run=run,
+        started=started,
+    )

@@ -1,0 +1,155 @@
+"""``bam ARGS`` from start to exit status: the tools' dispatch, Ctrl-C, and the one line each way of ending prints.
+
+``EXITS`` is the table: for each exception a command can end in, the status it exits with and the
+line it prints (``bam: <line>`` on stderr, no traceback). A row whose line is None for an error
+lets the error through (a bug keeps its traceback; ``--help``'s SystemExit stays as it is).
+"""
+
+import importlib
+import os
+import pickle
+import signal
+import sys
+import threading
+import warnings
+from argparse import ArgumentError
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from .. import distributed
+from ..checkpoints import unreadable
+from ..commands import TOOLS
+from ..config_errors import explain
+from ..errors import InputError, TrainingDiverged
+from .app import build_cli
+
+# Warnings from inside the libraries that a user can do nothing about, by exact message start and module.
+LIBRARY_WARNINGS = [
+    # Lightning's own pytree flattening, run on every logged batch, on torch >= 2.10.
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
+]
+
+
+class RunState:
+    """The command in progress: the trainer of its run once one starts (``BamCLI.before_run``), and whether Ctrl-C was pressed."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.trainer: Trainer | None = None
+        self.interrupted = False
+
+    def stop_like_sigterm(self, signum: int, frame: object) -> None:
+        """Ctrl-C (SIGINT) during a run stops it as SIGTERM does: after the batch, with last.ckpt to resume from.
+
+        Lightning alone catches the KeyboardInterrupt wherever it lands, loses the partial epoch and
+        exits 1. Sending ourselves SIGTERM hands the stop to Lightning's own handler (which also stops
+        the other processes of a DDP run). Before a run starts, and on a second press, it stops at once.
+        """
+        again, self.interrupted = self.interrupted, True
+        if self.trainer is None or again:
+            raise KeyboardInterrupt
+        os.write(2, b"bam: Ctrl-C: stopping after this batch (press it again to stop at once)\n")  # print is not reentrant
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    @property
+    def fitting(self) -> bool:
+        return self.argv[:1] == ["fit"]
+
+    def end_progress_line(self) -> None:
+        """A run's progress bar leaves its line open on stdout: close it, so that the run's last words start a line."""
+        bar = self.trainer.progress_bar_callback if self.trainer is not None else None
+        if bar is not None and bar.is_enabled:
+            print(file=sys.stdout, flush=True)
+
+
+def worker_message(error: BaseException) -> str:
+    """The message of an error raised in a DataLoader worker, which DataLoader re-raises with the worker's traceback."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = text.strip().splitlines()[-1]
+    return last.split(": ", 1)[1] if last.startswith(f"{type(error).__module__}.{type(error).__name__}: ") else last
+
+
+def stopped(run: RunState) -> str:
+    """The line for a run that a signal stopped, with how to go on."""
+    resume = "; last.ckpt holds it up to its last batch: continue with --ckpt_path last" if run.fitting else ""
+    return f"stopped by {'Ctrl-C (SIGINT)' if run.interrupted else 'SIGTERM'}{resume}"
+
+
+def interrupted(run: RunState) -> str | None:
+    """Ctrl-C before a run or pressed twice (Lightning exits 1 after a KeyboardInterrupt); None for any other exit."""
+    if not run.interrupted:
+        return None
+    resume = "; --ckpt_path last resumes from the last checkpoint saved" if run.fitting else ""
+    return f"stopped by Ctrl-C (SIGINT){resume}"
+
+
+def lost_process(error: BaseException, run: RunState) -> str | None:
+    message = distributed.failure_message(error, run.trainer)
+    return None if message is None else f"error: {message}"
+
+
+STOPPED = -1  # the status of a run stopped by a signal: 128 + the signal's number, as a shell reports it
+
+
+@dataclass(frozen=True)
+class Exit:
+    errors: type[BaseException] | tuple[type[BaseException], ...]
+    status: int
+    line: Callable[[BaseException, RunState], str | None]
+
+
+EXITS = [
+    # A user's mistake (a name, a missing dataset, a diverged loss): one line, status 2.
+    Exit((InputError, TrainingDiverged), 2, lambda error, run: f"error: {worker_message(error)}"),
+    # Lightning's refusal of a Trainer value (max_epochs -5, accelerator gpu, ...).
+    Exit(
+        MisconfigurationException,
+        2,
+        lambda error, run: f"error: trainer: {' '.join(str(error).split())} (bam fit --help lists the options)",
+    ),
+    # LightningCLI re-parsing a checkpoint's hyperparameters.
+    Exit(ArgumentError, 2, lambda error, run: f"error: {explain(str(error))}"),
+    # LightningCLI reading --ckpt_path's hyperparameters first.
+    Exit((pickle.UnpicklingError, EOFError), 2, lambda error, run: f"error: {unreadable('--ckpt_path', error)}"),
+    # Lightning's SIGTERM stop is a SystemExit with status 0: a script must not take the stopped run for a finished one.
+    Exit(SIGTERMException, STOPPED, lambda error, run: stopped(run)),
+    Exit((KeyboardInterrupt, SystemExit), STOPPED, lambda error, run: interrupted(run)),
+    # A lost process of a multi-process run: one line, not a traceback per process.
+    Exit(Exception, distributed.EXIT_STATUS, lost_process),
+]
+
+
+def quiet_library_warnings() -> None:
+    for category, message, module in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message, category, module)
+
+
+def main(args: list[str] | None = None) -> None:
+    """``bam ARGS`` (None: ``sys.argv``, which LightningCLI reads itself, as its DDP launcher expects)."""
+    run = RunState(sys.argv[1:] if args is None else args)
+    quiet_library_warnings()
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous = signal.signal(signal.SIGINT, run.stop_like_sigterm) if in_main_thread else None
+    try:
+        if run.argv and run.argv[0] in TOOLS:
+            importlib.import_module(TOOLS[run.argv[0]]).main(run.argv[1:])
+        else:
+            build_cli(args, started=run)
+    except BaseException as error:
+        end = next((exit for exit in EXITS if isinstance(error, exit.errors)), None)
+        line = end.line(error, run) if end is not None else None
+        if line is None:
+            raise
+        run.end_progress_line()
+        print(f"bam: {line}", file=sys.stderr, flush=True)
+        stop = signal.SIGINT if run.interrupted else signal.SIGTERM
+        raise SystemExit(128 + stop if end.status == STOPPED else end.status) from None
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)

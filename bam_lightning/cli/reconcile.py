@@ -1,0 +1,38 @@
+"""A checkpoint's hyperparameters against the ``--model.*`` options a user typed.
+
+LightningCLI replaces the model's options with the hyperparameters saved in ``--ckpt_path`` (the
+checkpoint decides the network). A ``--model.*`` option on the command line that the checkpoint
+contradicts would be dropped without a word (``bam test --model.backbone resnet50`` evaluating the
+checkpoint's WRN), so it is refused, naming both values. Values from config files are the
+checkpoint's to replace: the config a run was trained with often differs from it in an override
+or two. Options that only say how to run the network (the module's ``RUN_OPTIONS``: compiling,
+memory order) stay the user's.
+"""
+
+from typing import Any
+
+import yaml
+from jsonargparse import Namespace
+
+from ..errors import InputError
+from ..trainer_values import options
+
+
+def as_typed(value: Any) -> str:
+    """A value as a user writes it in a config or on the command line: ``null``, ``true``, ``{reduction: 8}``."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+def reconcile(given: Namespace, loaded: Namespace, args: list[str], run_options: tuple[str, ...], ckpt_path: str) -> None:
+    """Keep in ``loaded`` (the model's options after the checkpoint's) the run options of ``given`` that ``args`` set;
+    refuse any other ``--model.*`` of ``args`` whose value in ``given`` the checkpoint changed."""
+    typed = dict.fromkeys(flag.split(".")[1] for flag, _ in options(args) if flag.startswith("--model."))
+    for key in typed:
+        if key in run_options:
+            loaded[key] = given[key]
+        elif key in loaded and key in given and loaded[key] != given[key]:
+            raise InputError(
+                f"--model.{key} {as_typed(given[key])} contradicts the checkpoint {ckpt_path},"
+                f" trained with {key}={as_typed(loaded[key])}: the checkpoint decides the network; drop --model.{key}"
+                " or give a checkpoint trained with it"
+            )
