@@ -99,4 +99,4 @@ class RunSummary(L.Callback):
         writer.add_custom_scalars({"curves, train beside validation": LAYOUT[pl_module.TASK]})
         experiment, start, end = hparams(run_values(trainer, pl_module), dict.fromkeys(pl_module.HPARAM_METRICS, 0.0))
         for summary in (experiment, start, end):  # the metrics' values come from their scalars in this folder
-            writer._get_file_writer().add_summary(summary)
+            writer.file_writer.add_summary(summary)

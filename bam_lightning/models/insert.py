@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from ..nn import AttentionName, create_attn
-from .probe import probing
+from .probe import CONVS, probing
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _units(module: nn.Module, name: str, calls: dict[str, _Call]) -> list[tuple[
 
 
 def _has_conv(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+    return any(isinstance(m, CONVS) for m in module.modules())
 
 
 Placement = Literal["bottleneck", "around_downsampling", "every_block"]
@@ -169,10 +169,13 @@ def _place(model: nn.Module, after: str, attn: nn.Module) -> None:
     if not isinstance(parent, nn.Sequential):
         setattr(parent, key, nn.Sequential(OrderedDict(block=unit, attn=attn)))
         return
-    items = list(parent._modules.items())
-    position = [k for k, _ in items].index(key) + 1
-    parent._modules.clear()
-    parent._modules.update(items[:position] + [(f"{key}_attn", attn)] + items[position:])
+    later = list(parent.named_children())
+    later = later[[name for name, _ in later].index(key) + 1 :]
+    for name, _ in later:  # re-added after attn: a Sequential runs its children in the order they were added
+        delattr(parent, name)
+    parent.add_module(f"{key}_attn", attn)
+    for name, child in later:
+        parent.add_module(name, child)
 
 
 def extra_block(model: nn.Module, bottleneck: Bottleneck) -> nn.Module:

@@ -7,7 +7,7 @@ parameters. torchvision's ``wide_resnet50_2`` is a different network (wider bott
 
 from torch import nn
 from torchvision.models import resnet as tv
-from torchvision.models.resnet import BasicBlock, ResNet
+from torchvision.models.resnet import BasicBlock, ResNet, conv1x1
 
 from .init import kaiming_init_
 from .registry import register_model
@@ -47,10 +47,12 @@ def resnext50_32x4d(num_classes: int = 1000) -> ResNet:
 def wide_resnet18(num_classes: int = 1000, widen_factor: float = 1.5) -> ResNet:
     """ResNet-18 whose four stages are ``widen_factor`` times wider (the paper uses 1.5 and 2.0)."""
     model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
-    model.inplanes = 64
+    inplanes = 64
     for i in range(4):
-        planes = int(64 * 2**i * widen_factor)
-        setattr(model, f"layer{i + 1}", model._make_layer(BasicBlock, planes, 2, stride=1 if i == 0 else 2))
-    model.fc = nn.Linear(model.inplanes, num_classes)
+        planes, stride = int(64 * 2**i * widen_factor), 1 if i == 0 else 2
+        shortcut = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))  # as torchvision's _make_layer
+        setattr(model, f"layer{i + 1}", nn.Sequential(BasicBlock(inplanes, planes, stride, shortcut), BasicBlock(planes, planes)))
+        inplanes = planes
+    model.fc = nn.Linear(inplanes, num_classes)
     kaiming_init_(model)
     return model

@@ -4,11 +4,12 @@ from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
 from .create import ATTENTION_LAYERS, BAMS, AttentionName, attention_blocks, create_attn, get_attn
-from .norm import BatchNorm1d, BatchNorm2d
+from .norm import BATCH_NORMS, BatchNorm1d, BatchNorm2d
 from .se import SqueezeExcite
 
 __all__ = [
     "ATTENTION_LAYERS",
+    "BATCH_NORMS",
     "BAM",
     "BAMS",
     "CBAM",

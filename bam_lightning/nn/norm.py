@@ -10,12 +10,17 @@ of ``nn.BatchNorm1d``/``nn.BatchNorm2d``, so checkpoints stay interchangeable.
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+#: The batch norms whose statistics training updates (Faster R-CNN freezes them; SyncBatchNorm is a BatchNorm of its own).
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
-class _SingleValueSafe(nn.modules.batchnorm._BatchNorm):
+
+class _SingleValueSafe:
+    """Mixed in before a torch batch norm class: its ``forward`` for a batch of one value per channel."""
+
     def forward(self, x: Tensor) -> Tensor:
         if self.training and x.numel() == x.size(1):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        return super().forward(x)
+        return super().forward(x)  # type: ignore[misc]
 
 
 class BatchNorm1d(_SingleValueSafe, nn.BatchNorm1d):

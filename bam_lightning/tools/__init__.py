@@ -11,7 +11,7 @@ into an ``InputError``, which ``cli.main`` prints. ``--help`` is untouched.
 
 import argparse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..commands import TOOLS
 from ..config_errors import explain
@@ -23,14 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["TOOLS", "ToolParser", "parse", "usage_error"]
 
 
-def usage_error(parser: argparse.ArgumentParser, message: str) -> InputError:
-    """``parser``'s error ``message`` as one line that names the tool, the option, and says where the options are listed.
+def usage_error(prog: str, message: str, known: list[str]) -> InputError:
+    """The error ``message`` of tool ``prog`` as one line that names the tool, the option, and says where the options are listed.
 
     Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown
-    option gets the nearest known one).
+    option gets the nearest of the ``known`` ones).
     """
-    known = [option.lstrip("-") for action in parser._actions for option in action.option_strings if option.startswith("--")]
-    return InputError(f"{parser.prog}: {explain(message, parser.prog.removeprefix('bam '), known)}")
+    return InputError(f"{prog}: {explain(message, prog.removeprefix('bam '), known)}")
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -41,8 +40,17 @@ class ToolParser(argparse.ArgumentParser):
     for unrecognized arguments, so ``error`` itself is where to stop it. ``--help`` exits 0 as before.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: list[str] = []  # the long options, for the nearest to a misspelt one (add_argument)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options += [option[2:] for option in action.option_strings if option.startswith("--")]
+        return action
+
     def error(self, message: str) -> NoReturn:
-        raise usage_error(self, message)
+        raise usage_error(self.prog, message, self.options)
 
 
 def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
@@ -55,4 +63,4 @@ def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> 
     try:
         return parser.parse_args(args)
     except argparse.ArgumentError as error:
-        raise usage_error(parser, str(error)) from None
+        raise usage_error(parser.prog, str(error), list(parser.get_defaults(skip_validation=True).keys())) from None

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError, check_output_folder, one_line
+from ..nn import BAMS, attention_blocks
 from . import ToolParser
 from .attention import input_size, load_checkpoint_classifier
 
@@ -41,7 +42,7 @@ EXTRA = 'pip install "bam_lightning[export]"'
 
 @contextmanager
 def plain_bam(network: nn.Module) -> Iterator[None]:
-    """Every BAM of ``network`` (any module with ``fused``) in its plain form, operator by operator, for the export.
+    """Every BAM of ``network`` (``nn.BAMS``) in its plain form, operator by operator, for the export.
 
     The fused form is a custom ``torch.autograd.Function`` (``nn/fused.py``), which exporters do not
     promise to trace: ``torch.jit.trace`` records it as a call into Python that ``torch.jit.save``
@@ -49,7 +50,7 @@ def plain_bam(network: nn.Module) -> Iterator[None]:
     The plain form is the same math in standard operators, which every exporter writes. The
     network gets its fused BAMs back after, so the check compares with the network as trained.
     """
-    fused = {module: module.fused for module in network.modules() if hasattr(module, "fused")}
+    fused = {module: module.fused for _, module in attention_blocks(network, BAMS)}
     for module in fused:
         module.fused = False
     try:

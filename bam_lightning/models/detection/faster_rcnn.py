@@ -22,7 +22,7 @@ from torchvision.models.resnet import ResNet
 from torchvision.ops import MultiScaleRoIAlign
 
 from ...errors import InputError
-from ...nn import attention_blocks
+from ...nn import BATCH_NORMS, attention_blocks
 from .registry import register_detector
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,7 +37,7 @@ class FasterRCNNC4(FasterRCNN):
     def train(self, mode: bool = True) -> "FasterRCNNC4":
         super().train(mode)
         for module in self.modules():
-            if self.frozen_norms and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if self.frozen_norms and isinstance(module, BATCH_NORMS):
                 module.eval()
         return self
 
