@@ -182,3 +182,17 @@ def test_stairnets_width_widens_every_map_the_heads_see():
     assert [m.shape[1] for m in refined] == [256] * 6
     assert [m.shape[-1] for m in refined] == [19, 10, 5, 3, 2, 1]
     assert [conv.in_channels for conv in model.head.classification_head.module_list] == [256] * 6
+
+
+def test_stairnets_top_down_path_starts_silent_and_can_learn_to_add():
+    """Each upsampling norm starts at scale 0: every map begins as its own projection; the scales still get gradients."""
+    torch.manual_seed(0)
+    top_down = stairnet300(create_model("mobilenet_v1", 1000, attention=None, width_mult=0.25), VOC_CLASSES).backbone
+    x = torch.rand(2, 3, 300, 300)
+    refined = list(top_down.eval()(x).values())
+    with torch.no_grad():
+        maps = top_down.extractor(x).values()
+        own = [refine(lateral(m)) for refine, lateral, m in zip(top_down.refine, top_down.lateral, maps, strict=True)]
+    assert all(torch.equal(r, o) for r, o in zip(refined, own, strict=True))
+    sum(m.square().mean() for m in top_down.train()(x).values()).backward()
+    assert all(norm.weight.grad.abs().sum() > 0 for _, norm in top_down.upsample)

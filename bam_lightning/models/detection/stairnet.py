@@ -53,7 +53,10 @@ class TopDown(nn.Module):
     """StairNet's top-down path over ``extractor``'s maps (``channels`` wide, ``sizes`` sided, finest first).
 
     ``light`` is the MobileNet form: depthwise upsampling and 1x1 refinement convs. The batch
-    norms are the package's, which take a one-image training batch on the 1x1 map.
+    norms are the package's, which take a one-image training batch on the 1x1 map. Each
+    upsampling norm starts at scale 0, as ResNets start their residual branches (Goyal et al.
+    2017): the path begins as each map's own projection and learns how much of the coarser maps
+    to add, instead of adding their random features to every finer map (README, "Does it learn?").
     """
 
     def __init__(self, extractor: nn.Module, channels: list[int], sizes: list[int], width: int, light: bool = False) -> None:
@@ -69,6 +72,8 @@ class TopDown(nn.Module):
         )
         for new in (self.lateral, self.refine):
             kaiming_init_(new)
+        for _, norm in self.upsample:
+            nn.init.zeros_(norm.weight)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         maps = list(self.extractor(x).values())
