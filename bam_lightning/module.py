@@ -8,7 +8,7 @@ Hyperparameters saved in checkpoints are plain values only, so a checkpoint load
 """
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jsonargparse.typing import ClosedUnitInterval
@@ -54,7 +54,8 @@ class ImageClassifier(TaskModule):
         backbone_kwargs: options of the backbone's builder, e.g. ``{width_mult: 0.7}``.
         label_smoothing: of the cross-entropy target.
         optimizer: ``class_path``/``init_args`` in YAML; called with the parameter groups.
-        lr_scheduler: likewise, called with the optimizer; stepped once per epoch.
+        lr_scheduler: likewise, called with the optimizer (e.g. ``bam_lightning.schedules.WarmupCosine``).
+        scheduler_interval: ``epoch`` (the paper's step schedules) or ``step``: when the scheduler steps.
         decay_norm_and_bias: false excludes biases and norm scales from weight decay.
         channels_last: keep the network's weights and inputs in NHWC memory order, which
             cuDNN's tensor-core kernels and oneDNN on CPU run faster (same math, other
@@ -83,12 +84,13 @@ class ImageClassifier(TaskModule):
         label_smoothing: ClosedUnitInterval = 0.0,
         optimizer: OptimizerCallable = torch.optim.SGD,
         lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "epoch",
         decay_norm_and_bias: bool = True,
         channels_last: bool = False,
         compile: Compile = False,
         class_names: list[str] | None = None,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, compile, "epoch", monitor="val/loss")
+        super().__init__(optimizer, lr_scheduler, compile, scheduler_interval, monitor="val/loss")
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
         self.model = create_model(

@@ -8,6 +8,8 @@ from torch import nn
 
 from .compiling import Compile, check_choice
 from .divergence import DivergenceGuard
+from .errors import InputError
+from .schedules import WarmupCosine
 from .training import compile_for_the_run, optimization
 
 
@@ -41,6 +43,18 @@ class TaskModule(L.LightningModule):
 
     def configure_callbacks(self) -> list[L.Callback]:
         return [DivergenceGuard()]
+
+    def on_train_start(self) -> None:
+        """A schedule whose length is given (``WarmupCosine``'s total) must cover the run: past its end a cosine climbs again."""
+        run = self.trainer.estimated_stepping_batches if self.scheduler_interval == "step" else self.trainer.max_epochs
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, WarmupCosine) and run is not None and 0 < run < float("inf"):
+            steps = "steps" if self.scheduler_interval == "step" else "epochs"
+            if scheduler.total < run:
+                raise InputError(
+                    f"model.lr_scheduler: WarmupCosine's total {scheduler.total} is shorter than the run's {int(run)} {steps}:"
+                    f" give total {int(run)} (it counts {steps}: model.scheduler_interval {self.scheduler_interval})"
+                )
 
     def configure_optimizers(self) -> Any:
         decay = self.hparams.decay_norm_and_bias

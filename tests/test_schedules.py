@@ -1,0 +1,78 @@
+"""WarmupCosine: its curve, its refusals, and a run of ``bam fit`` that follows it in TensorBoard."""
+
+import math
+
+import pytest
+import torch
+
+from bam_lightning.schedules import WarmupCosine
+
+from command import bam, refusal
+from datasets import write_cifar100
+from test_cli import cifar_args, scalars
+
+
+def learning_rates(steps: int, **options) -> list[float]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = WarmupCosine(optimizer, **options)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_a_linear_warmup_to_the_peak_then_a_cosine_to_the_floor():
+    rates = learning_rates(9, total=8, warmup=3, start_factor=0.1, min_lr=0.2)
+    assert rates[:4] == pytest.approx([0.1, 0.4, 0.7, 1.0])  # LinearLR: start_factor x lr up to lr
+    assert rates[4:] == pytest.approx([0.2 + 0.8 * (1 + math.cos(k * math.pi / 5)) / 2 for k in range(1, 6)])
+    assert rates[-1] == pytest.approx(0.2)
+    assert learning_rates(3, total=2) == pytest.approx([1.0, 0.5, 0.0])  # no warmup: the cosine alone
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"total": 0}, "total 0"),
+        ({"total": 4, "warmup": 4}, "warmup 4 with total 4"),
+        ({"total": 4, "warmup": -1}, "warmup -1"),
+        ({"total": 4, "start_factor": 0.0}, "start_factor 0.0"),
+        ({"total": 4, "min_lr": -0.1}, "min_lr -0.1"),
+    ],
+)
+def test_bad_values_are_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        learning_rates(1, **options)
+
+
+def schedule(tmp_path, total: int, warmup: int) -> list[str]:
+    delta = tmp_path / "warmup_cosine.yaml"
+    delta.write_text(
+        "model:\n  scheduler_interval: step\n  lr_scheduler:\n    class_path: bam_lightning.schedules.WarmupCosine\n"
+        f"    init_args: {{total: {total}, warmup: {warmup}, start_factor: 0.25}}\n"
+    )
+    return ["--config", str(delta)]
+
+
+def test_bam_fit_steps_it_every_step_and_tensorboard_shows_the_warmup(tmp_path):
+    write_cifar100(tmp_path / "data", n_train=64, n_test=16)
+    args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--data.val_size", "0")
+    bam("fit", *args, *schedule(tmp_path, total=4, warmup=2), cwd=tmp_path)
+    assert scalars(tmp_path / "runs" / "lightning_logs" / "version_0")["lr-SGD"] == pytest.approx(
+        [0.025, 0.0625, 0.1, 0.05]
+    )  # lr 0.1: 1/4, 5/8, 1, cosine
+
+
+@pytest.mark.parametrize(
+    "total,warmup,facts",
+    [
+        (4, 4, ["model.lr_scheduler", "warmup 4 with total 4"]),  # refused before the run starts
+        (2, 1, ["model.lr_scheduler", "total 2 is shorter than the run's 4 steps", "give total 4"]),
+    ],
+)
+def test_a_schedule_that_does_not_fit_the_run_ends_in_one_line(tmp_path, total, warmup, facts):
+    write_cifar100(tmp_path / "data", n_train=64, n_test=16)
+    args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--data.val_size", "0")
+    line = refusal(bam("fit", *args, *schedule(tmp_path, total, warmup), cwd=tmp_path, check=False))
+    assert all(fact in line for fact in facts), line
