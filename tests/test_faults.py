@@ -48,41 +48,32 @@ def refused(capsys, *args: str) -> str:
     return lines[0]
 
 
+# The facts each line must hold (the key, the value, the nearest valid name), not jsonargparse's or our wording.
 @pytest.mark.parametrize(
-    "yaml,message",
+    "yaml,facts",
     [
-        (
-            "model:\n  backbone: wrn\n  attenton: bam\n",
-            "unknown option 'model.attenton' (did you mean 'model.attention'?): fix or remove it in the config or on the"
-            " command line (bam fit --help lists the options)",
-        ),
-        (
-            "model:\n  optimizer:\n    class_path: torch.optim.SGDD\n",
-            "model.optimizer: cannot import class_path 'torch.optim.SGDD' (module 'torch.optim' has no attribute 'SGDD')"
-            " (did you mean 'torch.optim.SGD'?): check its spelling, a full import path",
-        ),
-        (
-            "model:\n  optimizer:\n    class_path: torch.optim.SGD\n    init_args: {lrr: 0.1}\n",
-            "model.optimizer: torch.optim.SGD takes no option 'lrr' (did you mean 'lr'?): fix or remove it under init_args",
-        ),
-        ("data:\n  init_args: {batchsize: 8}\n", "bam_lightning.data.CIFAR100DataModule takes no option 'batchsize'"),
-        ("model:\n  attention: bma\n", "model.attention: 'bma' is not one of bam, bam_official, se, cbam, extra_block, null"),
-        ("trainer:\n  max_epochs: many\n", "trainer.max_epochs: 'many' is not a valid int or null"),
-        ("model:\n  backbone: wrn\n   attention: [\n", "bad.yaml is not a valid YAML config (mapping values are not allowed"),
+        ("model:\n  backbone: wrn\n  attenton: bam\n", ["'model.attenton'", "'model.attention'", "bam fit --help"]),
+        ("model:\n  optimizer:\n    class_path: torch.optim.SGDD\n", ["model.optimizer", "SGDD", "'torch.optim.SGD'"]),
+        ("model:\n  optimizer:\n    class_path: torch.optim.SGD\n    init_args: {lrr: 0.1}\n", ["optimizer", "'lrr'", "'lr'"]),
+        ("data:\n  init_args: {batchsize: 8}\n", ["CIFAR100DataModule", "'batchsize'"]),
+        ("model:\n  attention: bma\n", ["model.attention", "'bma'", "bam, bam_official, se, cbam"]),
+        ("trainer:\n  max_epochs: many\n", ["trainer.max_epochs", "'many'", "int"]),
+        ("model:\n  backbone: wrn\n   attention: [\n", ["bad.yaml", "YAML"]),
     ],
 )
-def test_config_mistakes_end_in_one_line_that_names_the_key(tmp_path, capsys, yaml, message):
+def test_config_mistakes_end_in_one_line_that_names_the_key(tmp_path, capsys, yaml, facts):
     (tmp_path / "bad.yaml").write_text(yaml)
-    assert message in refused(capsys, "fit", "--config", str(CONFIG), "--config", str(tmp_path / "bad.yaml"))
+    line = refused(capsys, "fit", "--config", str(CONFIG), "--config", str(tmp_path / "bad.yaml"))
+    assert all(fact in line for fact in facts), line
 
 
 def test_command_line_mistakes_end_in_one_line_and_help_still_works(capsys):
     assert "unknown command 'fitt' (did you mean 'fit'?)" in refused(capsys, "fitt")
     assert "give a command: fit, validate, test, predict" in refused(capsys)
     line = refused(capsys, "fit", "--config", str(CONFIG), "--model.attenton", "se")
-    assert "unknown option 'model.attenton' (did you mean 'model.attention'?): fix or remove it on the command line" in line
+    assert all(fact in line for fact in ("'model.attenton'", "'model.attention'", "command line")), line
     line = refused(capsys, "fit", "--config", str(CONFIG), "--model.optimizer", "torch.optim.SGDD")
-    assert "model.optimizer: cannot import class_path 'torch.optim.SGDD'" in line and "did you mean 'torch.optim.SGD'?" in line
+    assert all(fact in line for fact in ("model.optimizer", "'torch.optim.SGDD'", "'torch.optim.SGD'")), line
     for args in (["--help"], ["fit", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
             main(args)
