@@ -14,6 +14,7 @@ from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits
 from ..commands import TOOLS
 from ..config_errors import explain
 from ..detector import ObjectDetector
+from ..ema import ema_callback, holds_ema
 from ..errors import InputError, check_output_folder
 from ..module import ImageClassifier
 from ..trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options
@@ -144,6 +145,8 @@ class BamCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        # The EMA of the weights, off unless a decay is given (bam_lightning.ema; fit only: a checkpoint holds the average).
+        parser.add_argument("--ema.decay", type=float | None, default=None, help="EMA of the weights, e.g. 0.9999")
 
     def before_run(self) -> None:
         if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
@@ -161,6 +164,7 @@ class BamCLI(LightningCLI):
             if checkpoint is None or not checkpoint.holds(path):
                 checkpoint = ReadCheckpoint.of(path)
             check_fits(checkpoint, self.model)
+        self.use_ema(config, checkpoint)
         use_run_logger(self.trainer, self.subcommand, config)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
@@ -175,6 +179,23 @@ class BamCLI(LightningCLI):
             self.started.trainer = self.trainer
 
     before_fit = before_validate = before_test = before_predict = before_run
+
+    def use_ema(self, config: Any, checkpoint: ReadCheckpoint | None) -> None:
+        """``--ema.decay`` for a fit; for any command, say when the checkpoint's weights are an EMA."""
+        # Fit only: the other commands use what the checkpoint holds (a run's config.yaml, which they are given, has its decay).
+        ema = ema_callback(config["ema"]["decay"]) if self.subcommand == "fit" else None
+        averaged = checkpoint is not None and holds_ema(checkpoint.content)
+        if self.subcommand == "fit" and averaged and ema is None:
+            raise InputError(
+                f"--ckpt_path {checkpoint.path} was trained with the EMA of its weights: give its --ema.decay again to"
+                " resume it (without it the average would go on training as the network)"
+            )
+        if ema is not None:
+            self.trainer.callbacks.append(ema)
+            decay = config["ema"]["decay"]
+            print(f"bam: EMA of the weights (decay {decay}): validation and checkpoints use the average", file=sys.stderr)
+        elif averaged:
+            print(f"bam: {checkpoint.path} holds the EMA of the weights: {self.subcommand} uses the average", file=sys.stderr)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True, started: Started | None = None) -> BamCLI:

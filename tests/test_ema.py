@@ -1,0 +1,63 @@
+"""``--ema.decay``: a fit whose checkpoints hold the EMA of the weights, its evaluation, its exact resume, its refusals."""
+
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from command import bam, refusal
+from datasets import write_cifar100
+from test_resume import assert_identical, fit, last, logged
+
+EMA = ["--ema.decay", "0.5"]  # a short memory: over 8 steps the average is far from the trained weights
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """The EMA run that never stopped (test_resume's tiny CIFAR-100: 2 epochs, 8 steps)."""
+    root = tmp_path_factory.mktemp("ema")
+    write_cifar100(root / "data", n_train=64, n_test=32)
+    result = fit(root, "straight", 2, *EMA)
+    assert "bam: EMA of the weights (decay 0.5)" in result.stderr
+    return root
+
+
+def test_the_checkpoint_holds_the_average_and_the_trained_weights_beside_it(root):
+    checkpoint = last(root, "straight")
+    average, trained = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert average.keys() == trained.keys() and "averaging_state" in checkpoint
+    assert any(not torch.equal(average[k], trained[k]) for k in average if average[k].is_floating_point())
+
+
+def test_bam_test_of_the_checkpoint_says_it_evaluates_the_average(root, tmp_path):
+    run = next((root / "straight").rglob("last.ckpt")).parents[1]
+    path = Path(shutil.copy(run / "checkpoints" / "last.ckpt", tmp_path))  # outside the run: its logs stay the straight run's
+    args = ["--config", str(run / "config.yaml"), "--trainer.default_root_dir", str(tmp_path)]
+    result = bam("test", *args, "--ckpt_path", str(path), cwd=root)
+    assert f"bam: {path} holds the EMA of the weights: test uses the average" in result.stderr
+
+
+def test_stopped_by_sigterm_and_resumed_with_the_ema_ends_as_the_run_that_never_stopped(root, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
+    callback = ["--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", "5"]
+    stopped = fit(root, "sigterm", 2, *EMA, *callback, check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    fit(root, "sigterm", 2, *EMA, "--ckpt_path", "last")
+    straight, resumed = last(root, "straight"), last(root, "sigterm")
+    for key in ("state_dict", "current_model_state", "averaging_state", "optimizer_states", "lr_schedulers", "global_step"):
+        assert_identical(resumed[key], straight[key], key)
+    assert logged(root, "sigterm") == logged(root, "straight")
+
+
+def test_resuming_an_ema_run_without_its_decay_is_refused(root):
+    path = next((root / "straight").rglob("last.ckpt"))
+    line = refusal(fit(root, "no_ema", 3, "--ckpt_path", str(path), check=False))
+    assert all(fact in line for fact in (str(path), "EMA", "--ema.decay")), line
+
+
+@pytest.mark.parametrize("decay", ["0", "1", "1.5", "-0.1"])
+def test_a_decay_outside_0_1_is_refused(root, decay):
+    line = refusal(fit(root, "bad_decay", 1, "--ema.decay", decay, check=False))
+    assert f"--ema.decay {float(decay)}" in line and "between 0 and 1" in line, line
