@@ -17,9 +17,9 @@ from .sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, Seede
 from .unreadable import BadImages, NextReadable, check_bad_images
 
 
-def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
-    """``steps`` on a PIL image, then a float tensor normalised per channel: every split ends the same way."""
-    return T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
+def normalized(*steps: Callable, mean: Sequence[float], std: Sequence[float], after: Sequence[Callable] = ()) -> T.Compose:
+    """``steps`` on a PIL image, then a float tensor normalised per channel (every split ends the same way), then ``after``."""
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std), *after])
 
 
 Statistics = tuple[Sequence[float], Sequence[float]]  # per-channel mean and std of a normalisation

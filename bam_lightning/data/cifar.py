@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from torch.utils.data import Dataset, Subset
 from torchvision import transforms as T
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from ..errors import DatasetNotFoundError, InputError, one_line
+from . import augment
+from .augment import AutoAugment
 from .base import ImageDataModule, normalized
 from .cifar_pickles import CIFARPickles
 from .unreadable import BadImages
@@ -36,6 +38,9 @@ class _CIFARDataModule(ImageDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
         predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
         bad_images: what a file under ``predict_dir`` that does not decode does: ``fail`` or ``skip``.
+        auto_augment: a policy after the crop and flip of the training images: ``none``, ``randaugment``
+            (2 ops of magnitude 9), ``trivialaugment``, ``autoaugment_cifar10`` or ``autoaugment_imagenet``.
+        random_erasing: the probability of RandomErasing on each normalised training image (0: off).
     """
 
     name: str
@@ -57,6 +62,8 @@ class _CIFARDataModule(ImageDataModule):
         persistent_workers: bool = False,
         predict_dir: str | None = None,
         bad_images: BadImages = "fail",
+        auto_augment: AutoAugment = "none",
+        random_erasing: ClosedUnitInterval = 0.0,
     ) -> None:
         super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
         if val_size < 0:
@@ -65,7 +72,8 @@ class _CIFARDataModule(ImageDataModule):
         self.val_size = val_size
         self.split_seed = split_seed
         self.verify_md5 = verify_md5
-        self.train_transform = normalized(T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), mean=self.mean, std=self.std)
+        steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), *augment.auto_augment(auto_augment)]
+        self.train_transform = normalized(*steps, mean=self.mean, std=self.std, after=augment.random_erasing(random_erasing))
         self.eval_transform = normalized(mean=self.mean, std=self.std)
 
     @property

@@ -4,12 +4,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 
 from ..errors import DatasetNotFoundError, InputError, one_line
+from . import augment
+from .augment import AutoAugment
 from .base import ImageDataModule, normalized
 from .unreadable import BadImages, NextReadable
 
@@ -56,6 +58,9 @@ class ImageNetDataModule(ImageDataModule):
             and, at the end of the run, how many were skipped (see ``unreadable.NextReadable``); under
             ``predict_dir`` ``skip`` leaves the file's row out.
         predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
+        auto_augment: a policy after the crop and flip of the training images: ``none``, ``randaugment``
+            (2 ops of magnitude 9), ``trivialaugment``, ``autoaugment_cifar10`` or ``autoaugment_imagenet``.
+        random_erasing: the probability of RandomErasing on each normalised training image (0: off).
     """
 
     def __init__(
@@ -69,10 +74,13 @@ class ImageNetDataModule(ImageDataModule):
         persistent_workers: bool = False,
         bad_images: BadImages = "fail",
         predict_dir: str | None = None,
+        auto_augment: AutoAugment = "none",
+        random_erasing: ClosedUnitInterval = 0.0,
     ) -> None:
         super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
         self._image_size = image_size
-        self.train_transform = normalized(T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), mean=MEAN, std=STD)
+        steps = [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), *augment.auto_augment(auto_augment)]
+        self.train_transform = normalized(*steps, mean=MEAN, std=STD, after=augment.random_erasing(random_erasing))
         self.eval_transform = normalized(T.Resize(resize_size), T.CenterCrop(image_size), mean=MEAN, std=STD)
 
     @property
