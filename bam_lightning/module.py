@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -20,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .compiling import Compile
 from .errors import InputError, warn
+from .mixing import BatchMixing
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import input_sizes, probing, total_stride
 from .nn import attention_blocks
@@ -53,6 +54,9 @@ class ImageClassifier(TaskModule):
             ``around_downsampling``; null takes the backbone's own (DenseNet: around its transitions).
         backbone_kwargs: options of the backbone's builder, e.g. ``{width_mult: 0.7}``.
         label_smoothing: of the cross-entropy target.
+        mixup_alpha: MixUp's Beta(alpha, alpha) on each training batch (0: off; timm's recipes use 0.2-0.8).
+        cutmix_alpha: CutMix's likewise (0: off; 1.0 in timm's); with both on, each batch gets one of them.
+            The loss takes the soft targets; ``train/acc1`` counts the dominant label (``mixing.BatchMixing``).
         optimizer: ``class_path``/``init_args`` in YAML; called with the parameter groups.
         lr_scheduler: likewise, called with the optimizer (e.g. ``bam_lightning.schedules.WarmupCosine``).
         scheduler_interval: ``epoch`` (the paper's step schedules) or ``step``: when the scheduler steps.
@@ -82,6 +86,8 @@ class ImageClassifier(TaskModule):
         placement: Placement | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         label_smoothing: ClosedUnitInterval = 0.0,
+        mixup_alpha: NonNegativeFloat = 0.0,
+        cutmix_alpha: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable = torch.optim.SGD,
         lr_scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "epoch",
@@ -108,6 +114,7 @@ class ImageClassifier(TaskModule):
                 **{f"{stage}_acc5": accuracy(top_k=min(5, num_classes)) for stage in ("val", "test")},
             }
         )
+        self.mixing = BatchMixing(num_classes, mixup_alpha, cutmix_alpha)
         self.best_acc1 = MaxMetric()
         self.best_acc1.persistent(True)  # "best so far" survives a resume
 
@@ -155,11 +162,15 @@ class ImageClassifier(TaskModule):
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, targets = batch
+        labels = targets
+        if stage == "train" and self.mixing.active:
+            images, targets = self.mixing(images, targets, self.global_step, self.global_rank)
+            labels = targets.argmax(dim=1)  # the dominant label, for train/acc1
         logits = self(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         for name, metric in self.metrics.items():
             if name.startswith(stage):
-                metric.update(logits.detach(), targets)
+                metric.update(logits.detach(), labels)
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=images.size(0), sync_dist=stage != "train")
         return loss
 
