@@ -45,12 +45,17 @@ class TaskModule(L.LightningModule):
         return [DivergenceGuard()]
 
     def on_train_start(self) -> None:
-        """A schedule whose length is given (``WarmupCosine``'s total) must cover the run: past its end a cosine climbs again."""
+        """``WarmupCosine`` as long as the run, or refused where its given total is shorter (past it a cosine climbs again)."""
         run = self.trainer.estimated_stepping_batches if self.scheduler_interval == "step" else self.trainer.max_epochs
         scheduler = self.lr_schedulers()
         if isinstance(scheduler, WarmupCosine) and run is not None and 0 < run < float("inf"):
             steps = "steps" if self.scheduler_interval == "step" else "epochs"
-            if scheduler.total < run:
+            if scheduler.total is None:
+                try:
+                    scheduler.fit_to(int(run))
+                except ValueError as error:
+                    raise InputError(f"model.lr_scheduler: {error} ({int(run)} {steps})") from None
+            elif scheduler.total < run:
                 raise InputError(
                     f"model.lr_scheduler: WarmupCosine's total {scheduler.total} is shorter than the run's {int(run)} {steps}:"
                     f" give total {int(run)} (it counts {steps}: model.scheduler_interval {self.scheduler_interval})"

@@ -31,6 +31,20 @@ def test_a_linear_warmup_to_the_peak_then_a_cosine_to_the_floor():
     assert learning_rates(3, total=2) == pytest.approx([1.0, 0.5, 0.0])  # no warmup: the cosine alone
 
 
+def test_without_a_total_it_waits_for_the_runs_and_its_state_round_trips():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = WarmupCosine(optimizer, warmup=1)
+    assert scheduler.total is None
+    scheduler.fit_to(3)
+    optimizer.step()
+    scheduler.step()
+    state = scheduler.state_dict()
+    assert "cosine" not in state and state["total"] == 3
+    again = WarmupCosine(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), warmup=1)
+    again.load_state_dict(state)
+    assert again.total == 3 and again.cosine.T_max == 2 and again.last_epoch == scheduler.last_epoch
+
+
 @pytest.mark.parametrize(
     "options,message",
     [
@@ -46,19 +60,21 @@ def test_bad_values_are_refused_by_name(options, message):
         learning_rates(1, **options)
 
 
-def schedule(tmp_path, total: int, warmup: int) -> list[str]:
+def schedule(tmp_path, total: int | None, warmup: int) -> list[str]:
     delta = tmp_path / "warmup_cosine.yaml"
+    length = "" if total is None else f"total: {total}, "
     delta.write_text(
         "model:\n  scheduler_interval: step\n  lr_scheduler:\n    class_path: bam_lightning.schedules.WarmupCosine\n"
-        f"    init_args: {{total: {total}, warmup: {warmup}, start_factor: 0.25}}\n"
+        f"    init_args: {{{length}warmup: {warmup}, start_factor: 0.25}}\n"
     )
     return ["--config", str(delta)]
 
 
-def test_bam_fit_steps_it_every_step_and_tensorboard_shows_the_warmup(tmp_path):
+@pytest.mark.parametrize("total", [4, None], ids=["given", "the-runs"])
+def test_bam_fit_steps_it_every_step_and_tensorboard_shows_the_warmup(tmp_path, total):
     write_cifar100(tmp_path / "data", n_train=64, n_test=16)
     args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--data.val_size", "0")
-    bam("fit", *args, *schedule(tmp_path, total=4, warmup=2), cwd=tmp_path)
+    bam("fit", *args, *schedule(tmp_path, total=total, warmup=2), cwd=tmp_path)
     assert scalars(tmp_path / "runs" / "lightning_logs" / "version_0")["lr-SGD"] == pytest.approx(
         [0.025, 0.0625, 0.1, 0.05]
     )  # lr 0.1: 1/4, 5/8, 1, cosine
@@ -69,6 +85,7 @@ def test_bam_fit_steps_it_every_step_and_tensorboard_shows_the_warmup(tmp_path):
     [
         (4, 4, ["model.lr_scheduler", "warmup 4 with total 4"]),  # refused before the run starts
         (2, 1, ["model.lr_scheduler", "total 2 is shorter than the run's 4 steps", "give total 4"]),
+        (None, 4, ["model.lr_scheduler", "warmup 4 with total 4", "(4 steps)"]),  # refused as the run starts
     ],
 )
 def test_a_schedule_that_does_not_fit_the_run_ends_in_one_line(tmp_path, total, warmup, facts):

@@ -15,13 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from ..errors import InputError
+from . import augment
+from .augment import AutoAugment
 from .base import ImageDataModule, normalized
 from .unreadable import BadImages
 
@@ -71,6 +73,8 @@ class DigitsDataModule(ImageDataModule):
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
         predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
         bad_images: what a file under ``predict_dir`` that does not decode does: ``fail`` or ``skip``.
+        auto_augment: a policy after the shift, as the CIFAR datamodules' (``bam_lightning.data.augment``).
+        random_erasing: the probability of RandomErasing on each normalised training image (0: off).
     """
 
     num_classes = 10
@@ -90,6 +94,8 @@ class DigitsDataModule(ImageDataModule):
         persistent_workers: bool = False,
         predict_dir: str | None = None,
         bad_images: BadImages = "fail",
+        auto_augment: AutoAugment = "none",
+        random_erasing: ClosedUnitInterval = 0.0,
     ) -> None:
         # No root: the data is in the wheel.
         super().__init__("", batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
@@ -100,8 +106,9 @@ class DigitsDataModule(ImageDataModule):
         self.split_seed = split_seed
         # What the network sees before normalisation; also what the PNG export writes.
         self.upsample = T.Compose([T.Resize(image_size, T.InterpolationMode.BILINEAR), T.Grayscale(num_output_channels=3)])
-        shift = T.RandomCrop(image_size, padding=image_size // 8)
-        self.train_transform = normalized(self.upsample, shift, mean=self.mean, std=self.std)
+        shift = [T.RandomCrop(image_size, padding=image_size // 8), *augment.auto_augment(auto_augment)]
+        erasing = augment.random_erasing(random_erasing)
+        self.train_transform = normalized(self.upsample, *shift, mean=self.mean, std=self.std, after=erasing)
         self.eval_transform = normalized(self.upsample, mean=self.mean, std=self.std)
 
     @property
