@@ -1,5 +1,8 @@
 """``bam attention``: where each BAM of a trained classifier looks, on your own images.
 
+``--method gradcam`` (``gradcam++``, ``eigencam``) draws class activation maps instead, in the
+same layout, on each BAM's output and the last stage (``cams``).
+
 Writes one figure like the paper's hierarchical-attention figure: a row per image, the
 image, then each BAM's spatial attention map over it (red = most attended), earliest BAM
 first, each titled with its module, its map size and the range of its values in that
@@ -37,6 +40,7 @@ from ..models import get_model_entry
 from ..module import ImageClassifier
 from ..nn import BAMS, attention_blocks
 from . import ToolParser
+from .cams import METHODS, class_maps
 
 DPI = 100
 
@@ -121,6 +125,7 @@ def attention_figure(
     size: int | None = None,
     panel_px: int = 256,
     statistics: Statistics | None = None,
+    method: str = "bam",
 ) -> Figure:
     """One row per ``(title, image)``, one column for the image and one per BAM, each panel ``panel_px`` square.
 
@@ -131,16 +136,20 @@ def attention_figure(
     statistics = statistics or normalization(input_size(classifier))
     size = size or input_size(classifier)
     inputs = T.Normalize(*statistics)(torch.stack([square_crop(image, size) for _, image in images]))
-    maps = capture_attention(classifier.model, inputs.to(classifier.device))
+    inputs = inputs.to(classifier.device)
+    if method == "bam":
+        maps = [(m.name, m.spatial) for m in capture_attention(classifier.model, inputs)]
+    else:
+        maps = class_maps(classifier.model, inputs, method)
     side = round(panel_px * 0.8)  # the rest of the panel holds the title
     shown = torch.stack([square_crop(image, side) for _, image in images])
-    panels = [shown] + [overlay(shown, rescale(m.spatial)) for m in maps]
+    panels = [shown] + [overlay(shown, rescale(spatial)) for _, spatial in maps]
     rows, cols = len(images), len(panels)
     figure = Figure(figsize=(cols * panel_px / DPI, rows * panel_px / DPI), dpi=DPI)
     for row, (title, _) in enumerate(images):
         titles = [f"{title}\n(input {size} px)"] + [
-            f"{m.name} {m.spatial.shape[1]}x{m.spatial.shape[2]}\nrange {m.spatial[row].min():.2f}-{m.spatial[row].max():.2f}"
-            for m in maps
+            f"{name} {spatial.shape[1]}x{spatial.shape[2]}\nrange {spatial[row].min():.2f}-{spatial[row].max():.2f}"
+            for name, spatial in maps
         ]
         for col, (panel, text) in enumerate(zip(panels, titles, strict=True)):
             ax = figure.add_axes(((col + 0.1) / cols, (rows - row - 1 + 0.02) / rows, 0.8 / cols, 0.8 / rows))
@@ -160,11 +169,15 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--out", default="attention_maps.png", help="the PNG to write (default: %(default)s)")
     parser.add_argument("--size", type=int, help="input side in pixels (default: the model's)")
     parser.add_argument("--panel_px", type=int, default=256, help="side of each panel in pixels (default: %(default)s)")
+    parser.add_argument(
+        "--method", default="bam", choices=["bam", *METHODS], help="BAM's own maps, or class activation maps (grad-cam extra)"
+    )
     options = parser.parse_args(args)
     if (options.size is not None and options.size < 1) or options.panel_px < 32:
         raise InputError(f"--size must be positive and --panel_px 32 or more, got {options.size} and {options.panel_px}")
     check_output_folder(Path(options.out).parent, "--out's folder")
-    classifier = load_classifier(options.ckpt_path)
+    bam = options.method == "bam"
+    classifier = load_classifier(options.ckpt_path) if bam else load_checkpoint_classifier(options.ckpt_path, "attention")
     images = [(Path(path).name, read_image(path)) for path in options.image]
     found = run_statistics(options.ckpt_path)
     if found:
@@ -175,5 +188,5 @@ def main(args: list[str] | None = None) -> None:
     print(f"normalising with mean {tuple(statistics[0])} and std {tuple(statistics[1])} ({source})")
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    attention_figure(classifier, images, options.size, options.panel_px, statistics).savefig(out, dpi=DPI)
+    attention_figure(classifier, images, options.size, options.panel_px, statistics, options.method).savefig(out, dpi=DPI)
     print(f"wrote {out}")

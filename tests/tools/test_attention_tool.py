@@ -1,6 +1,7 @@
 """``bam attention`` on a checkpoint fitted here, on real photos from scikit-image."""
 
 import shutil
+import sys
 from functools import partial
 
 import lightning.pytorch as L
@@ -14,9 +15,11 @@ from bam_lightning.cli import main
 from bam_lightning.data import CIFAR100DataModule
 from bam_lightning.data.imagenet import MEAN
 from bam_lightning.module import ImageClassifier
-from bam_lightning.tools.attention import input_size, normalization, run_statistics
+from bam_lightning.tools.attention import input_size, load_checkpoint_classifier, normalization, run_statistics
+from bam_lightning.tools.cams import last_stage
 
 from command import bam
+from test_cli import one_line_error
 
 PANEL = 256
 BAMS = 2  # WRN-10-1
@@ -104,3 +107,32 @@ def test_input_size_and_statistics_follow_the_model():
     assert input_size(ImageClassifier("wrn", 4, backbone_kwargs={"depth": 10, "widen_factor": 1})) == 32
     assert input_size(ImageClassifier("wrn", 4, image_size=40, backbone_kwargs={"depth": 10, "widen_factor": 1})) == 40
     assert normalization(224)[0] == MEAN and normalization(32)[0] == CIFAR100DataModule.mean
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "eigencam"])
+def test_class_activation_maps_on_each_bam_and_the_last_stage(files, capsys, method):
+    out = files["root"] / "cams" / f"{method}.png"
+    main(["attention", "--ckpt_path", str(files["bam"]), "--image", str(files["root"] / "astronaut.jpg"),
+          "--method", method, "--out", str(out)])  # fmt: skip
+    assert Image.open(out).size == ((1 + BAMS + 1) * PANEL, PANEL)  # the image, each BAM's output, the last stage
+
+
+def test_a_baseline_gets_the_last_stages_map_alone(files):
+    out = files["root"] / "cams" / "baseline.png"
+    main(["attention", "--ckpt_path", str(files["baseline"]), "--image", str(files["root"] / "coffee.png"),
+          "--method", "gradcam", "--out", str(out)])  # fmt: skip
+    assert Image.open(out).size == (2 * PANEL, PANEL)
+
+
+def test_grad_cam_without_its_package_and_an_unknown_method_end_in_one_line(files, capsys, monkeypatch):
+    args = ["attention", "--ckpt_path", str(files["bam"]), "--image", str(files["root"] / "astronaut.jpg")]
+    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # as where the extra is not installed
+    assert "pip install 'bam_lightning[gradcam]'" in one_line_error([*args, "--method", "gradcam"], capsys)
+    line = one_line_error([*args, "--method", "gradkam"], capsys)
+    assert "gradkam" in line and "gradcam" in line, line
+
+
+def test_the_last_stage_is_the_last_map_before_the_pooling(files):
+    classifier = load_checkpoint_classifier(files["bam"], "attention")
+    name, _ = last_stage(classifier.model, torch.zeros(1, 3, 32, 32))
+    assert name == "relu"  # WRN: layer3, bn, relu, then the global pooling
