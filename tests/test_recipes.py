@@ -1,11 +1,14 @@
 """configs/recipes/modern.yaml after the digits demo: it trains, its checkpoint holds the EMA, bam test evaluates that."""
 
+import signal
 from pathlib import Path
 
 import torch
 
 from command import bam
-from test_cli import CPU
+from datasets import write_cifar100
+from test_cli import CPU, cifar_args
+from test_resume import assert_identical, last, logged
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 MODERN = ["--config", str(CONFIGS / "demo_digits.yaml"), "--config", str(CONFIGS / "recipes" / "modern.yaml"), *CPU]
@@ -21,3 +24,27 @@ def test_the_demo_trains_with_the_modern_recipe_and_tests_its_ema(tmp_path):
     assert checkpoint["lr_schedulers"][0]["total"] == 6  # WarmupCosine as long as the run
     tested = bam("test", *MODERN, "--trainer.limit_test_batches", "1", "--ckpt_path", str(last), cwd=tmp_path)
     assert f"bam: {last} holds the EMA of the weights: test uses the average" in tested.stderr
+
+
+def modern_fit(root: Path, name: str, *extra: str, check: bool = True):
+    """test_resume's tiny CIFAR-100 run (2 epochs, 8 steps, deterministic) with the whole modern delta on."""
+    delta = ["--config", str(CONFIGS / "recipes" / "modern.yaml"), "--model.lr_scheduler.init_args.warmup", "1"]
+    exact = ["--seed_everything", "0", "--trainer.deterministic", "true", "--ema.decay", "0.5"]
+    run = ["--trainer.default_root_dir", str(root / name), "--trainer.max_epochs", "2"]
+    return bam("fit", *cifar_args(root, *run, *delta, *exact), *extra, cwd=root, check=check)
+
+
+def test_stopped_by_sigterm_and_resumed_with_the_modern_delta_ends_as_the_run_that_never_stopped(tmp_path, monkeypatch):
+    write_cifar100(tmp_path / "data", n_train=64, n_test=32)
+    modern_fit(tmp_path, "straight")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
+    stopped = modern_fit(
+        tmp_path, "sigterm", "--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", "5", check=False
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    modern_fit(tmp_path, "sigterm", "--ckpt_path", "last")
+    straight, resumed = last(tmp_path, "straight"), last(tmp_path, "sigterm")
+    assert straight["hyper_parameters"]["cutmix_alpha"] == 1.0 and "averaging_state" in straight
+    for key in ("state_dict", "current_model_state", "averaging_state", "optimizer_states", "lr_schedulers", "global_step"):
+        assert_identical(resumed[key], straight[key], key)
+    assert logged(tmp_path, "sigterm") == logged(tmp_path, "straight")
