@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from command import bam, refusal
 from datasets import write_cifar100
@@ -61,3 +62,12 @@ def test_resuming_an_ema_run_without_its_decay_is_refused(root):
 def test_a_decay_outside_0_1_is_refused(root, decay):
     line = refusal(fit(root, "bad_decay", 1, "--ema.decay", decay, check=False))
     assert f"--ema.decay {float(decay)}" in line and "between 0 and 1" in line, line
+
+
+def test_bam_attention_says_it_draws_the_average(root, tmp_path):
+    Image.new("RGB", (40, 40), "gray").save(tmp_path / "gray.png")
+    path = next((root / "straight").rglob("last.ckpt"))
+    drawn = bam(
+        "attention", "--ckpt_path", str(path), "--image", str(tmp_path / "gray.png"), "--out", str(tmp_path / "a.png"), cwd=root
+    )
+    assert f"bam attention: {path} holds the EMA of the weights: using the average" in drawn.stdout

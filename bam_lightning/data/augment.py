@@ -1,9 +1,9 @@
-"""Automatic augmentation for the classification datamodules: torchvision's policies, chosen by name."""
+"""Automatic augmentation for the classification datamodules: torchvision's ``transforms.v2`` policies, chosen by name."""
 
 from collections.abc import Callable
 from typing import Literal
 
-from torchvision import transforms as T
+from torchvision.transforms import v2
 
 from ..errors import InputError
 
@@ -12,10 +12,10 @@ AutoAugment = Literal["none", "randaugment", "trivialaugment", "autoaugment_cifa
 # Each policy at torchvision's defaults (RandAugment: 2 ops of magnitude 9, timm's rand-m9-n2), on the PIL image.
 POLICIES: dict[str, Callable[[], list[Callable]]] = {
     "none": list,
-    "randaugment": lambda: [T.RandAugment(num_ops=2, magnitude=9)],
-    "trivialaugment": lambda: [T.TrivialAugmentWide()],
-    "autoaugment_cifar10": lambda: [T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)],
-    "autoaugment_imagenet": lambda: [T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)],
+    "randaugment": lambda: [v2.RandAugment(num_ops=2, magnitude=9)],
+    "trivialaugment": lambda: [v2.TrivialAugmentWide()],
+    "autoaugment_cifar10": lambda: [v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)],
+    "autoaugment_imagenet": lambda: [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)],
 }
 
 
@@ -30,4 +30,4 @@ def random_erasing(probability: float) -> list[Callable]:
     """RandomErasing (Zhong et al. 2020) with ``probability``, on the normalised tensor as torchvision applies it."""
     if not 0 <= probability <= 1:
         raise InputError(f"--data.random_erasing {probability}: give a probability between 0 and 1 (0: off)")
-    return [T.RandomErasing(probability)] if probability else []
+    return [v2.RandomErasing(probability)] if probability else []

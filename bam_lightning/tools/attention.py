@@ -35,6 +35,7 @@ from ..data import CIFAR100DataModule
 from ..data.base import Statistics, input_statistics
 from ..data.imagenet import MEAN as IMAGENET_MEAN
 from ..data.imagenet import STD as IMAGENET_STD
+from ..ema import holds_ema
 from ..errors import InputError, check_output_folder, one_line
 from ..models import get_model_entry
 from ..module import ImageClassifier
@@ -54,7 +55,8 @@ def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClas
     """
     path = Path(ckpt_path)
     # A missing, code-carrying or unreadable file: the one-line refusals every command gives.
-    trained = read_checkpoint(path).get("hyper_parameters", {})
+    content = read_checkpoint(path)
+    trained = content.get("hyper_parameters", {})
     if "detector" in trained:
         raise InputError(
             f"{path} is an object detector's checkpoint ({trained['detector']}), not a classifier's:"
@@ -64,6 +66,8 @@ def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClas
         classifier = ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except (KeyError, TypeError, RuntimeError) as error:  # a readable file, but not what bam fit writes
         raise InputError(f"{path} is not a checkpoint of bam fit ({type(error).__name__}: {one_line(error)})") from error
+    if holds_ema(content):
+        print(f"bam {command}: {path} holds the EMA of the weights: using the average")
     return classifier.eval()
 
 

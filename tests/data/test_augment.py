@@ -4,6 +4,7 @@ import pytest
 import torch
 from lightning.pytorch import seed_everything
 from torchvision import transforms as T
+from torchvision.transforms import v2
 
 from bam_lightning.data import CIFAR100DataModule, ImageNetDataModule
 
@@ -12,10 +13,10 @@ from datasets import write_cifar100
 from test_cli import cifar_args
 
 POLICY_CLASS = {
-    "randaugment": T.RandAugment,
-    "trivialaugment": T.TrivialAugmentWide,
-    "autoaugment_cifar10": T.AutoAugment,
-    "autoaugment_imagenet": T.AutoAugment,
+    "randaugment": v2.RandAugment,
+    "trivialaugment": v2.TrivialAugmentWide,
+    "autoaugment_cifar10": v2.AutoAugment,
+    "autoaugment_imagenet": v2.AutoAugment,
 }
 
 
@@ -28,9 +29,9 @@ def kinds(transform: T.Compose) -> list[type]:
 def test_the_policy_follows_the_flip_and_erasing_the_normalisation_in_training_only(datamodule, policy):
     dm = datamodule(auto_augment=policy, random_erasing=0.25)
     train = kinds(dm.train_transform)
-    assert train[1:] == [T.RandomHorizontalFlip, POLICY_CLASS[policy], T.ToTensor, T.Normalize, T.RandomErasing]
+    assert train[1:] == [T.RandomHorizontalFlip, POLICY_CLASS[policy], T.ToTensor, T.Normalize, v2.RandomErasing]
     assert dm.train_transform.transforms[-1].p == 0.25
-    assert not {POLICY_CLASS[policy], T.RandomErasing} & set(kinds(dm.eval_transform))
+    assert not {POLICY_CLASS[policy], v2.RandomErasing} & set(kinds(dm.eval_transform))
     plain = kinds(datamodule().train_transform)
     assert plain == [train[0], T.RandomHorizontalFlip, T.ToTensor, T.Normalize]  # the defaults: none, 0
 
