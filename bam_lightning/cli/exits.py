@@ -31,6 +31,14 @@ from .app import build_cli
 LIBRARY_WARNINGS = [
     # Lightning's own pytree flattening, run on every logged batch, on torch >= 2.10.
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
+    # bam test/validate/predict of an EMA checkpoint: its state_dict is the average already (a fit without the EMA
+    # callback is refused before, in BamCLI.use_ema).
+    (
+        UserWarning,
+        r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided during"
+        r" `Trainer` instantiation\. Please add the following callbacks: \['EMAWeightAveraging'\]\.?$",
+        r"lightning\.pytorch\.trainer\.call",
+    ),
 ]
 
 
