@@ -1,7 +1,7 @@
 """``--ema.decay``: a fit whose checkpoints hold the EMA of the weights, its evaluation, its exact resume, its refusals."""
 
 import shutil
-import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from PIL import Image
 
 from command import bam, refusal
 from datasets import write_cifar100
-from test_resume import assert_identical, fit, last, logged
+from test_resume import assert_same_run, fit, last, sigterm_then_resume
 
 EMA = ["--ema.decay", "0.5"]  # a short memory: over 8 steps the average is far from the trained weights
 
@@ -43,14 +43,8 @@ def test_bam_test_of_the_checkpoint_says_it_evaluates_the_average(root, tmp_path
 
 def test_stopped_by_sigterm_and_resumed_with_the_ema_ends_as_the_run_that_never_stopped(root, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
-    callback = ["--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", "5"]
-    stopped = fit(root, "sigterm", 2, *EMA, *callback, check=False)
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
-    fit(root, "sigterm", 2, *EMA, "--ckpt_path", "last")
-    straight, resumed = last(root, "straight"), last(root, "sigterm")
-    for key in ("state_dict", "current_model_state", "averaging_state", "optimizer_states", "lr_schedulers", "global_step"):
-        assert_identical(resumed[key], straight[key], key)
-    assert logged(root, "sigterm") == logged(root, "straight")
+    sigterm_then_resume(partial(fit, root, "sigterm", 2, *EMA))
+    assert_same_run(root, "sigterm", also=("current_model_state", "averaging_state"))
 
 
 def test_resuming_an_ema_run_without_its_decay_is_refused(root):

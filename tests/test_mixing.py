@@ -1,6 +1,6 @@
 """MixUp / CutMix of the training batch: the draws follow the seed and the step, the loss takes soft targets, exact resume."""
 
-import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from bam_lightning.mixing import BatchMixing
 
 from command import refusal
 from datasets import write_cifar100
-from test_resume import assert_identical, fit, last, logged
+from test_resume import assert_same_run, fit, logged, sigterm_then_resume
 
 MIX = ["--model.mixup_alpha", "0.4", "--model.cutmix_alpha", "1.0"]
 
@@ -49,14 +49,8 @@ def root(tmp_path_factory):
 
 def test_stopped_by_sigterm_and_resumed_with_mixing_ends_as_the_run_that_never_stopped(root, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
-    callback = ["--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", "5"]
-    stopped = fit(root, "sigterm", 2, *MIX, *callback, check=False)
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
-    fit(root, "sigterm", 2, *MIX, "--ckpt_path", "last")
-    straight, resumed = last(root, "straight"), last(root, "sigterm")
-    for key in ("state_dict", "optimizer_states", "lr_schedulers", "global_step"):
-        assert_identical(resumed[key], straight[key], key)
-    assert logged(root, "sigterm") == logged(root, "straight")
+    sigterm_then_resume(partial(fit, root, "sigterm", 2, *MIX))
+    assert_same_run(root, "sigterm")
 
 
 def test_mixing_changes_the_training_losses_and_train_acc1_counts_the_dominant_label(root):

@@ -1,6 +1,6 @@
 """configs/recipes/modern.yaml after the digits demo: it trains, its checkpoint holds the EMA, bam test evaluates that."""
 
-import signal
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -8,7 +8,7 @@ import torch
 from command import bam
 from datasets import write_cifar100
 from test_cli import CPU, cifar_args
-from test_resume import assert_identical, last, logged
+from test_resume import assert_same_run, last, sigterm_then_resume
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 MODERN = ["--config", str(CONFIGS / "demo_digits.yaml"), "--config", str(CONFIGS / "recipes" / "modern.yaml"), *CPU]
@@ -38,13 +38,7 @@ def test_stopped_by_sigterm_and_resumed_with_the_modern_delta_ends_as_the_run_th
     write_cifar100(tmp_path / "data", n_train=64, n_test=32)
     modern_fit(tmp_path, "straight")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
-    stopped = modern_fit(
-        tmp_path, "sigterm", "--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", "5", check=False
-    )
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
-    modern_fit(tmp_path, "sigterm", "--ckpt_path", "last")
-    straight, resumed = last(tmp_path, "straight"), last(tmp_path, "sigterm")
+    sigterm_then_resume(partial(modern_fit, tmp_path, "sigterm"))
+    straight = last(tmp_path, "straight")
     assert straight["hyper_parameters"]["cutmix_alpha"] == 1.0 and "averaging_state" in straight
-    for key in ("state_dict", "current_model_state", "averaging_state", "optimizer_states", "lr_schedulers", "global_step"):
-        assert_identical(resumed[key], straight[key], key)
-    assert logged(tmp_path, "sigterm") == logged(tmp_path, "straight")
+    assert_same_run(tmp_path, "sigterm", also=("current_model_state", "averaging_state"))

@@ -13,6 +13,7 @@ import multiprocessing
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,22 @@ def assert_identical(a: Any, b: Any, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def assert_same_run(root: Path, name: str) -> None:
+def assert_same_run(root: Path, name: str, also: tuple[str, ...] = ()) -> None:
+    """The run ``name`` ended as ``straight``: its last checkpoint's state (and the keys ``also``) and every scalar."""
     straight, resumed = last(root, "straight"), last(root, name)
-    for key in ("state_dict", "optimizer_states", "lr_schedulers", "epoch", "global_step"):
+    for key in ("state_dict", "optimizer_states", "lr_schedulers", "epoch", "global_step", *also):
         assert_identical(resumed[key], straight[key], key)
     assert logged(root, name) == logged(root, "straight")
+
+
+def sigterm_then_resume(run: Callable[..., subprocess.CompletedProcess], step: int = 5) -> None:
+    """``run(*extra, check=...)`` (a ``bam fit``) stopped by SIGTERM after ``step`` steps, then resumed from its last.ckpt.
+
+    The command imports ``SigtermAt`` from this folder: the caller puts it on PYTHONPATH.
+    """
+    stopped = run("--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", str(step), check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    run("--ckpt_path", "last")
 
 
 @pytest.fixture(scope="module")
