@@ -14,8 +14,10 @@ from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
 from .se import SqueezeExcite
+from .timm_attention import TIMM_ATTENTION, TimmAttention
 
-AttentionName = Literal["bam", "bam_official", "se", "cbam"]
+OURS = ("bam", "bam_official", "se", "cbam")
+AttentionName = Literal[(*OURS, *(f"timm/{name}" for name in TIMM_ATTENTION))]  # type: ignore[valid-type]
 
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "bam": BAM,
@@ -28,7 +30,7 @@ BAMS = (BAM, OfficialBAM)  # the blocks with an attention map M(F) (``attention_
 
 def attention_blocks(model: nn.Module, kinds: tuple[type[nn.Module], ...] | None = None) -> list[tuple[str, nn.Module]]:
     """Every module of ``kinds`` in ``model`` (by default every block ``create_attn`` builds) with its path, outermost first."""
-    kinds = tuple(ATTENTION_LAYERS.values()) if kinds is None else kinds
+    kinds = (*ATTENTION_LAYERS.values(), TimmAttention) if kinds is None else kinds
     return [(name, module) for name, module in model.named_modules() if isinstance(module, kinds)]
 
 
@@ -36,11 +38,13 @@ def get_attn(name: str | None) -> type[nn.Module] | None:
     """The class registered under ``name``; ``None`` (or ``"none"``) means no attention."""
     if name is None or name == "none":
         return None
+    if name.startswith("timm/") and name.removeprefix("timm/") in TIMM_ATTENTION:
+        return TimmAttention
     try:
         return ATTENTION_LAYERS[name]
     except KeyError:
-        choices = ", ".join(sorted(ATTENTION_LAYERS))
-        raise InputError(f"unknown attention {name!r}: choose one of {choices}, or none") from None
+        choices = ", ".join([*sorted(ATTENTION_LAYERS), "timm/<name>"])
+        raise InputError(f"unknown attention {name!r}: choose one of {choices} ({', '.join(TIMM_ATTENTION)}), or none") from None
 
 
 def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | None:
@@ -48,5 +52,7 @@ def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | N
     cls = get_attn(name)
     if cls is None:
         return None
+    if cls is TimmAttention:
+        return TimmAttention(channels, name.removeprefix("timm/"), **kwargs)
     check_options(f"attention {name}", cls, kwargs, fixed=1, flag="attention_kwargs")
     return cls(channels, **kwargs)
