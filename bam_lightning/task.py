@@ -46,20 +46,25 @@ class TaskModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         """``WarmupCosine`` as long as the run, or refused where its given total is shorter (past it a cosine climbs again)."""
-        run = self.trainer.estimated_stepping_batches if self.scheduler_interval == "step" else self.trainer.max_epochs
         scheduler = self.lr_schedulers()
-        if isinstance(scheduler, WarmupCosine) and run is not None and 0 < run < float("inf"):
-            steps = "steps" if self.scheduler_interval == "step" else "epochs"
+        if not isinstance(scheduler, WarmupCosine):
+            return
+        run = self.trainer.estimated_stepping_batches if self.scheduler_interval == "step" else self.trainer.max_epochs
+        if run is None or not 0 < run < float("inf"):  # max_epochs -1: a run of no known length
             if scheduler.total is None:
-                try:
-                    scheduler.fit_to(int(run))
-                except ValueError as error:
-                    raise InputError(f"model.lr_scheduler: {error} ({int(run)} {steps})") from None
-            elif scheduler.total < run:
-                raise InputError(
-                    f"model.lr_scheduler: WarmupCosine's total {scheduler.total} is shorter than the run's {int(run)} {steps}:"
-                    f" give total {int(run)} (it counts {steps}: model.scheduler_interval {self.scheduler_interval})"
-                )
+                raise InputError("model.lr_scheduler: WarmupCosine without a total needs a run of known length: give its total")
+            return
+        steps = "steps" if self.scheduler_interval == "step" else "epochs"
+        if scheduler.total is None:
+            try:
+                scheduler.fit_to(int(run))
+            except ValueError as error:
+                raise InputError(f"model.lr_scheduler: {error} ({int(run)} {steps})") from None
+        elif scheduler.total < run:
+            raise InputError(
+                f"model.lr_scheduler: WarmupCosine's total {scheduler.total} is shorter than the run's {int(run)} {steps}:"
+                f" give total {int(run)} (it counts {steps}: model.scheduler_interval {self.scheduler_interval})"
+            )
 
     def configure_optimizers(self) -> Any:
         decay = self.hparams.decay_norm_and_bias

@@ -93,3 +93,12 @@ def test_a_schedule_that_does_not_fit_the_run_ends_in_one_line(tmp_path, total, 
     args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--data.val_size", "0")
     line = refusal(bam("fit", *args, *schedule(tmp_path, total, warmup), cwd=tmp_path, check=False))
     assert all(fact in line for fact in facts), line
+
+
+def test_without_a_total_a_run_of_no_known_length_is_refused(tmp_path):
+    write_cifar100(tmp_path / "data", n_train=64, n_test=16)
+    endless = cifar_args(tmp_path, "--trainer.max_epochs", "-1", "--trainer.limit_train_batches", "1", "--data.val_size", "0")
+    delta = tmp_path / "warmup_cosine.yaml"
+    delta.write_text("model:\n  lr_scheduler:\n    class_path: bam_lightning.schedules.WarmupCosine\n")
+    line = refusal(bam("fit", *endless, "--config", str(delta), cwd=tmp_path, check=False))
+    assert "WarmupCosine without a total" in line, line

@@ -183,7 +183,8 @@ class BamCLI(LightningCLI):
     def use_ema(self, config: Any, checkpoint: ReadCheckpoint | None) -> None:
         """``--ema.decay`` for a fit; for any command, say when the checkpoint's weights are an EMA."""
         # Fit only: the other commands use what the checkpoint holds (a run's config.yaml, which they are given, has its decay).
-        ema = ema_callback(config["ema"]["decay"]) if self.subcommand == "fit" else None
+        decay = config["ema"]["decay"] if self.subcommand == "fit" else None
+        ema = ema_callback(decay)
         averaged = checkpoint is not None and holds_ema(checkpoint.content)
         if self.subcommand == "fit" and averaged and ema is None:
             raise InputError(
@@ -192,7 +193,6 @@ class BamCLI(LightningCLI):
             )
         if ema is not None:
             self.trainer.callbacks.append(ema)
-            decay = config["ema"]["decay"]
             print(f"bam: EMA of the weights (decay {decay}): validation and checkpoints use the average", file=sys.stderr)
         elif averaged:
             print(f"bam: {checkpoint.path} holds the EMA of the weights: {self.subcommand} uses the average", file=sys.stderr)
