@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test demo demo-detect sweep bench gpu-check clean
+.PHONY: install test demo demo-detect sweep bench gpu-check docs docs-serve clean
 
 # One command sets up a fresh machine: a virtual environment with the package and its test tools.
 install:
@@ -91,5 +91,16 @@ bench:
 gpu-check:
 	$(BIN)/python -m benchmarks.gpu_check $(if $(DEVICE),--device $(DEVICE)) $(GPU_CHECK_ARGS)
 
+# The documentation site (MkDocs, the Material theme, the API reference from the docstrings by mkdocstrings; the docs
+# extra, in dev): site/, built with --strict, so a broken link, anchor or API reference fails it (tests/test_docs.py
+# builds it too). docs-serve: the same site on http://127.0.0.1:8000, rebuilt as you edit.
+# NO_MKDOCS_2_WARNING: Material's notice about its successor, printed on every build, says nothing about the site.
+docs docs-serve: export NO_MKDOCS_2_WARNING := 1
+docs:
+	$(BIN)/mkdocs build --strict
+
+docs-serve:
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site
