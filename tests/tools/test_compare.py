@@ -1,18 +1,30 @@
-"""`bam compare` on runs written the way `bam fit` writes them: TensorBoard events and LightningCLI's config.yaml."""
+"""`bam compare` on runs written the way `bam fit` writes them: TensorBoard events and LightningCLI's config.yaml.
 
+`--paper` (the reproduction report) is checked against the paper's figures read here from
+paper_tables.json itself and against Welch's test computed here with scipy from the same values.
+"""
+
+import csv
+import json
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
+from scipy.stats import ttest_ind
 from torch.utils.tensorboard import SummaryWriter
 
 from bam_lightning.errors import InputError
-from bam_lightning.tools.compare import collect, differences, find_runs, render
+from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper
+from bam_lightning.tools.report import printed_figure, welch
 
-from command import bam
+from command import bam, refusal
+from test_cli import one_line_error
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
+PAPER = json.loads((Path(__file__).parents[2] / "bam_lightning" / "reference" / "paper_tables.json").read_text())
 STEPS_PER_EPOCH = 10
 # val/err1 per epoch of each (attention, seed): finals 22, 23 | 21, 20 and bests 21, 23 | 20, 19.5.
 ERRORS = {
@@ -23,12 +35,17 @@ ERRORS = {
 }
 
 
-def write_run(version_dir: Path, attention: str | None, seed: int, errors: list[float], first_epoch: int = 0) -> None:
-    """One `lightning_logs/version_N`: the scalars Lightning logs at each validation, and the saved config."""
+def write_run(
+    version_dir: Path, attention: str | None, seed: int, errors: list[float], first_epoch: int = 0, attention_kwargs=None
+) -> None:
+    """One `lightning_logs/version_N`: the scalars Lightning logs at each validation, and the saved config.
+
+    No ``errors``: a run that has started and not validated yet. ``attention_kwargs`` None as LightningCLI saves an unset option.
+    """
     config = yaml.safe_load(CONFIG.read_text())
     config["seed_everything"] = seed
     config["model"]["attention"] = attention
-    config["model"]["attention_kwargs"] = None  # as LightningCLI saves an unset option
+    config["model"]["attention_kwargs"] = attention_kwargs
     writer = SummaryWriter(str(version_dir))
     for epoch, error in enumerate(errors, start=first_epoch):
         step = (epoch + 1) * STEPS_PER_EPOCH - 1
@@ -102,7 +119,9 @@ def test_errors_are_one_line(runs, tmp_path):
         collect([tmp_path])
     with pytest.raises(InputError, match="no such folder"):
         collect([tmp_path / "missing"])
-    with pytest.raises(InputError, match="no 'val/err5' logged in .*version_0.*; logged: epoch, val/acc1, val/err1"):
+    with pytest.raises(
+        InputError, match="no 'val/err5' logged in .*version_0 nor any other run; logged: epoch, val/acc1, val/err1"
+    ):
         collect([runs], metric="val/err5")
 
 
@@ -112,10 +131,127 @@ def test_bam_compare_command(runs):
 
 
 def test_bam_compare_on_an_empty_folder_says_so_in_one_line(tmp_path, capsys):
-    from bam_lightning.cli import main
+    assert one_line_error(["compare", str(tmp_path)], capsys).startswith("bam: error: no run under")
 
-    with pytest.raises(SystemExit) as exit:
-        main(["compare", str(tmp_path)])
-    assert exit.value.code == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("bam: error: no run under")
+
+def printed(arch: str, key: str = "top1_error") -> float:
+    """The figure as paper_tables.json prints it, read here without the package's mapping."""
+    (row,) = (row for table in ("cifar100", "imagenet") for row in PAPER[table]["rows"] if row["arch"] == arch)
+    return row[key]
+
+
+def group(backbone: str, attention: str | None = None, attention_kwargs=None, dataset="CIFAR100", **options) -> dict:
+    image_size = options.pop("image_size", None)
+    return {"dataset": dataset, "backbone": backbone, "backbone_kwargs": options, "image_size": image_size,
+            "attention": attention, "attention_kwargs": attention_kwargs or {}}  # fmt: skip
+
+
+def test_the_paper_figure_comes_from_the_config():
+    assert printed_figure(group("wrn28_8"), "val/err1") == printed("WideResNet 28 (w=8)") == 20.4
+    assert printed_figure(group("wrn28_8", "bam"), "val/err1") == printed("WideResNet 28 (w=8) + BAM") == 19.06
+    assert printed_figure(group("wrn28_8", "bam_official", {"fused": False}), "test/err1") == 19.06
+    assert printed_figure(group("wrn28_8", "bam", {"reduction": 16, "dilation": 4}), "val/acc1") == pytest.approx(100 - 19.06)
+    bam_resnet18 = group("resnet18", "bam", dataset="ImageNet", image_size=224)
+    assert printed_figure(bam_resnet18, "val/err5") == printed("ResNet18 + BAM", "top5_error")
+    assert printed_figure(group("mobilenet_v1", dataset="ImageNet", image_size=192), "val/err1") == printed(
+        "MobileNet rho=192/224"
+    )
+    assert printed_figure(group("wide_resnet18", dataset="ImageNet", widen_factor=2.0), "val/err1") == printed(
+        "WideResNet18 (widen=2.0)"
+    )
+    nothing_printed = [
+        (group("wrn28_8", "bam", {"reduction": 8}), "val/err1"),  # not the paper's BAM
+        (group("wrn28_8", "bam", {"combine": "max"}), "val/err1"),
+        (group("wrn28_8", "se"), "val/err1"),
+        (group("wrn28_8", dataset="CIFAR10"), "val/err1"),  # the paper's table is CIFAR-100's
+        (group("resnet18", dataset="CIFAR100"), "val/err1"),  # an ImageNet row
+        (group("wrn28_8"), "val/err5"),  # CIFAR rows print no top-5
+        (group("wrn28_8"), "val/loss"),
+        (group("wrn16_8"), "val/err1"),  # not in the paper
+    ]
+    assert [printed_figure(*case) for case in nothing_printed] == [None] * len(nothing_printed)
+
+
+def welch_cells(values: list[float], baseline: list[float]) -> str:
+    """The interval and p cells of the report, from scipy's Welch test computed here."""
+    result = ttest_ind(values, baseline, equal_var=False)
+    interval = result.confidence_interval(0.95)
+    return f"[{interval.low:+.2f}, {interval.high:+.2f}] | {result.pvalue:.3f}"
+
+
+def test_paper_report_beside_the_paper_with_welch(runs):
+    records = paper_report(collect([runs]), "val/err1")
+    finals = {"none": [22.0, 23.0], "bam": [21.0, 20.0]}
+    welch = ttest_ind(finals["bam"], finals["none"], equal_var=False)
+    assert records[1]["welch"].p == pytest.approx(welch.pvalue) and records[1]["change"] == pytest.approx(-2.0)
+    assert records[1]["vs_paper"] == pytest.approx(20.5 - printed("WideResNet 28 (w=8) + BAM"))
+    lines = render_paper(records, "val/err1").splitlines()
+    header = "dataset | backbone | attention | n | final val/err1 | paper | ours − paper | att − none | 95 % CI | p (Welch)"
+    assert lines[0] == f"| {header} | epochs | note |"
+    assert lines[2] == "| CIFAR100 | wrn28_8 | none | 2 | 22.50 ± 0.71 | 20.40 | +2.10 | — | — | — | 3 | — |"
+    tested = welch_cells(finals["bam"], finals["none"])
+    assert lines[3] == f"| CIFAR100 | wrn28_8 | bam | 2 | 20.50 ± 0.71 | 19.06 | +1.44 | -2.00 | {tested} | 3 | — |"
+    assert welch.pvalue == pytest.approx(0.106, abs=5e-4) and len(lines) == 4
+
+
+def test_welch_does_not_pool_the_variances():
+    values, baseline = [19.0, 20.5, 23.0], [22.0, 22.4]  # unequal sizes and spreads: Student's p differs
+    expected = ttest_ind(values, baseline, equal_var=False)
+    found = welch(ttest_ind, values, baseline)
+    assert found.p == pytest.approx(expected.pvalue) and found.p != pytest.approx(ttest_ind(values, baseline).pvalue)
+    assert (found.low, found.high) == pytest.approx(tuple(expected.confidence_interval(0.95)))
+    assert welch(ttest_ind, [20.0], baseline) is None and welch(ttest_ind, [20.0, 20.0], [21.0, 21.0]) is None
+
+
+def test_paper_report_of_a_sweep_still_running(tmp_path):
+    """Seeds not started, a seed started and not validated yet, and a baseline resumed in a later version."""
+    logs = tmp_path / "lightning_logs"
+    write_run(logs / "version_0", None, 0, [30.0, 22.0])
+    write_run(logs / "version_1", None, 0, [21.0], first_epoch=2)  # resumed: epoch 2 in version_1
+    write_run(logs / "version_2", None, 1, [31.0, 24.0, 23.0])
+    write_run(logs / "version_3", "bam", 0, [29.0, 20.0])
+    write_run(logs / "version_4", "bam", 1, [])  # started, nothing logged yet
+    write_run(logs / "version_5", "bam", 2, [28.0], attention_kwargs={"reduction": 8})
+    baseline, bam_row, bam_r8 = paper_report(collect([tmp_path]), "val/err1")
+    assert (baseline["runs"], baseline["final"], baseline["welch"]) == (2, [21.0, 23.0], None)
+    assert (bam_row["runs"], bam_row["waiting"], bam_row["note"]) == (1, 1, "1 of 2 seeds; 1 waiting")
+    assert bam_row["welch"] is None and bam_row["change"] == pytest.approx(20.0 - 22.0)
+    lines = render_paper([baseline, bam_row, bam_r8], "val/err1").splitlines()
+    assert lines[2] == "| CIFAR100 | wrn28_8 | none | 2 | 22.00 ± 1.41 | 20.40 | +1.60 | — | — | — | 3 | — |"
+    assert (
+        lines[3] == "| CIFAR100 | wrn28_8 | bam | 1 | 20.00 ± — | 19.06 | +0.94 | -2.00 | — | — | 2 | 1 of 2 seeds; 1 waiting |"
+    )
+    assert lines[4] == "| CIFAR100 | wrn28_8 | bam (reduction=8) | 1 | 28.00 ± — | — | — | +6.00 | — | — | 1 | 1 of 2 seeds |"
+
+
+def test_bam_compare_paper_writes_the_report_beside_the_sweep(runs):
+    done = bam("compare", str(runs), "--paper", cwd=runs)
+    welch = ttest_ind([21.0, 20.0], [22.0, 23.0], equal_var=False)
+    assert (
+        f"| bam | 2 | 20.50 ± 0.71 | 19.06 | +1.44 | -2.00 | {welch_cells([21.0, 20.0], [22.0, 23.0])} | 3 | — |" in done.stdout
+    )
+    assert done.stderr.strip().endswith(f"wrote {runs / 'report.md'}, {runs / 'report.csv'}, {runs / 'report.png'}")
+    assert (runs / "report.md").read_text().count(done.stdout.strip()) == 1
+    none, bam_row = csv.DictReader((runs / "report.csv").open())
+    assert (none["paper"], none["p_welch"], bam_row["paper"]) == ("20.4", "", "19.06")
+    assert float(bam_row["p_welch"]) == pytest.approx(welch.pvalue, rel=1e-5)
+    assert float(bam_row["ci95_low"]) == pytest.approx(welch.confidence_interval(0.95).low, rel=1e-5)
+    with Image.open(runs / "report.png") as png:
+        assert png.format == "PNG" and png.width > 800 and png.height > 150
+
+
+def test_bam_compare_paper_mistakes_are_one_line(runs, tmp_path):
+    (tmp_path / "file").touch()
+    mistakes = {
+        ("--out", str(tmp_path)): "bam compare: --out is where --paper writes its report; add --paper",
+        (str(tmp_path), "--paper"): "bam compare --paper: several run folders given; say where the report goes with --out FOLDER",
+        ("--paper", "--out", str(tmp_path / "file")): f"bam compare --paper: --out {tmp_path / 'file'} is a file; give a folder",
+    }
+    for args, message in mistakes.items():
+        assert refusal(bam("compare", str(runs), *args, cwd=tmp_path, check=False)) == f"bam: error: {message}"
+
+
+def test_bam_compare_paper_without_scipy_names_the_extra(runs, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import scipy.stats raises ImportError
+    line = one_line_error(["compare", str(runs), "--paper"], capsys)
+    assert line == "bam: error: bam compare --paper needs scipy: pip install 'bam_lightning[report]'"
