@@ -11,7 +11,7 @@ from markdown.extensions.toc import slugify
 
 ROOT = Path(__file__).resolve().parents[1]
 MKDOCS = Path(sys.executable).parent / "mkdocs"
-LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 # The names the API page documents (docs/api.md), each under its own anchor.
 PUBLIC = [
@@ -61,7 +61,7 @@ def headings(markdown: Path) -> set[str]:
 
 def test_every_relative_link_of_the_readme_resolves() -> None:
     readme = ROOT / "README.md"
-    targets = LINK.findall(FENCE.sub("", readme.read_text(encoding="utf-8")))
+    targets = ["".join(groups) for groups in LINK.findall(FENCE.sub("", readme.read_text(encoding="utf-8")))]
     relative = [t for t in targets if not re.match(r"[a-z]+:", t)]
     assert len(relative) >= 10  # the guides' table, the pictures, the anchors
     broken = []
