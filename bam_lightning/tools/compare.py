@@ -195,19 +195,28 @@ def render(rows: list[dict[str, Any]], metric: str, fmt: Literal["markdown", "cs
     return format_table(header, cells, fmt)
 
 
-def paper_report(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """``rows`` with the paper's figure (``paper``), ours minus it, and for an attention row with a baseline twin
-    the change of the final mean (``change``) and Welch's test of it (``welch``, None below two runs each).
+def _note(row: dict[str, Any], most: int) -> str | None:
+    """What a sweep still running lacks in ``row``: seeds below the fullest row's ``most``, runs with nothing logged yet."""
+    notes = []
+    if row["runs"] < most:
+        notes.append(f"{row['runs']} of {most} seeds")
+    if row["waiting"]:
+        notes.append(f"{row['waiting']} waiting")
+    return "; ".join(notes) or None
 
-    ``note`` says where a row has fewer runs than the report's fullest row, or runs still waiting:
-    a sweep that is still running reports what it has.
+
+def paper_report(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """``collect``'s rows beside the paper, with what attention changed and how sure that change is.
+
+    Added: the paper's figure (``paper``, None where it printed none), ours minus it (``vs_paper``),
+    for an attention row with a baseline twin the change of the final mean (``change``) and
+    Welch's test of it (``welch``, None below two runs a side), and a ``note`` (``_note``).
     """
     test, most = ttest_ind(), max(row["runs"] for row in rows)
     twins = baselines(rows)
     records = []
     for i, row in enumerate(rows):
         paper, baseline = printed_figure(row, metric), twins.get(i)
-        notes = [f"{row['runs']} of {most} seeds"] * (row["runs"] < most) + [f"{row['waiting']} waiting"] * bool(row["waiting"])
         records.append(
             row
             | {
@@ -215,7 +224,7 @@ def paper_report(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
                 "vs_paper": None if paper is None else row["final_mean"] - paper,
                 "change": None if baseline is None else row["final_mean"] - baseline["final_mean"],
                 "welch": None if baseline is None else welch(test, row["final"], baseline["final"]),
-                "note": "; ".join(notes) or None,
+                "note": _note(row, most),
             }
         )
     return records

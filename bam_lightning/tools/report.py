@@ -6,7 +6,6 @@ a run of BAM at other settings than the paper's, or of another attention, has no
 """
 
 import inspect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,14 +113,17 @@ def plot(bars: list[Bar], metric: str, path: Path) -> None:
         axes.scatter(
             [p for _, p in printed], [r for r, _ in printed], marker="D", color="black", zorder=3, label="paper (printed)"
         )
-    ends = [max(bar.mean + (bar.std or 0.0), bar.paper or -math.inf) for bar in bars]
-    starts = [min(bar.mean - (bar.std or 0.0), bar.paper or math.inf) for bar in bars]
-    for row, bar, end in zip(rows, bars, ends, strict=True):
-        axes.annotate(f"{bar.mean:.2f}  n={bar.runs}", (end, row), xytext=(6, 0), textcoords="offset points", va="center")
-    pad = max(max(ends) - min(starts), 1.0) * 0.5
-    axes.set_xlim(max(min(starts) - pad, 0.0), max(ends) + pad)
+    reach = [
+        [bar.mean - (bar.std or 0.0), bar.mean + (bar.std or 0.0), *([] if bar.paper is None else [bar.paper])] for bar in bars
+    ]
+    for row, bar, drawn in zip(rows, bars, reach, strict=True):
+        axes.annotate(f"{bar.mean:.2f}  n={bar.runs}", (max(drawn), row), xytext=(6, 0), textcoords="offset points", va="center")
+    low, high = min(min(drawn) for drawn in reach), max(max(drawn) for drawn in reach)
+    pad = max(high - low, 1.0) * 0.5
+    axes.set_xlim(max(low - pad, 0.0), high + pad)
     axes.set_yticks(rows, [bar.label for bar in bars])
     axes.invert_yaxis()
     axes.set_xlabel(metric)
-    axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False)
+    if spread or printed:
+        axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False)  # above the bars, covering none
     figure.savefig(path, dpi=120)
