@@ -58,24 +58,18 @@ demo-detect:
 	@echo "demo-detect: test mAP@.5 $$(grep -m 1 'test/map_50 ' $(DETECT)/test.txt | grep -oE '[0-9]+\.[0-9]+' | xargs printf %.2f) %" \
 	  "(target >= 60 %); checkpoint $(DETECT_CKPT); TensorBoard logs $(DETECT)/lightning_logs; detections $(DETECT)/detections.png"
 
-# Several configs over several seeds, then the results table (mean ± std over seeds):
+# Several configs over several seeds, then the results table (mean ± std over seeds): a thin call of `bam sweep`
+# (bam sweep --help: --launcher slurm for a SLURM job array, --dry_run, --status), runs under SWEEP_DIR/<row>/seed<k>/:
 #   make sweep CONFIGS="configs/cifar100/wrn28_8_bam.yaml configs/cifar100/wrn28_8_baseline.yaml" SEEDS="0 1 2"
 # An ablation row is its Table 3 config and its delta joined by '+':
 #   make sweep CONFIGS="configs/cifar100/resnet50_bam.yaml+configs/ablations/table1a_dilation1.yaml"
-# ARGS is added to every run (e.g. ARGS="--trainer.devices 8 --trainer.strategy ddp").
+# ARGS is added to every run (e.g. ARGS="--trainer.devices 8 --trainer.strategy ddp"); SWEEP_ARGS to bam sweep
+# (e.g. SWEEP_ARGS="--local.parallel 2"). Run again, it skips finished runs and resumes unfinished ones.
 SEEDS     ?= 0 1 2
 SWEEP_DIR ?= runs/sweep
-sweep: SHELL := /bin/bash
 sweep:
 	@test -n "$(CONFIGS)" || { echo 'make sweep: set CONFIGS="a.yaml b.yaml ..."'; exit 2; }
-	set -e; for config in $(CONFIGS); do \
-	  name=$$(basename $${config##*+} .yaml); \
-	  for seed in $(SEEDS); do \
-	    $(BIN)/bam fit --config $${config//+/ --config } --seed_everything $$seed \
-	      --trainer.default_root_dir $(SWEEP_DIR)/$$name/seed$$seed $(ARGS); \
-	  done; \
-	done
-	$(BIN)/bam compare $(SWEEP_DIR)
+	$(BIN)/bam sweep --configs $(CONFIGS) --seeds $(SEEDS) --out $(SWEEP_DIR) --args "$(ARGS)" $(SWEEP_ARGS)
 
 # Speed and memory, not part of the tests (numbers depend on the machine): BAM alone (fused vs reference),
 # training steps with and without BAM, bam fit vs a bare PyTorch loop. Prints the tables and writes

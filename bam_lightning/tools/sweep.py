@@ -1,0 +1,200 @@
+"""``bam sweep``: every config times every seed, one ``bam fit`` each, on this machine or as one SLURM job array.
+
+    bam sweep --configs A.yaml B.yaml+delta.yaml --seeds 0 1 2 --out runs/sweep [--args "..."]
+              [--launcher local --local.parallel N | --launcher slurm --slurm.partition P ...] [--dry_run]
+    bam sweep --status runs/sweep
+
+Runs go to ``OUT/<row>/seed<k>/`` (``sweep_runs``). The sweep is idempotent: run again, it skips
+the runs that are done and those still queued or running, resumes the unfinished ones from their
+``last.ckpt`` and starts the missing ones, all read from the runs' folders; ``--dry_run`` prints that
+plan (and the ``#SBATCH`` lines) and submits nothing. Every mistake in the input is refused in one
+line before anything is submitted. The local launcher waits for its runs and ends with ``bam
+compare``'s table; SLURM's array is submitted and left to run (``--status`` follows it).
+"""
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, check_output_folder
+from . import ToolParser
+from . import slurm as slurm_options
+from .compare import collect, render
+from .summary import format_table
+from .sweep_job import FitJob
+from .sweep_runs import Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
+
+SUBMITIT = ".submitit"  # submitit's job files (pickles, logs) under OUT
+ACTIONS = {"done": "skip", "running": "skip", "pending": "skip", "missing": "start", "stopped": "resume", "failed": "resume"}
+
+
+def build_parser() -> ToolParser:
+    parser = ToolParser(prog="bam sweep", description="Configs times seeds, one bam fit each: locally or as a SLURM job array.")
+    parser.add_argument("--configs", nargs="+", metavar="CONFIG[+DELTA]", help="one row each; a Table 3 config+its delta")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="each row runs once per seed")
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep"), help="runs go to OUT/<row>/seed<k>/")
+    parser.add_argument("--args", default="", help='more bam fit options for every run, as one string: "--trainer.max_epochs 5"')
+    parser.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    parser.add_argument("--local.parallel", dest="parallel", type=int, default=1, help="local runs at once")
+    for key, (kind, default, text) in slurm_options.OPTIONS.items():
+        many = {"action": "append"} if isinstance(default, list) else {"default": default}
+        parser.add_argument(f"--slurm.{key}", dest=f"slurm.{key}", type=kind, help=text, **many)
+    parser.add_argument("--dry_run", action="store_true", help="print the plan and the sbatch options; submit nothing")
+    parser.add_argument("--status", type=Path, metavar="OUT", help="print where each run of the sweep under OUT stands")
+    return parser
+
+
+def _slurm(options: Any) -> dict[str, Any]:
+    """The ``--slurm.*`` values by key, each checked."""
+    values = {key: getattr(options, f"slurm.{key}") for key in slurm_options.OPTIONS}
+    values["sbatch"] = values["sbatch"] or []
+    for key in ("nodes", "time", "array_parallelism", "cpus_per_task"):
+        if values[key] is not None and values[key] < 1:
+            raise InputError(f"--slurm.{key} {values[key]}: give 1 or more")
+    for key in ("gpus_per_node", "signal_delay"):
+        if values[key] < 0:
+            raise InputError(f"--slurm.{key} {values[key]}: give 0 or more")
+    if values["signal_delay"] >= values["time"] * 60:
+        raise InputError(f"--slurm.signal_delay {values['signal_delay']} s is not shorter than --slurm.time {values['time']} min")
+    return values
+
+
+def _runs(options: Any, slurm: dict[str, Any] | None) -> list[Run]:
+    """The sweep's runs, every input checked (before anything is submitted)."""
+    if not options.configs:
+        raise InputError("bam sweep: give --configs A.yaml [B.yaml+delta.yaml ...] (or --status OUT)")
+    if not options.seeds:
+        raise InputError("--seeds: the seed list is empty: give one seed or more, e.g. --seeds 0 1 2")
+    if len(set(options.seeds)) < len(options.seeds):
+        raise InputError(f"--seeds {' '.join(map(str, options.seeds))}: a seed given twice: give each seed once")
+    if options.parallel < 1:
+        raise InputError(f"--local.parallel {options.parallel}: give 1 or more")
+    try:
+        args = shlex.split(options.args)
+    except ValueError as error:
+        raise InputError(f"--args {options.args!r}: {error}: quote as a shell does") from None
+    check_output_folder(options.out, "--out")
+    ddp = {}
+    if slurm is not None and slurm_options.world_size(slurm) > 1:
+        for config in options.configs:
+            ddp[row_name(config)] = slurm_options.ddp_args(slurm, batch_size(read_configs(config)), row_name(config))
+    return plan(options.configs, options.seeds, options.out, args, ddp)
+
+
+def _states(runs: list[Run]) -> list[tuple[str, str]]:
+    """Where each run stands now (asking SLURM's queue only where a run was submitted to it)."""
+    states = [read_state(run.folder) for run in runs]
+    queue = slurm_options.queued() if any(state.get("launcher") == "slurm" for state in states) else {}
+    return [where(state, queue) for state in states]
+
+
+def _table(runs: list[Run], states: list[tuple[str, str]], actions: list[str] | None = None) -> str:
+    header = ["run", "state", *(["action"] if actions else []), "why"]
+    cells = [
+        [run.name, state, *([actions[i]] if actions else []), why or None]
+        for i, (run, (state, why)) in enumerate(zip(runs, states, strict=True))
+    ]
+    return "\n".join("  " + line for line in format_table(header, cells, "table").splitlines())
+
+
+def status(out: Path) -> None:
+    """``--status OUT``: every run of the sweep under OUT and where it stands."""
+    if not out.is_dir():
+        raise InputError(f"--status {out}: no such folder: give the --out of a bam sweep")
+    runs = [
+        Run(folder.parent.name, int(folder.name.removeprefix("seed")), folder, [])
+        for folder in sorted(out.glob("*/seed*"), key=lambda f: (f.parent.name, f.name.removeprefix("seed")))
+        if folder.name.removeprefix("seed").isdigit() and (folder / "sweep.json").is_file()
+    ]
+    if not runs:
+        raise InputError(f"--status {out}: no run of bam sweep under it (OUT/<row>/seed<k>/sweep.json)")
+    states = _states(runs)
+    counts = {name: sum(state == name for state, _ in states) for name in dict.fromkeys(state for state, _ in states)}
+    print(f"bam sweep: {len(runs)} runs under {out}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    print(_table(runs, states))
+
+
+def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dict[str, Any]) -> None:
+    executor = slurm_options.executor(out / SUBMITIT, params)
+    jobs = []
+    with executor.batch():
+        for run in runs:
+            jobs.append(executor.submit(FitJob(run, "slurm", slurm["time"] * 60, slurm["signal_delay"])))
+    for run, job in zip(runs, jobs, strict=True):
+        if read_state(run.folder).get("job") != job.job_id:  # the job may have started already and written its own
+            write_state(run.folder, state="submitted", launcher="slurm", job=job.job_id)
+    print(f"bam sweep: submitted {len(jobs)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}; bam sweep --status {out}")
+
+
+def _run_local(runs: list[Run], out: Path, parallel: int) -> None:
+    """Every run on this machine, ``parallel`` at once, waiting for them all."""
+    import submitit
+
+    executor = submitit.LocalExecutor(folder=out / SUBMITIT / "%j")
+    executor.update_parameters(timeout_min=60 * 24 * 365)  # no time limit on one's own machine
+    waiting, started = list(runs), []
+    while waiting or started:
+        while waiting and len(started) < parallel:
+            run = waiting.pop(0)
+            job = executor.submit(FitJob(run, "local"))
+            write_state(run.folder, state="submitted", launcher="local", job=job.job_id, pid=int(job.job_id))
+            started.append((run, job, time.monotonic()))
+        time.sleep(0.2)
+        for entry in [entry for entry in started if entry[1].done()]:
+            started.remove(entry)
+            run, _, start = entry
+            state, why = where(read_state(run.folder), {})
+            print(f"bam sweep: {run.name} {state} after {time.monotonic() - start:.0f} s{f': {why}' if why else ''}", flush=True)
+
+
+def main(args: list[str] | None = None) -> None:
+    options = build_parser().parse_args(args)
+    if options.status is not None:
+        return status(options.status)
+    slurm = _slurm(options) if options.launcher == "slurm" else None
+    if slurm is not None:
+        slurm_options.check_sbatch()
+    runs = _runs(options, slurm)
+    states = _states(runs)
+    actions = [ACTIONS[state] for state, _ in states]
+    todo = [run for run, action in zip(runs, actions, strict=True) if action != "skip"]
+    rows = len(dict.fromkeys(run.row for run in runs))
+    print(
+        f"bam sweep: {len(runs)} runs ({rows} rows x {len(options.seeds)} seeds) under {options.out}, launcher {options.launcher}"
+    )
+    print(_table(runs, states, actions))
+    params = slurm_options.parameters(slurm, f"bam-sweep-{options.out.resolve().name}") if slurm is not None else {}
+    if todo and slurm is not None:
+        print(f"  one job array of {len(todo)}:")
+        print(
+            "\n".join(f"    {line}" for line in slurm_options.sbatch_lines(params, options.out.resolve() / SUBMITIT, len(todo)))
+        )
+    if options.dry_run:
+        print(f"bam sweep: dry run: {len(todo)} runs would be submitted; nothing submitted")
+        return
+    if not todo:
+        print("bam sweep: nothing to submit")
+    elif slurm is not None:
+        return _submit_slurm(todo, options.out, params, slurm)
+    else:
+        _run_local(todo, options.out, options.parallel)
+    _finish(runs, options.out)
+
+
+def _finish(runs: list[Run], out: Path) -> None:
+    """A local sweep's end: the runs that did not finish (exit 1), or ``bam compare``'s table of them all."""
+    states = _states(runs)
+    unfinished = [(run, state) for run, state in zip(runs, states, strict=True) if state[0] != "done"]
+    if unfinished:
+        print(_table([run for run, _ in unfinished], [state for _, state in unfinished]), file=sys.stderr)
+        raise SystemExit(f"bam sweep: {len(unfinished)} of {len(runs)} runs did not finish (bam sweep --status {out})")
+    rows = collect([run.folder for run in runs])
+    print(render(rows, "val/err1"))
+
+
+if __name__ == "__main__":
+    from ..cli import main as bam
+
+    bam(["sweep", *sys.argv[1:]])

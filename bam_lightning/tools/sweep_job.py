@@ -1,0 +1,114 @@
+"""What one job of a ``bam sweep`` does, in submitit's process on the machine that runs it: ``bam fit``, then its state.
+
+``bam fit`` runs in this process (its imports, seconds of CPU, paid once), its output appended to
+the run's ``fit.log``, and ends in the exit status ``bam`` would: 0 is done; 143 is a SIGTERM it
+answered by writing ``last.ckpt``: SLURM's preemption or ``scontrol requeue`` (which requeue the
+job themselves), ``scancel``, or the ``--signal=TERM@<delay>`` a job asks for before its time
+limit, after which the job requeues itself. Anything else (a diverged loss, a bad config) failed
+for its own reason and is not requeued: its state keeps the log's last line. A requeued job runs
+this again, and ``--ckpt_path last`` resumes. Under SLURM each task of a multi-GPU job runs its
+own ``bam fit`` (the README's DDP recipe: Lightning reads the SLURM variables); task 0 alone
+writes the state and requeues.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import one_line
+from .sweep_runs import LOG, Run, last_line, write_state
+
+SIGTERM_EXIT = 128 + signal.SIGTERM
+MARGIN_S = 60  # how early before "time limit minus signal delay" a SIGTERM still counts as the time limit's
+
+
+class RunFailed(RuntimeError):
+    """``bam fit`` ended with an error of its own: the job ends failed (its message: the log's last line)."""
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """The callable submitit pickles: one run, its launcher's name, and for SLURM the time limit and signal delay."""
+
+    run: Run
+    launcher: str
+    time_limit_s: float | None = None
+    signal_delay_s: float = 0
+
+    def __call__(self) -> None:
+        started = time.monotonic()
+        slurm = self.launcher == "slurm"
+        job, lead = _job_id() if slurm else str(os.getpid()), not slurm or os.environ.get("SLURM_PROCID", "0") == "0"
+        folder = self.run.folder
+        common: dict[str, Any] = {"launcher": self.launcher, "job": job, "host": socket.gethostname(), "pid": os.getpid()}
+        common["attempt"] = int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1  # SLURM counts the requeues
+        if lead:
+            write_state(folder, state="running", **common)
+        status = _bam(self.run.command, folder / LOG)
+        if not lead:
+            return
+        if status == 0:
+            write_state(folder, state="done", **common)
+        elif status == SIGTERM_EXIT:
+            write_state(folder, state="stopped", why=self._stopped(job, time.monotonic() - started), **common)
+        else:
+            why = last_line(folder)
+            write_state(folder, state="failed", why=f"exit status {status}: {why}", **common)
+            raise RunFailed(why)
+
+    def _stopped(self, job: str, ran_s: float) -> str:
+        """Why the run got its SIGTERM; at the time limit, the job requeued (SLURM requeues a preempted job itself)."""
+        if self.time_limit_s is None or ran_s < self.time_limit_s - self.signal_delay_s - MARGIN_S:
+            return "stopped by SIGTERM (preempted, requeued or cancelled); last.ckpt written"
+        requeued = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        if requeued.returncode != 0:
+            return f"stopped at its time limit; scontrol requeue {job} failed: {one_line(requeued.stderr)}"
+        return f"stopped at its time limit after {ran_s:.0f} s; requeued, resumes from last.ckpt"
+
+
+def _bam(args: list[str], log: Path) -> int:
+    """``bam ARGS`` in this process, stdout and stderr (its file descriptors: Lightning's output too) appended to ``log``."""
+    from ..cli import main
+
+    with _output_to(log):
+        try:
+            main(args)
+        except SystemExit as exit:
+            return exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        except BaseException:  # a bug: its traceback in the log, its last line the failure's reason
+            traceback.print_exc()
+            return 1
+    return 0
+
+
+@contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(), sys.stderr.flush()
+    kept = [os.dup(1), os.dup(2)]
+    file = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.dup2(file, 1), os.dup2(file, 2)
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        for fd, saved in zip((1, 2), kept, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        os.close(file)
+
+
+def _job_id() -> str:
+    """The SLURM job's id as SLURM's commands take it: ``<array job>_<task>`` in an array."""
+    if "SLURM_ARRAY_JOB_ID" in os.environ:
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ["SLURM_JOB_ID"]

@@ -1,0 +1,145 @@
+"""The runs of a ``bam sweep`` and where each stands, read from its folder alone: rerunning a sweep needs no other memory.
+
+A row is one ``--configs`` entry (a Table 3 config and its ablation delta joined by ``+``), named
+after its last file; each row runs once per seed in ``OUT/<row>/seed<k>/``, the run's
+``trainer.default_root_dir``. Beside the run's ``lightning_logs/`` are ``fit.log`` (what ``bam fit``
+printed, every attempt appended) and ``sweep.json``, the state its job wrote last: ``submitted``,
+``running``, ``stopped`` (SIGTERM: preempted, time limit, cancelled; ``last.ckpt`` written),
+``done`` or ``failed`` (with the log's last line). A ``submitted``, ``running`` or ``stopped`` run
+whose job is no longer queued nor alive is unfinished: the next sweep resumes it (``--ckpt_path last``).
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError, one_line
+
+STATE = "sweep.json"
+LOG = "fit.log"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One config and seed of a sweep: its folder and the ``bam`` arguments (``fit ...``) that train it and resume it."""
+
+    row: str
+    seed: int
+    folder: Path
+    command: list[str] = field(compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.row}/seed{self.seed}"
+
+
+def row_name(config: str) -> str:
+    """``a.yaml+delta.yaml`` is row ``delta``, as ``make sweep`` named it."""
+    return Path(config.split("+")[-1]).stem
+
+
+def batch_size(settings: list[dict[str, Any]]) -> int | None:
+    """The batch size a row's configs set (the last one that sets it), or None."""
+    found = None
+    for config in settings:
+        data = config.get("data") or {}
+        if isinstance(data, dict):
+            found = (data.get("init_args") or {}).get("batch_size", data.get("batch_size", found))
+    return found
+
+
+def read_configs(config: str) -> list[dict[str, Any]]:
+    """The settings of each file of one ``--configs`` entry, refused in one line naming the row where one does not parse."""
+    files = [file for file in config.split("+") if file]
+    if not files:
+        raise InputError(f"--configs {config!r}: no config file in it: give a.yaml or a.yaml+delta.yaml")
+    settings = []
+    for file in files:
+        where = f"--configs row {row_name(config)!r}: {file}"
+        try:
+            content = yaml.safe_load(Path(file).read_text())
+        except OSError as error:
+            raise InputError(f"{where}: {error.strerror}: give a config file that exists") from None
+        except yaml.YAMLError as error:
+            raise InputError(f"{where} is not valid YAML ({one_line(error)}): fix its syntax") from None
+        if not isinstance(content, dict):
+            raise InputError(f"{where} is {'empty' if content is None else 'not a mapping of options'}: not a config")
+        settings.append(content)
+    return settings
+
+
+def plan(configs: list[str], seeds: list[int], out: Path, args: list[str], rows: dict[str, list[str]]) -> list[Run]:
+    """Every config times every seed, in order; ``rows[row]`` then ``args`` (the user's, last) go to each run."""
+    names = [row_name(config) for config in configs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError(f"--configs: rows named {', '.join(twice)} twice: each row is named after its last file")
+    runs = []
+    for config, row in zip(configs, names, strict=True):
+        read_configs(config)
+        files = [str(Path(file).resolve()) for file in config.split("+") if file]
+        for seed in seeds:
+            folder = out.resolve() / row / f"seed{seed}"
+            command = ["fit", *(a for f in files for a in ("--config", f))]
+            command += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(folder), *rows.get(row, []), *args]
+            runs.append(Run(row, seed, folder, [*command, "--ckpt_path", "last"]))
+    return runs
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    """The run's ``sweep.json``, or ``{"state": "missing"}`` where no job has started it."""
+    try:
+        return json.loads((folder / STATE).read_text())
+    except FileNotFoundError:
+        return {"state": "missing"}
+
+
+def write_state(folder: Path, **state: Any) -> None:
+    """Replace the run's ``sweep.json`` whole (written beside, then renamed): a reader never sees half of it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{STATE}.{os.getpid()}"
+    partial.write_text(json.dumps(state, sort_keys=True))
+    partial.replace(folder / STATE)
+
+
+def last_line(folder: Path) -> str:
+    """The last non-empty line ``bam fit`` printed in the run's log: why it failed."""
+    try:
+        lines = [line.strip() for line in (folder / LOG).read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return f"no {LOG}"
+    return lines[-1] if lines else f"{LOG} is empty"
+
+
+def where(state: dict[str, Any], queued: dict[str, str]) -> tuple[str, str]:
+    """What a run is doing now, and why: done, running, pending, failed, stopped or missing.
+
+    ``queued`` maps the SLURM jobs in the queue to pending or running. A local job is running while
+    its process lives. Anything else that has not ended (done or failed) is stopped: no job will
+    continue it, the next ``bam sweep`` resumes it.
+    """
+    name = state["state"]
+    if name in ("done", "failed", "missing"):
+        return name, state.get("why", "")
+    job = str(state.get("job", ""))
+    if state.get("launcher") == "slurm" and job in queued:
+        return queued[job], f"SLURM job {job}"
+    if state.get("launcher") == "local" and _alive(state.get("pid")):
+        return "running", f"pid {state['pid']}"
+    return "stopped", state.get("why") or f"its job ({job or 'none'}) ended without a word: resumed by the next bam sweep"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
