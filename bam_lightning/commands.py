@@ -9,4 +9,5 @@ TOOLS = {
     "compare": "bam_lightning.tools.compare",
     "detect": "bam_lightning.tools.detect",
     "export": "bam_lightning.tools.export",
+    "sweep": "bam_lightning.tools.sweep",
 }
