@@ -68,10 +68,9 @@ def ddp_args(options: dict[str, Any], batch: int | None, row: str) -> list[str]:
     if world == 1:
         return []
     if batch is None or batch % world:
+        nodes = f" ({options['nodes']} nodes)" if options["nodes"] > 1 else ""
         has = "sets no batch size" if batch is None else f"has batch size {batch}, not a multiple of it"
-        raise InputError(
-            f"--configs row {row!r} on {world} GPUs ({options['nodes']} nodes): its config {has}: set data.batch_size"
-        )
+        raise InputError(f"--configs row {row!r} on {world} GPUs{nodes}: its config {has}: set data.batch_size")
     ddp = ["--trainer.num_nodes", str(options["nodes"]), "--trainer.devices", str(max(options["gpus_per_node"], 1))]
     return [*ddp, "--trainer.strategy", "ddp", "--data.batch_size", str(batch // world)]
 

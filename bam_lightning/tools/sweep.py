@@ -154,9 +154,9 @@ def main(args: list[str] | None = None) -> None:
     if options.status is not None:
         return status(options.status)
     slurm = _slurm(options) if options.launcher == "slurm" else None
+    runs = _runs(options, slurm)
     if slurm is not None:
         slurm_options.check_sbatch()
-    runs = _runs(options, slurm)
     states = _states(runs)
     actions = [ACTIONS[state] for state, _ in states]
     todo = [run for run, action in zip(runs, actions, strict=True) if action != "skip"]
@@ -172,6 +172,7 @@ def main(args: list[str] | None = None) -> None:
             "\n".join(f"    {line}" for line in slurm_options.sbatch_lines(params, options.out.resolve() / SUBMITIT, len(todo)))
         )
     if options.dry_run:
+        print("\n".join(f"  {run.name}: bam {shlex.join(run.command)}" for run in todo))
         print(f"bam sweep: dry run: {len(todo)} runs would be submitted; nothing submitted")
         return
     if not todo:
