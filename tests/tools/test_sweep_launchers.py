@@ -1,0 +1,195 @@
+"""`bam sweep` end to end, through the real command: the demo sweep run locally, then as a SLURM job array on a real SLURM.
+
+The local sweep (both demo rows, seed 0) is also the uninterrupted run the preempted SLURM run must
+end as, to the bit. The SLURM sweep (2 rows x 2 seeds) runs beside a sweep of a bad config; one of
+its runs pauses mid-epoch (``sweep_pause.PauseOnce``) and is preempted there by ``scontrol requeue``,
+then released from the BeginTime SLURM gives a requeued job, and resumes from its last.ckpt. Every
+test here is in the one xdist group "slurm": one worker, one SLURM, one of each sweep.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from slurm import slurm_cluster  # noqa: F401 (a fixture)
+
+from bam_lightning.tools.sweep_runs import LOG, read_state
+
+from command import bam
+from test_resume import assert_same_run
+
+pytestmark = pytest.mark.xdist_group("slurm")
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+DEMO = str(CONFIGS / "demo_digits.yaml")
+ROWS = [DEMO, f"{DEMO}+{CONFIGS / 'ablations' / 'table1b_max.yaml'}"]
+NAMES = ["demo_digits", "table1b_max"]
+TINY = (
+    "--trainer.max_epochs 2 --trainer.limit_train_batches 4 --trainer.limit_val_batches 2 --trainer.log_every_n_steps 1"
+    " --trainer.enable_progress_bar false --trainer.deterministic true"
+)  # 4 steps an epoch
+PAUSE = " --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 6 --trainer.callbacks.run demo_digits/seed0"
+SLURM = ["--launcher", "slurm", "--slurm.cpus_per_task", "1", "--slurm.time", "10"]
+
+
+def wait_for(what: str, ready, timeout: float) -> float:
+    """Seconds until ``ready()``; the test fails after ``timeout``."""
+    start = time.monotonic()
+    while not ready():
+        assert time.monotonic() - start < timeout, f"{what}: not after {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """The demo's two rows, seed 0, run locally two at once."""
+    root = tmp_path_factory.mktemp("sweep")
+    out = root / "local"
+    args = ["--configs", *ROWS, "--seeds", "0", "--out", str(out), "--local.parallel", "2", "--args", TINY]
+    return out, bam("sweep", *args, cwd=root, timeout=240)
+
+
+def test_local_sweep_runs_every_row_and_seed_then_tabulates_them(local):
+    out, result = local
+    assert [read_state(out / name / "seed0")["state"] for name in NAMES] == ["done", "done"]
+    assert "bam sweep: demo_digits/seed0 done after" in result.stdout
+    table = [line for line in result.stdout.splitlines() if line.startswith("| Digits")]
+    assert len(table) == 2 and "| bam | 1 |" in table[0] and "| bam (combine=max) | 1 |" in table[1], result.stdout
+
+
+def test_the_same_local_sweep_again_runs_nothing(local):
+    out, _ = local
+    args = ["--configs", *ROWS, "--seeds", "0", "--out", str(out), "--args", TINY]
+    again = bam("sweep", *args, cwd=out.parent)
+    assert "bam sweep: nothing to submit" in again.stdout and "| Digits" in again.stdout
+    assert [len(list((out / name / "seed0" / "lightning_logs").iterdir())) for name in NAMES] == [1, 1]  # no new version
+
+
+def test_dry_run_plans_the_missing_seed_and_runs_nothing(local):
+    out, _ = local
+    plan = bam("sweep", "--configs", *ROWS, "--seeds", "0", "1", "--out", str(out), "--dry_run", cwd=out.parent).stdout
+    assert "bam sweep: 4 runs (2 rows x 2 seeds)" in plan
+    assert [line.split()[:3] for line in plan.splitlines() if "/seed" in line and "bam fit" not in line] == [
+        ["demo_digits/seed0", "done", "skip"],
+        ["demo_digits/seed1", "missing", "start"],
+        ["table1b_max/seed0", "done", "skip"],
+        ["table1b_max/seed1", "missing", "start"],
+    ]
+    assert f"demo_digits/seed1: bam fit --config {DEMO} --seed_everything 1 --trainer.default_root_dir {out}" in plan
+    assert "bam sweep: dry run: 2 runs would be submitted; nothing submitted" in plan
+    assert not (out / "demo_digits" / "seed1").exists()
+
+
+def test_status_shows_each_run(local):
+    out, _ = local
+    status = bam("sweep", "--status", str(out), cwd=out.parent).stdout
+    assert status.splitlines()[0] == f"bam sweep: 2 runs under {out}: 2 done"
+    assert [line.split()[:2] for line in status.splitlines()[2:]] == [
+        ["demo_digits/seed0", "done"],
+        ["table1b_max/seed0", "done"],
+    ]
+
+
+def slurm_command(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(args, env={**env, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def sweep(slurm_cluster, local, tmp_path_factory):  # noqa: F811 (the fixture imported above)
+    """The SLURM sweep and the bad config's, submitted together; one run preempted mid-epoch; all of them ended."""
+    root = tmp_path_factory.mktemp("slurm_sweep")
+    (root / "straight").symlink_to(local[0] / "demo_digits" / "seed0")  # assert_same_run's uninterrupted run
+    (root / "typo.yaml").write_text("model:\n  attention_kwargs: {reductoin: 8}\n")
+    env = {**slurm_cluster, "PYTHONPATH": str(Path(__file__).parent)}  # the jobs import sweep_pause from here
+    args = [*SLURM, "--configs", *ROWS, "--seeds", "0", "1", "--out", str(root / "slurm"), "--args", TINY + PAUSE]
+    start = time.monotonic()
+    submitted = bam("sweep", *args, cwd=root, env=env)
+    bam(
+        "sweep",
+        *SLURM,
+        "--configs",
+        f"{DEMO}+{root / 'typo.yaml'}",
+        "--seeds",
+        "0",
+        "--out",
+        str(root / "bad"),
+        cwd=root,
+        env=env,
+    )
+    paused = root / "slurm" / "demo_digits" / "seed0"
+    wait_for("the run's pause", (paused / "paused").exists, 120)
+    during = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
+    job = read_state(paused)["job"]
+    requeued = time.monotonic()
+    slurm_command(slurm_cluster, "scontrol", "requeue", job)
+    wait_for(
+        "the requeued job pending", lambda: slurm_command(slurm_cluster, "squeue", "-h", "-j", job, "-o", "%T") == "PENDING", 60
+    )
+    slurm_command(slurm_cluster, "scontrol", "update", f"JobId={job}", "StartTime=now")  # not the BeginTime of a requeue
+    resumed = wait_for("the resumed run", lambda: "bam: resuming from" in (paused / LOG).read_text(), 120)
+    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [root / "bad" / "typo" / "seed0"]
+    wait_for("every run", lambda: all(read_state(run)["state"] in ("done", "failed") for run in runs), 240)
+    wait_for("every job's end", lambda: slurm_command(slurm_cluster, "squeue", "-h") == "", 60)  # after its state
+    print(f"slurm sweep: {time.monotonic() - start:.0f} s; requeue to resume {time.monotonic() - requeued - resumed:.0f} s",
+          file=sys.stderr)  # fmt: skip
+    return {"root": root, "env": env, "args": args, "submitted": submitted.stdout, "during": during, "job": job}
+
+
+@pytest.mark.long
+def test_slurm_sweep_of_two_configs_and_two_seeds_ends_as_four_runs(sweep):
+    root, env = sweep["root"], sweep["env"]
+    assert "bam sweep: submitted 4 runs as SLURM job array" in sweep["submitted"]
+    assert "#SBATCH --signal=TERM@120" in sweep["submitted"] and "#SBATCH --requeue" in sweep["submitted"]
+    assert "demo_digits/seed0  running  SLURM job" in sweep["during"]
+    status = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
+    assert status.splitlines()[0] == f"bam sweep: 4 runs under {root / 'slurm'}: 4 done", status
+
+
+def test_a_preempted_run_resumes_and_ends_as_the_uninterrupted_run(sweep):
+    root = sweep["root"]
+    run = root / "slurm" / "demo_digits" / "seed0"
+    log = (run / LOG).read_text()
+    assert "bam: stopped by SIGTERM; last.ckpt" in log and "bam: resuming from" in log
+    assert read_state(run)["attempt"] == 2  # the same job, requeued once
+    assert_same_run(root, "slurm/demo_digits/seed0")
+
+
+def test_a_bad_config_is_failed_and_not_requeued(sweep):
+    root, env = sweep["root"], sweep["env"]
+    state = read_state(root / "bad" / "typo" / "seed0")
+    assert state["state"] == "failed" and state["attempt"] == 1
+    assert "bam: error:" in state["why"] and "'reductoin'" in state["why"], state
+    assert "Restarts=0" in slurm_command(env, "scontrol", "show", "job", state["job"])
+    status = bam("sweep", "--status", str(root / "bad"), cwd=root, env=env).stdout
+    assert "typo/seed0  failed  exit status 2: bam: error:" in status
+
+
+def test_the_same_slurm_sweep_again_submits_nothing(sweep):
+    root, env = sweep["root"], sweep["env"]
+    again = bam("sweep", *sweep["args"], cwd=root, env=env).stdout
+    assert "bam sweep: nothing to submit" in again and "one job array" not in again
+    assert slurm_command(env, "squeue", "-h") == ""
+
+
+def test_dry_run_shows_the_sbatch_lines_and_the_ddp_recipe(slurm_cluster, tmp_path):  # noqa: F811
+    options = ["--slurm.gpus_per_node", "4", "--slurm.nodes", "2", "--slurm.partition", "gpu", "--slurm.account", "lab"]
+    options += [
+        "--slurm.qos",
+        "high",
+        "--slurm.mem",
+        "64G",
+        "--slurm.array_parallelism",
+        "1",
+        "--slurm.sbatch",
+        "constraint=a100",
+    ]
+    args = ["--launcher", "slurm", *options, "--configs", DEMO, "--seeds", "0", "1", "--out", "sweep", "--dry_run"]
+    plan = bam("sweep", *args, cwd=tmp_path, env=slurm_cluster).stdout
+    for line in ("--array=0-1%1", "--partition=gpu", "--account=lab", "--qos=high", "--mem=64G", "--nodes=2",
+                 "--gpus-per-node=4", "--ntasks-per-node=4", "--constraint=a100", "--signal=TERM@120", "--requeue"):  # fmt: skip
+        assert f"#SBATCH {line}\n" in plan, line
+    assert "--trainer.num_nodes 2 --trainer.devices 4 --trainer.strategy ddp --data.batch_size 8" in plan  # 8 x 8 = 64
+    assert not (tmp_path / "sweep").exists()
