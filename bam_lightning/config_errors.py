@@ -1,125 +1,193 @@
-"""One line for a mistake in a config or on the command line, where jsonargparse prints a screenful.
+"""One line for a mistake in a config or on the command line, found in what the user gave, not in jsonargparse's words.
 
-On a bad key or value jsonargparse prints the whole usage of the subcommand (some hundred
-lines for ``bam fit``) and then an error that, for a ``class_path``, spans ten lines of Union
-subtypes. The ``bam`` command parses with ``exit_on_error=False`` and turns that error into
-one line: the key, what is wrong with it, the nearest valid name where there is one, and
-what to do. ``--help`` and ``--print_config`` are untouched.
+jsonargparse prints the subcommand's whole usage and, for a ``class_path``, ten lines of Union
+subtypes, worded anew from release to release. ``explain`` looks for the mistake in the
+``--config`` files and the arguments themselves, against the command's keys and the signatures
+of the classes that own them: an unknown key (with the nearest valid one), a class_path that does
+not import, an init_args option its class lacks, a value outside its Literal or scalar type.
+Anything else is ``<key>: <jsonargparse's first line>``.
 """
 
 import importlib
 import inspect
 import re
-from collections.abc import Iterable
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import reduce
+from typing import Any
 
-import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from .commands import TOOLS
 from .errors import nearest
+from .given import at, merge, sources
 
 # What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)
+NOT_OPTIONS = ("class_path", "init_args", "dict_kwargs")  # the keys of a class given by class_path
 
 
-def _class_options(class_path: str) -> list[str]:
-    """Keyword arguments of the class at ``class_path`` (already imported by jsonargparse), or []."""
-    module, _, name = class_path.rpartition(".")
+def _is_class(spec: Any) -> bool:
+    return isinstance(spec, Mapping) and "class_path" in spec
+
+
+def _options(settings: Mapping, keys: set[str], merged: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Each option in ``settings`` as (key, value): a key of ``keys``, a class given by class_path, or an unknown key."""
+    for name, value in settings.items():
+        key = f"{prefix}{name}"
+        group = any(k.startswith(f"{key}.") for k in keys)
+        if group and isinstance(value, Mapping) and not _is_class(at(merged, key)):
+            yield from _options(value, keys, merged, f"{key}.")
+        else:
+            yield key, value
+
+
+def _members(hint: Any) -> list:
+    """The types a Union (or Optional) is made of; any other type alone."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [member for arg in typing.get_args(hint) for member in _members(arg)]
+    return [hint]
+
+
+def _scalar(member: Any) -> bool:
+    return member is type(None) or inspect.isclass(member) and issubclass(member, bool | int | float | str)
+
+
+def _refusal(value: Any, member: type) -> str | None:
+    """Why ``value`` is no ``member`` (a scalar, or one of jsonargparse's restricted numbers, which check themselves)."""
+    name = "null" if member is type(None) else member.__name__
+    if member is type(None) or member is bool:
+        return None if (value is None if member is type(None) else isinstance(value, bool)) else name
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return name
+    if issubclass(member, str):
+        return None
     try:
-        return list(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return []
+        number = float(value)
+    except ValueError:
+        return name
+    if issubclass(member, int) and not number.is_integer():
+        return name
+    try:
+        member(int(number) if issubclass(member, int) else number)
+    except ValueError as error:
+        return f"{name} ({error})"
+    return None
 
 
-def _module_classes(module: str) -> list[str]:
+def _value_mistake(key: str, value: Any, hint: Any) -> str | None:
+    """Why ``value`` is no ``hint`` made of Literals and scalars, or None (a fit, or a type not judged here)."""
+    members = _members(hint)
+    choices = [c for member in members if typing.get_origin(member) is typing.Literal for c in typing.get_args(member)]
+    others = [member for member in members if typing.get_origin(member) is not typing.Literal]
+    if hint is None or value in choices or not all(map(_scalar, others)):
+        return None
+    refusals = [_refusal(value, member) for member in others]
+    if None in refusals:
+        return None
+    if choices:
+        near = nearest(str(value), map(str, choices))
+        return f"{key}: {value!r} is not one of {', '.join(map(str, [*choices, *refusals]))}{near}"
+    return f"{key}: {value!r} is not a valid {' or '.join(refusals)}"
+
+
+def _hints(owner: Callable | None) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(owner.__init__ if inspect.isclass(owner) else owner)
+    except (TypeError, NameError):  # no owner, or annotations that do not resolve: not judged here
+        return {}
+
+
+def _classes(module: str) -> list[str]:
     try:
         return [f"{module}.{name}" for name, value in vars(importlib.import_module(module)).items() if inspect.isclass(value)]
     except ImportError:
         return []
 
 
-def _key_error(key: str, lines: list[str], hint: str) -> str:
-    """``Parser key "key":`` and the lines below it, as one line.
+def _class_mistake(key: str, spec: Mapping, named: Callable | None) -> str | None:
+    """Why the class ``spec`` fails: a class_path that does not import, an option its class lacks or refuses.
 
-    jsonargparse words a class_path problem differently for a class (Union of subtypes) and a
-    callable such as ``model.optimizer``, so the reasons are searched for in the whole text.
+    A bare name is one of the option's subclasses, which only jsonargparse lists: ``named`` is the class it names, if known.
     """
-    text = "\n".join(lines)
-    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
-    class_path = re.search(r"class_path(?:=| )'([^']+)'", text)
-    missing = re.search(r"module '([\w.]+)' has no attribute '(\w+)'", text)
-    if missing:
-        wanted = f"{missing[1]}.{missing[2]}"
-        near = nearest(wanted, _module_classes(missing[1]))
-        return f"{key}: cannot import class_path {wanted!r} ({missing[0]}){near}: check its spelling, a full import path"
-    no_module = re.search(r"No module named '([\w.]+)'", text)
-    if no_module:
-        wanted = class_path[1] if class_path else given
-        return f"{key}: cannot import class_path {wanted!r} ({no_module[0]}): check its spelling, a full import path"
-    inner = re.search(r'Parser key "([^"]+)":\s*\n\s*(.+)', text)  # a value the class_path's own signature refuses
-    if inner and class_path:  # before the other subtypes' complaints (lightning.Callback takes no option at all)
-        return f"{key}.{inner[1]}: {inner[2].strip()} ({hint})"
-    option = re.search(r"Option '([^']+)' is not accepted", text)
-    if option and class_path:
-        near = nearest(option[1], _class_options(class_path[1]))
-        return f"{key}: {class_path[1]} takes no option {option[1]!r}{near}: fix or remove it under init_args ({hint})"
-    literal = [line.split(". Got value:") for line in lines if line.lstrip("- ").startswith("Expected a typing.Literal")]
-    literals = [v for choices, *_ in literal for v in re.findall(r"'([^']*)'", choices)]
-    given = given if given is not None else next((got[0].strip() for _, *got in literal if got), None)
-    types = [m[1] for line in lines if (m := re.match(r"- Expected a <class '([^']+)'>", line))]
-    if literals:
-        allowed = literals + (["null"] if "NoneType" in types else []) + (["false"] if "bool" in types else [])
-        return f"{key}: {given!r} is not one of {', '.join(allowed)}{nearest(given or '', literals)} ({hint})"
-    if types and given is not None:
-        names = " or ".join("null" if t == "NoneType" else t.rpartition(".")[2] for t in types)
-        return f"{key}: {given!r} is not a valid {names} ({hint})"
-    detail = " ".join(line for line in lines if not line.startswith(("Subtypes:", "Given value type:", "Errors:")))
-    return f"{key}: {detail[:300]} ({hint})"
+    path = spec["class_path"]
+    if not isinstance(path, str) or "." not in path and named is None:
+        return None
+    module, _, name = path.rpartition(".")
+    try:
+        found = named if "." not in path else getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        return f"{key}: cannot import class_path {path!r} ({error}){nearest(path, _classes(module))}: check its spelling"
+    options = dict(spec.get("init_args") or {}) | {k: v for k, v in spec.items() if k not in NOT_OPTIONS}
+    try:
+        parameters = inspect.signature(found).parameters
+    except (TypeError, ValueError):
+        return None
+    if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
+        for option in options:
+            if option not in parameters:
+                return f"{key}: {path} takes no option {option!r}{nearest(option, parameters)}: fix or remove it under init_args"
+    hints = _hints(found)
+    return next((m for o, value in options.items() if (m := _value_mistake(f"{key}.{o}", value, hints.get(o)))), None)
 
 
-def _bad_yaml(configs: Iterable[str]) -> str | None:
-    """The first of the ``--config`` files that is not valid YAML, with the parser's reason, or None."""
-    for config in configs:
-        try:
-            with open(config) as file:
-                content = yaml.safe_load(file)
-        except (OSError, yaml.YAMLError) as error:
-            return f"{config} is not a valid YAML config ({' '.join(str(error).split())})"
-        if not isinstance(content, dict):
-            return f"{config} is {'empty' if content is None else 'not a mapping of options'}, not a config"
+def _takes_class(hint: Any) -> bool:
+    """Whether a string given for ``hint`` names a class: the option takes a class or callable, and no string."""
+    members = _members(hint)
+    classes = [m for m in members if inspect.isclass(m) and not _scalar(m) or typing.get_origin(m) is Callable]
+    return bool(classes) and not any(inspect.isclass(m) and issubclass(m, str) for m in members)
+
+
+def _mistake(sources: Mapping[str, dict], keys: set[str], owners: Mapping[str, Callable]) -> str | None:
+    """The first unknown key in one of ``sources``, else the first value its type or class refuses, or None."""
+    merged = reduce(merge, sources.values(), {})
+    for where, settings in sources.items():
+        for key, _ in _options(settings, keys, merged):
+            if key not in keys and not _is_class(at(merged, key)):
+                return f"unknown option {key!r}{nearest(key, keys)}: fix or remove it {where}"
+    for key, value in _options(merged, keys, merged):
+        group, _, name = key.rpartition(".")
+        hint = _hints(owners.get(group)).get(name)
+        if isinstance(value, str) and _takes_class(hint):
+            value = {"class_path": value}
+        found = _class_mistake(key, value, owners.get(key)) if _is_class(value) else _value_mistake(key, value, hint)
+        if found:
+            return found
     return None
 
 
-def explain(message: str, command: str | None = None, known_keys: Iterable[str] = (), configs: Iterable[str] = ()) -> str:
-    """jsonargparse's error ``message`` for ``bam command`` as one line that says what to do.
+def explain(
+    message: str,
+    command: str | None = None,
+    keys: Iterable[str] = (),
+    args: Sequence[str] | None = None,
+    owners: Mapping[str, Callable] | None = None,
+) -> str:
+    """jsonargparse's (or argparse's) error ``message`` for ``bam command ARGS`` as one line that says what to do.
 
-    ``known_keys`` are the subcommand's options, to suggest the nearest to an unknown one;
-    ``configs`` the ``--config`` files given, to name the one that is not valid YAML.
+    ``keys`` are the command's options and groups; ``owners`` the classes (or functions) whose signatures
+    type the options, by group (``{"model": ImageClassifier, "trainer": Trainer}``; "" for ungrouped
+    options). Without ``args`` only jsonargparse's first line is left to say.
     """
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["invalid arguments"]
     hint = f"bam {command} --help lists the options" if command else "bam --help lists the commands"
-    unknown = re.match(r"Subcommand '[^']+' does not accept option '([^']+)'", lines[0])
-    if unknown:
-        key = unknown[1]
-        where = "fix or remove it in the config or on the command line"
-        return f"unknown option {key!r}{nearest(key, known_keys)}: {where} ({hint})"
-    keyed = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])
-    if keyed:
-        return _key_error(keyed[1], ([keyed[2]] if keyed[2] else []) + lines[1:], hint)
-    if lines[0].startswith("Problems parsing config"):
-        return f"{_bad_yaml(configs) or ' '.join(lines)}: fix its syntax"
-    if lines[0].startswith("Unexpected config") and _bad_yaml(configs):  # an empty file, or a list
-        return f"{_bad_yaml(configs)}: give options as in bam {command or 'fit'} --print_config"
-    choice = re.match(r"argument subcommand: invalid choice: '([^']*)'", lines[0])
-    if choice:
-        return f"unknown command {choice[1]!r}{nearest(choice[1], COMMANDS)}: the commands are {', '.join(COMMANDS)}"
-    if lines[0].startswith("unrecognized arguments:"):
-        options = [arg[2:].split("=")[0] for arg in lines[0].split()[2:] if arg.startswith("--")]
-        if options:
-            near = nearest(options[0], known_keys)
-            return f"unknown option {options[0]!r}{near}: fix or remove it on the command line ({hint})"
-        if command is None:
-            return f"{lines[0]}: the commands are {', '.join(COMMANDS)} ({hint})"
-    if command is None and "subcommand" in lines[0]:  # 'expected "subcommand" to be one of ...'
-        return f"give a command: {', '.join(COMMANDS)} ({hint})"
-    return f"{' '.join(lines)} ({hint})"
+    if command is None and args is not None:
+        word = next((arg for arg in args if not arg.startswith("-")), None)
+        if word is None:
+            return f"give a command: {', '.join(COMMANDS)} ({hint})"
+        if word not in COMMANDS:
+            return f"unknown command {word!r}{nearest(word, COMMANDS)}: the commands are {', '.join(COMMANDS)}"
+    try:
+        settings = sources(args or (), command)
+        found = _mistake(settings, set(keys), owners or {})
+    except ValueError as error:
+        settings, found = {}, str(error)
+    if found:
+        return f"{found} ({hint})"
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or ["invalid arguments"]
+    keyed = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])  # the key, where jsonargparse names one
+    if not keyed:
+        return f"{lines[0]} ({hint})"
+    value = at(reduce(merge, settings.values(), {}), keyed[1])
+    given_value = f" {value!r}" if isinstance(value, bool | int | float | str) else ""
+    return f"{keyed[1]}{given_value}: {keyed[2] or (lines[1:] or [''])[0]} ({hint})"

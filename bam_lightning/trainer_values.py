@@ -11,23 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.trainer.states import TrainerFn
 
 from .errors import InputError
+from .given import at, merged
 
 # Trainer options Lightning reads as a count of batches when whole (int) and as a fraction when a float.
 COUNT_OR_FRACTION = (
     "limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
     "val_check_interval",
 )  # fmt: skip
-
-
-def options(args: list[str]) -> list[tuple[str, str]]:
-    """Each argument with the one after it, ``--key=value`` taken as ``--key value``: where to find a flag's value."""
-    parts = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
-    return list(zip(parts, parts[1:], strict=False))
 
 
 def check_trainer_values(trainer: Any) -> None:
@@ -59,35 +53,18 @@ def check_trainer_values(trainer: Any) -> None:
         )
 
 
-def yaml_file(path: str) -> dict[str, Any]:
-    """A config file's top level, or {} where it is not a readable YAML mapping (LightningCLI has said why already)."""
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
 def keep_whole_counts(trainer: Any, args: list[str]) -> None:
     """A count of batches written as a whole number (``limit_train_batches: 1``) stays one, as Lightning reads it.
 
     jsonargparse turns Lightning's ``int | float`` options into floats: ``1`` becomes ``1.0``,
     which Lightning reads as 100 % of the batches, so a one-batch trial ran the whole epoch.
-    What the user wrote decides: the last ``--trainer.KEY`` given, else the last config file
-    that sets it (YAML tells ``1`` from ``1.0``).
+    What the user wrote (the command line over the configs; YAML tells ``1`` from ``1.0``) decides.
     """
+    written = merged(args, strict=False)
     for key in COUNT_OR_FRACTION:
-        if not isinstance(trainer.get(key), float) or not trainer[key].is_integer():
-            continue
-        given = [value for flag, value in options(args) if flag == f"--trainer.{key}"]
-        written = given[-1] if given else None
-        for flag, path in reversed(options(args) if written is None else []):
-            section = yaml_file(path).get("trainer") if flag in ("-c", "--config") else None
-            if isinstance(section, dict) and key in section:
-                written = section[key]
-                break
-        if isinstance(written, int) or (isinstance(written, str) and written.strip().isdigit()):
-            trainer[key] = int(trainer[key])
+        value, wrote = trainer.get(key), at(written, f"trainer.{key}")
+        if isinstance(value, float) and value.is_integer() and isinstance(wrote, int) and not isinstance(wrote, bool):
+            trainer[key] = int(value)
 
 
 class SaveConfig(SaveConfigCallback):

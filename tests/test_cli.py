@@ -180,8 +180,8 @@ DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
 @pytest.mark.parametrize(
     "override,message",
     [
-        (["--data.batch_size", "0"], "data.batch_size: Not of type PositiveInt"),
-        (["--data.num_workers", "-1"], "data.num_workers: Not of type NonNegativeInt"),
+        (["--data.batch_size", "0"], "data.batch_size: 0 is not a valid PositiveInt"),
+        (["--data.num_workers", "-1"], "data.num_workers: -1 is not a valid NonNegativeInt"),
         (["--trainer.max_epochs", "-5"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["--trainer.limit_train_batches", "1.5"], "trainer: You have passed invalid value 1.5 for limit_train_batches"),
         (["--model.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0: fix its init_args"),
@@ -191,7 +191,7 @@ DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there"),
         ),
         (["--model.lr_scheduler.init_args.T_max", "0"], "model.lr_scheduler: CosineAnnealingLR fails at its first step"),
-        (["--model.label_smoothing", "1.5"], "model.label_smoothing: Not of type ClosedUnitInterval"),
+        (["--model.label_smoothing", "1.5"], "model.label_smoothing: 1.5 is not a valid ClosedUnitInterval"),
         (["--trainer.check_val_every_n_epoch", "0"], "trainer.check_val_every_n_epoch 0: give 1 or more"),
         (["--trainer.accumulate_grad_batches", "0"], "trainer.accumulate_grad_batches 0: give 1 or more"),
         (["--trainer.val_check_interval", "0"], "trainer.val_check_interval 0: give a fraction of the epoch above 0"),
@@ -199,7 +199,7 @@ DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
         (["--trainer.min_epochs", "5"], "trainer.min_epochs 5 is above trainer.max_epochs 1, where the run would stop"),
         (
             ["--trainer.callbacks+=bam_lightning.callbacks.AttentionMapLogger", "--trainer.callbacks.every_n_epochs", "0"],
-            "trainer.callbacks.every_n_epochs: Not of type PositiveInt",
+            "trainer.callbacks.every_n_epochs: 0 is not a valid PositiveInt",
         ),
     ],
     ids=["batch-size-0", "negative-workers", "negative-epochs", "fraction-above-1", "negative-lr", "gpu-without-one",

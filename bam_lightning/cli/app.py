@@ -17,10 +17,10 @@ from ..detector import ObjectDetector
 from ..ema import ema_callback, holds_ema
 from ..errors import InputError, check_output_folder
 from ..module import ImageClassifier
-from ..trainer_values import SaveConfig, check_trainer_values, keep_whole_counts, options
+from ..trainer_values import SaveConfig, check_trainer_values, keep_whole_counts
 from .reconcile import reconcile
 from .runs import earlier_checkpoint, prepare_predictions, use_run_logger
-from .task import data_class, task_of
+from .task import data_class, given_data_class, task_of
 
 DESCRIPTION = (
     f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
@@ -72,8 +72,7 @@ class BamCLI(LightningCLI):
         except ArgumentError as error:  # the parsers are built with exit_on_error=False (build_cli)
             command = next((arg for arg in self.args if arg in self.command_parsers), None)
             known = option_keys(self.command_parsers.get(command, parser))
-            configs = [value for flag, value in options(self.args) if flag in ("-c", "--config")]
-            raise InputError(explain(str(error), command, known, configs)) from None
+            raise InputError(explain(str(error), command, known, self.args, self.owners())) from None
         subcommand = self.config.get("subcommand")
         if subcommand is None:
             return
@@ -83,6 +82,12 @@ class BamCLI(LightningCLI):
         if path is not None:
             self.checkpoint = ReadCheckpoint.of(path)
             self.model_given = self.config[subcommand]["model"].clone()
+
+    def owners(self) -> dict[str, Any]:
+        """The classes whose signatures type the options of each group."""
+        groups = {"checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "lr_monitor": LearningRateMonitor}
+        data = {"data": given_data_class(self.args)}
+        return {"model": self.model_class, "trainer": Trainer, "attention_maps": AttentionMapLogger, **groups, **data}
 
     def before_instantiate_classes(self) -> None:
         """The checkpoint's hyperparameters, which LightningCLI has put in place of the model's options, against the user's."""

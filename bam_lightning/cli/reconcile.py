@@ -15,7 +15,7 @@ import yaml
 from jsonargparse import Namespace
 
 from ..errors import InputError
-from ..trainer_values import options
+from ..given import sources
 
 
 def as_typed(value: Any) -> str:
@@ -26,8 +26,8 @@ def as_typed(value: Any) -> str:
 def reconcile(given: Namespace, loaded: Namespace, args: list[str], run_options: tuple[str, ...], ckpt_path: str) -> None:
     """Keep in ``loaded`` (the model's options after the checkpoint's) the run options of ``given`` that ``args`` set;
     refuse any other ``--model.*`` of ``args`` whose value in ``given`` the checkpoint changed."""
-    typed = dict.fromkeys(flag.split(".")[1] for flag, _ in options(args) if flag.startswith("--model."))
-    for key in typed:
+    typed = sources(args, strict=False)["on the command line"].get("model")
+    for key in typed if isinstance(typed, dict) else ():
         if key in run_options:
             loaded[key] = given[key]
         elif key in loaded and key in given and loaded[key] != given[key]:

@@ -1,13 +1,14 @@
 """Which task a command line is for: the data it names decide the LightningModule."""
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from .. import data
 from ..data import DetectionDataModule, ImageDataModule
 from ..detector import ObjectDetector
+from ..given import at, merged
 from ..module import ImageClassifier
-from ..trainer_values import options, yaml_file
 
 
 def data_class(value: Any) -> type | None:
@@ -22,18 +23,18 @@ def data_class(value: Any) -> type | None:
     return found if isinstance(found, type) else None
 
 
+def given_data_class(args: list[str]) -> type | None:
+    """The DataModule class the configs or ``--data`` in ``args`` name, or None."""
+    data = at(merged(args, strict=False), "data")
+    return data_class(data.get("class_path") if isinstance(data, Mapping) else data)
+
+
 def task_of(args: list[str]) -> tuple[type, type]:
     """The LightningModule and DataModule base of the task that the data given in ``args`` (configs or --data) make.
 
     A name or file that cannot be read here is left to LightningCLI, which reports it in its own words.
     """
-    found = None
-    for flag, value in options(args):
-        if flag in ("-c", "--config"):
-            section = yaml_file(value).get("data")
-            found = data_class(section.get("class_path") if isinstance(section, dict) else section) or found
-        elif flag in ("--data", "--data.class_path"):
-            found = data_class(value) or found
+    found = given_data_class(args)
     if found is not None and issubclass(found, DetectionDataModule):
         return ObjectDetector, DetectionDataModule
     return ImageClassifier, ImageDataModule

@@ -23,13 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["TOOLS", "ToolParser", "parse", "usage_error"]
 
 
-def usage_error(prog: str, message: str, known: list[str]) -> InputError:
-    """The error ``message`` of tool ``prog`` as one line that names the tool, the option, and says where the options are listed.
+def usage_error(prog: str, message: str, known: list[str], args: Sequence[str] | None) -> InputError:
+    """The error ``message`` of tool ``prog`` for ``args`` as one line that names the tool, the option, and what to do.
 
-    Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown
-    option gets the nearest of the ``known`` ones).
+    Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown option gets
+    the nearest of the ``known`` ones).
     """
-    return InputError(f"{prog}: {explain(message, prog.removeprefix('bam '), known)}")
+    return InputError(f"{prog}: {explain(message, prog.removeprefix('bam '), known, args or ())}")
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -44,13 +44,17 @@ class ToolParser(argparse.ArgumentParser):
         self.options: list[str] = []  # the long options, for the nearest to a misspelt one (add_argument)
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        self.given = args
+        return super().parse_args(args, namespace)
+
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         action = super().add_argument(*args, **kwargs)
         self.options += [option[2:] for option in action.option_strings if option.startswith("--")]
         return action
 
     def error(self, message: str) -> NoReturn:
-        raise usage_error(self.prog, message, self.options)
+        raise usage_error(self.prog, message, self.options, getattr(self, "given", None))
 
 
 def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
@@ -63,4 +67,4 @@ def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> 
     try:
         return parser.parse_args(args)
     except argparse.ArgumentError as error:
-        raise usage_error(parser.prog, str(error), list(parser.get_defaults(skip_validation=True).keys())) from None
+        raise usage_error(parser.prog, str(error), list(parser.get_defaults(skip_validation=True).keys()), args) from None
