@@ -5,7 +5,7 @@ Who watches the processes depends on who started them, and ``bam`` adds no watch
 - ``torchrun`` (and SLURM's ``srun``) start every process themselves. torchrun's agent polls
   them every 0.1 s; when one dies it stops the others and prints which rank failed, its
   pid and its exit code or signal (``ChildFailedError``), then exits non-zero. This is the
-  launch to use where a lost process must be reported reliably (README, "One GPU, many
+  launch to use where a lost process must be reported reliably (docs/training.md, "One GPU, many
   GPUs, many nodes").
 - ``bam fit --trainer.devices N --trainer.strategy ddp`` alone: Lightning's launcher starts
   ranks 1..N-1 from rank 0 and looks at them every 5 s; finding one dead, it logs its pid

@@ -1,6 +1,6 @@
 """Which of our models is which row of the paper's Table 3, and why some figures cannot agree.
 
-The mapping lives here once, so that ``bam summary``, the README and the tests compare the
+The mapping lives here once, so that ``bam summary``, the docs and the tests compare the
 same pairs. The printed figures themselves come only from ``reference/paper_tables.json``.
 """
 

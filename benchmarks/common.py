@@ -80,7 +80,7 @@ def mib(n: int | None) -> str:
 
 
 def table(rows: list[dict[str, object]], columns: list[str]) -> str:
-    """A Markdown table: what the README quotes and a terminal shows readably."""
+    """A Markdown table: what the docs quote and a terminal shows readably."""
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |"]

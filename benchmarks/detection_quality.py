@@ -57,7 +57,7 @@ class Row:
 
 HALF = {"width_mult": 0.5}
 SCRATCH = {"head": "separable", "extras_norm": "batch"}
-WIDE = {**SCRATCH, "width": 256}  # StairNet's top-down path as wide as SSD's maps: see README
+WIDE = {**SCRATCH, "width": 256}  # StairNet's top-down path as wide as SSD's maps: see docs/detection.md
 ROWS: dict[str, Row] = {
     "ssdlite": Row(None),
     "ssd_mobilenet_x0.5": Row("ssd300", backbone_kwargs=HALF),

@@ -114,8 +114,17 @@ class SpatialGate(nn.Module):
 class BAM(nn.Module):
     """The paper's BAM: ``x * (1 + sigmoid(Mc(x) + Ms(x)))``; defaults r=16, d=4, two dilated convs.
 
-    ``fused=False`` computes the refinement operator by operator (the reference form, and
-    the only one for ``combine="max"``); the result is the same up to float rounding.
+    Args:
+        channels: C, the channels of the map it refines.
+        reduction: r, both branches' hidden width is C // r (Table 1a).
+        dilation: d of the spatial branch's 3x3 convs (Table 1a).
+        num_dilated: how many dilated 3x3 convs the spatial branch has.
+        combine: how the branches merge before the sigmoid: the paper's sum, or prod or max (Table 1b).
+        use_channel: keep the channel branch Mc (Table 1b's branch ablation).
+        use_spatial: keep the spatial branch Ms (Table 1b's branch ablation).
+        fused: apply the gate through ``fused.refine``, which keeps no full-size intermediates; False computes
+            it operator by operator (the reference form, and the only one for ``combine="max"``): the same result
+            up to float rounding.
     """
 
     def __init__(

@@ -4,7 +4,7 @@ Written plainly (``bam.py``'s reference form), the gate, its sigmoid and the pro
 an N x C x H x W tensor and autograd keeps two of them. ``refine`` keeps only ``x`` and the branch
 outputs ``c`` (N,C,1,1) and ``s`` (N,1,H,W), recomputes the gate in backward, and writes as few
 full-size tensors as it can (the sigmoid in place, one ``addcmul``, ``sigmoid_backward`` in place).
-Its speed and memory: the README's Performance section.
+Its speed and memory: docs/performance.md.
 """
 
 import torch

@@ -20,7 +20,7 @@ backbone's grids (``VGG_SCALES``, ``MOBILENET_SCALES``); VGG's steps are torchvi
 MobileNet's boxes tile its own grids. Images are resized to 300x300 and normalised with the
 ImageNet mean and std (the SSD's defaults) inside the model.
 
-Trained from scratch, the paper's plain layout learns slowly (README: "Does it learn?"):
+Trained from scratch, the paper's plain layout learns slowly (docs/detection.md, "Does it learn?"):
 ``head="separable"`` and ``extras_norm="batch"`` give it SSDlite's predictors and normed extras.
 
 ``attention`` puts one module (``bam_lightning.nn.create_attn``) on every map that feeds a
@@ -49,7 +49,7 @@ ASPECT_RATIOS = [[2, 3]] * 4 + [[2]] * 2
 # Default box sizes (shares of 300 px) of each map, the last closing the sixth map's extra square box.
 # VGG: SSD300's for VOC (30-264 px, as weiliu89's Caffe SSD and amdegroot/ssd.pytorch set them; torchvision's
 # [0.07, 0.15, ...] are its COCO ones). MobileNet: MobileNet-SSD's (60-285 px, SSD's s_min 0.2 and s_max 0.95),
-# fitted to a first map of stride 16: VGG's 30 px boxes on its 16 px grid are matched by few objects (see README).
+# fitted to a first map of stride 16: VGG's 30 px boxes on its 16 px grid are matched by few objects (docs/detection.md).
 VGG_SCALES = [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]
 MOBILENET_SCALES = [0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 1.0]
 VGG_STEPS = [8, 16, 32, 64, 100, 300]

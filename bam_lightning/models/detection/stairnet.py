@@ -56,7 +56,7 @@ class TopDown(nn.Module):
     norms are the package's, which take a one-image training batch on the 1x1 map. Each
     upsampling norm starts at scale 0, as ResNets start their residual branches (Goyal et al.
     2017): the path begins as each map's own projection and learns how much of the coarser maps
-    to add, instead of adding their random features to every finer map (README, "Does it learn?").
+    to add, instead of adding their random features to every finer map (docs/detection.md, "Does it learn?").
     """
 
     def __init__(self, extractor: nn.Module, channels: list[int], sizes: list[int], width: int, light: bool = False) -> None:
@@ -97,7 +97,7 @@ def stairnet300(
 ) -> SSD:
     """StairNet300 on ``classifier`` (vgg16 or mobilenet_v1) for ``num_classes`` (background included); ``head`` and
     ``extras_norm`` as ``ssd300``'s. ``width``: the top-down path's channels (None: the paper's, 256 on VGG and 128 on
-    MobileNet; from scratch, MobileNet's 128 is a bottleneck before the heads and 256 learns faster, README)."""
+    MobileNet; from scratch, MobileNet's 128 is a bottleneck before the heads and 256 learns faster: docs/detection.md)."""
     maps = ssd_maps(classifier, extras_norm)
     light = isinstance(classifier, MobileNetV1)
     if width is None:
