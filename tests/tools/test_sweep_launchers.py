@@ -4,9 +4,11 @@ The local sweep (both demo rows, seed 0) is also the uninterrupted run the preem
 end as, to the bit. The SLURM sweep (2 rows x 2 seeds) runs beside a sweep of a bad config; one of
 its runs pauses mid-epoch (``sweep_pause.PauseOnce``) and is preempted there by ``scontrol requeue``,
 then released from the BeginTime SLURM gives a requeued job, and resumes from its last.ckpt. Every
-test here is in the one xdist group "slurm": one worker, one SLURM, one of each sweep.
+SLURM check is in one test (xdist group "slurm"): one SLURM, one of each sweep.
 """
 
+import fcntl
+import os
 import subprocess
 import sys
 import time
@@ -19,8 +21,6 @@ from bam_lightning.tools.sweep_runs import LOG, read_state
 
 from command import bam
 from test_resume import assert_same_run
-
-pytestmark = pytest.mark.xdist_group("slurm")
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 DEMO = str(CONFIGS / "demo_digits.yaml")
@@ -45,19 +45,27 @@ def wait_for(what: str, ready, timeout: float) -> float:
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    """The demo's two rows, seed 0, run locally two at once."""
-    root = tmp_path_factory.mktemp("sweep")
-    out = root / "local"
-    args = ["--configs", *ROWS, "--seeds", "0", "--out", str(out), "--local.parallel", "2", "--args", TINY]
-    return out, bam("sweep", *args, cwd=root, timeout=240)
+    """The demo's two rows, seed 0, run locally two at once: once a session, by the first xdist worker that asks.
+
+    The SLURM test compares its preempted run with this one, on whichever worker it runs.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base  # the session's, above the workers' own
+    out, printed = shared / "sweep_local", shared / "sweep_local.stdout"
+    with open(shared / "sweep_local.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not printed.is_file():
+            args = ["--configs", *ROWS, "--seeds", "0", "--out", str(out), "--local.parallel", "2", "--args", TINY]
+            printed.write_text(bam("sweep", *args, cwd=shared, timeout=240).stdout)
+    return out, printed.read_text()
 
 
 def test_local_sweep_runs_every_row_and_seed_then_tabulates_them(local):
-    out, result = local
+    out, printed = local
     assert [read_state(out / name / "seed0")["state"] for name in NAMES] == ["done", "done"]
-    assert "bam sweep: demo_digits/seed0 done after" in result.stdout
-    table = [line for line in result.stdout.splitlines() if line.startswith("| Digits")]
-    assert len(table) == 2 and "| bam | 1 |" in table[0] and "| bam (combine=max) | 1 |" in table[1], result.stdout
+    assert "bam sweep: demo_digits/seed0 done after" in printed
+    table = [line for line in printed.splitlines() if line.startswith("| Digits")]
+    assert len(table) == 2 and "| bam | 1 |" in table[0] and "| bam (combine=max) | 1 |" in table[1], printed
 
 
 def test_the_same_local_sweep_again_runs_nothing(local):
@@ -97,84 +105,11 @@ def slurm_command(env: dict[str, str], *args: str) -> str:
     return subprocess.run(args, env={**env, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def sweep(slurm_cluster, local, tmp_path_factory):  # noqa: F811 (the fixture imported above)
-    """The SLURM sweep and the bad config's, submitted together; one run preempted mid-epoch; all of them ended."""
-    root = tmp_path_factory.mktemp("slurm_sweep")
-    (root / "straight").symlink_to(local[0] / "demo_digits" / "seed0")  # assert_same_run's uninterrupted run
-    (root / "typo.yaml").write_text("model:\n  attention_kwargs: {reductoin: 8}\n")
-    env = {**slurm_cluster, "PYTHONPATH": str(Path(__file__).parent)}  # the jobs import sweep_pause from here
-    args = [*SLURM, "--configs", *ROWS, "--seeds", "0", "1", "--out", str(root / "slurm"), "--args", TINY + PAUSE]
-    start = time.monotonic()
-    submitted = bam("sweep", *args, cwd=root, env=env)
-    bam(
-        "sweep",
-        *SLURM,
-        "--configs",
-        f"{DEMO}+{root / 'typo.yaml'}",
-        "--seeds",
-        "0",
-        "--out",
-        str(root / "bad"),
-        cwd=root,
-        env=env,
-    )
-    paused = root / "slurm" / "demo_digits" / "seed0"
-    wait_for("the run's pause", (paused / "paused").exists, 120)
-    during = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
-    job = read_state(paused)["job"]
-    requeued = time.monotonic()
-    slurm_command(slurm_cluster, "scontrol", "requeue", job)
-    wait_for(
-        "the requeued job pending", lambda: slurm_command(slurm_cluster, "squeue", "-h", "-j", job, "-o", "%T") == "PENDING", 60
-    )
-    slurm_command(slurm_cluster, "scontrol", "update", f"JobId={job}", "StartTime=now")  # not the BeginTime of a requeue
-    resumed = wait_for("the resumed run", lambda: "bam: resuming from" in (paused / LOG).read_text(), 120)
-    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [root / "bad" / "typo" / "seed0"]
-    wait_for("every run", lambda: all(read_state(run)["state"] in ("done", "failed") for run in runs), 240)
-    wait_for("every job's end", lambda: slurm_command(slurm_cluster, "squeue", "-h") == "", 60)  # after its state
-    print(f"slurm sweep: {time.monotonic() - start:.0f} s; requeue to resume {time.monotonic() - requeued - resumed:.0f} s",
-          file=sys.stderr)  # fmt: skip
-    return {"root": root, "env": env, "args": args, "submitted": submitted.stdout, "during": during, "job": job}
-
-
-@pytest.mark.long
-def test_slurm_sweep_of_two_configs_and_two_seeds_ends_as_four_runs(sweep):
-    root, env = sweep["root"], sweep["env"]
-    assert "bam sweep: submitted 4 runs as SLURM job array" in sweep["submitted"]
-    assert "#SBATCH --signal=TERM@120" in sweep["submitted"] and "#SBATCH --requeue" in sweep["submitted"]
-    assert "demo_digits/seed0  running  SLURM job" in sweep["during"]
-    status = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
-    assert status.splitlines()[0] == f"bam sweep: 4 runs under {root / 'slurm'}: 4 done", status
-
-
-def test_a_preempted_run_resumes_and_ends_as_the_uninterrupted_run(sweep):
-    root = sweep["root"]
-    run = root / "slurm" / "demo_digits" / "seed0"
-    log = (run / LOG).read_text()
-    assert "bam: stopped by SIGTERM; last.ckpt" in log and "bam: resuming from" in log
-    assert read_state(run)["attempt"] == 2  # the same job, requeued once
-    assert_same_run(root, "slurm/demo_digits/seed0")
-
-
-def test_a_bad_config_is_failed_and_not_requeued(sweep):
-    root, env = sweep["root"], sweep["env"]
-    state = read_state(root / "bad" / "typo" / "seed0")
-    assert state["state"] == "failed" and state["attempt"] == 1
-    assert "bam: error:" in state["why"] and "'reductoin'" in state["why"], state
-    assert "Restarts=0" in slurm_command(env, "scontrol", "show", "job", state["job"])
-    status = bam("sweep", "--status", str(root / "bad"), cwd=root, env=env).stdout
-    assert "typo/seed0  failed  exit status 2: bam: error:" in status
-
-
-def test_the_same_slurm_sweep_again_submits_nothing(sweep):
-    root, env = sweep["root"], sweep["env"]
-    again = bam("sweep", *sweep["args"], cwd=root, env=env).stdout
-    assert "bam sweep: nothing to submit" in again and "one job array" not in again
-    assert slurm_command(env, "squeue", "-h") == ""
-
-
-def test_dry_run_shows_the_sbatch_lines_and_the_ddp_recipe(slurm_cluster, tmp_path):  # noqa: F811
+def check_dry_runs(root: Path, args: list[str], env: dict[str, str]) -> None:
+    """The sweep's plan and its #SBATCH lines, nothing submitted; the DDP recipe of a row on 2 nodes x 4 GPUs."""
+    plan = bam("sweep", *args, "--dry_run", cwd=root, env=env).stdout
+    assert "#SBATCH --array=0-3%4\n" in plan and "#SBATCH --signal=TERM@120\n" in plan and "#SBATCH --requeue\n" in plan
+    assert "bam sweep: dry run: 4 runs would be submitted; nothing submitted" in plan and not (root / "slurm").exists()
     options = ["--slurm.gpus_per_node", "4", "--slurm.nodes", "2", "--slurm.partition", "gpu", "--slurm.account", "lab"]
     options += [
         "--slurm.qos",
@@ -186,10 +121,67 @@ def test_dry_run_shows_the_sbatch_lines_and_the_ddp_recipe(slurm_cluster, tmp_pa
         "--slurm.sbatch",
         "constraint=a100",
     ]
-    args = ["--launcher", "slurm", *options, "--configs", DEMO, "--seeds", "0", "1", "--out", "sweep", "--dry_run"]
-    plan = bam("sweep", *args, cwd=tmp_path, env=slurm_cluster).stdout
+    ddp = ["--launcher", "slurm", *options, "--configs", DEMO, "--seeds", "0", "1", "--out", "ddp", "--dry_run"]
+    plan = bam("sweep", *ddp, cwd=root, env=env).stdout
     for line in ("--array=0-1%1", "--partition=gpu", "--account=lab", "--qos=high", "--mem=64G", "--nodes=2",
-                 "--gpus-per-node=4", "--ntasks-per-node=4", "--constraint=a100", "--signal=TERM@120", "--requeue"):  # fmt: skip
+                 "--gpus-per-node=4", "--ntasks-per-node=4", "--constraint=a100"):  # fmt: skip
         assert f"#SBATCH {line}\n" in plan, line
     assert "--trainer.num_nodes 2 --trainer.devices 4 --trainer.strategy ddp --data.batch_size 8" in plan  # 8 x 8 = 64
-    assert not (tmp_path / "sweep").exists()
+    assert not (root / "ddp").exists()
+
+
+def preempt(run: Path, env: dict[str, str]) -> float:
+    """``scontrol requeue`` of the run's job, waiting mid-epoch, its BeginTime lifted; seconds until the run resumes."""
+    job = read_state(run)["job"]
+    requeued = time.monotonic()
+    slurm_command(env, "scontrol", "requeue", job)
+    wait_for("the requeued job pending", lambda: slurm_command(env, "squeue", "-h", "-j", job, "-o", "%T") == "PENDING", 60)
+    slurm_command(env, "scontrol", "update", f"JobId={job}", "StartTime=now")  # not the minutes SLURM gives a requeue
+    wait_for("the resumed run", lambda: "bam: resuming from" in (run / LOG).read_text(), 120)
+    return time.monotonic() - requeued
+
+
+@pytest.mark.long
+@pytest.mark.xdist_group("slurm")
+def test_slurm_sweep_runs_resumes_a_preempted_run_fails_a_bad_config_and_is_idempotent(slurm_cluster, local, tmp_path):  # noqa: F811
+    """One test: the sweeps share one SLURM, and one machine's two cores run them side by side."""
+    root = tmp_path
+    (root / "straight").symlink_to(local[0] / "demo_digits" / "seed0")  # assert_same_run's uninterrupted run
+    (root / "typo.yaml").write_text("model:\n  attention_kwargs: {reductoin: 8}\n")
+    env = {**slurm_cluster, "PYTHONPATH": str(Path(__file__).parent)}  # the jobs import sweep_pause from here
+    args = [*SLURM, "--configs", *ROWS, "--seeds", "0", "1", "--out", str(root / "slurm"), "--args", TINY + PAUSE]
+    check_dry_runs(root, args, env)
+
+    start = time.monotonic()
+    submitted = bam("sweep", *args, cwd=root, env=env).stdout
+    assert "bam sweep: submitted 4 runs as SLURM job array" in submitted
+    bad = ["--configs", f"{DEMO}+{root / 'typo.yaml'}", "--seeds", "0", "--out", str(root / "bad")]
+    bam("sweep", *SLURM, *bad, cwd=root, env=env)
+    paused = root / "slurm" / "demo_digits" / "seed0"
+    wait_for("the run's pause", (paused / "paused").exists, 120)
+    during = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
+    assert "demo_digits/seed0  running  SLURM job" in during, during
+    requeue_to_resume = preempt(paused, slurm_cluster)
+    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [root / "bad" / "typo" / "seed0"]
+    wait_for("every run", lambda: all(read_state(run)["state"] in ("done", "failed") for run in runs), 240)
+    wait_for("every job's end", lambda: slurm_command(env, "squeue", "-h") == "", 60)  # a job writes its state, then ends
+    print(f"slurm sweep: {time.monotonic() - start:.0f} s, requeue to resume {requeue_to_resume:.0f} s", file=sys.stderr)
+
+    # 2 configs x 2 seeds: 4 runs done.
+    status = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
+    assert status.splitlines()[0] == f"bam sweep: 4 runs under {root / 'slurm'}: 4 done", status
+    # The preempted run: stopped mid-epoch with last.ckpt, requeued, resumed, and ended as the run never stopped.
+    log = (paused / LOG).read_text()
+    assert "bam: stopped by SIGTERM; last.ckpt" in log and "bam: resuming from" in log
+    assert read_state(paused)["attempt"] == 2  # the same job, requeued once
+    assert_same_run(root, "slurm/demo_digits/seed0")
+    # The bad config: failed with its log's last line, not requeued.
+    failed = read_state(root / "bad" / "typo" / "seed0")
+    assert failed["state"] == "failed" and failed["attempt"] == 1 and "'reductoin'" in failed["why"], failed
+    assert "Restarts=0" in slurm_command(env, "scontrol", "show", "job", failed["job"])
+    status = bam("sweep", "--status", str(root / "bad"), cwd=root, env=env).stdout
+    assert "typo/seed0  failed  exit status 2: bam: error:" in status, status
+    # The same sweep again: nothing submitted.
+    again = bam("sweep", *args, cwd=root, env=env).stdout
+    assert "bam sweep: nothing to submit" in again and "one job array" not in again
+    assert slurm_command(env, "squeue", "-h") == ""
