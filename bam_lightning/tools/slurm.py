@@ -119,3 +119,14 @@ def queued() -> dict[str, str]:
     listing = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True)
     jobs = (line.split("|") for line in listing.stdout.splitlines() if "|" in line)
     return {job: ALIVE[state] for job, state in jobs if state in ALIVE}
+
+
+def time_left_s(job: str) -> int | None:
+    """Seconds SLURM still gives the running ``job`` (``squeue %L``: ``[days-][hours:]minutes:seconds``), or None."""
+    left = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L"], capture_output=True, text=True).stdout.strip()
+    days, _, clock = left.rpartition("-")
+    try:
+        hours, minutes, seconds = ([0, 0, 0] + [int(part) for part in clock.split(":")])[-3:]
+        return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+    except ValueError:  # UNLIMITED, INVALID, a job SLURM no longer lists
+        return None

@@ -121,7 +121,7 @@ def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dic
     jobs = []
     with executor.batch():
         for run in runs:
-            jobs.append(executor.submit(FitJob(run, "slurm", slurm["time"] * 60, slurm["signal_delay"])))
+            jobs.append(executor.submit(FitJob(run, "slurm", slurm["signal_delay"])))
     for run, job in zip(runs, jobs, strict=True):
         if read_state(run.folder).get("job") != job.job_id:  # the job may have started already and written its own
             write_state(run.folder, state="submitted", launcher="slurm", job=job.job_id)

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import one_line
+from . import slurm as slurm_options
 from .sweep_runs import LOG, Run, last_line, write_state
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
-MARGIN_S = 60  # how early before "time limit minus signal delay" a SIGTERM still counts as the time limit's
+EARLY_S = 60  # how much earlier than asked SLURM may send --signal
 
 
 class RunFailed(RuntimeError):
@@ -37,15 +37,13 @@ class RunFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class FitJob:
-    """The callable submitit pickles: one run, its launcher's name, and for SLURM the time limit and signal delay."""
+    """The callable submitit pickles: one run, its launcher's name, and for SLURM the seconds of ``--signal=TERM@<s>``."""
 
     run: Run
     launcher: str
-    time_limit_s: float | None = None
     signal_delay_s: float = 0
 
     def __call__(self) -> None:
-        started = time.monotonic()
         slurm = self.launcher == "slurm"
         job, lead = _job_id() if slurm else str(os.getpid()), not slurm or os.environ.get("SLURM_PROCID", "0") == "0"
         folder = self.run.folder
@@ -59,20 +57,25 @@ class FitJob:
         if status == 0:
             write_state(folder, state="done", **common)
         elif status == SIGTERM_EXIT:
-            write_state(folder, state="stopped", why=self._stopped(job, time.monotonic() - started), **common)
+            write_state(folder, state="stopped", why=self._stopped(job) if slurm else "stopped by SIGTERM", **common)
         else:
             why = last_line(folder)
             write_state(folder, state="failed", why=f"exit status {status}: {why}", **common)
             raise RunFailed(why)
 
-    def _stopped(self, job: str, ran_s: float) -> str:
-        """Why the run got its SIGTERM; at the time limit, the job requeued (SLURM requeues a preempted job itself)."""
-        if self.time_limit_s is None or ran_s < self.time_limit_s - self.signal_delay_s - MARGIN_S:
+    def _stopped(self, job: str) -> str:
+        """Why the run got its SIGTERM; near the time limit the job requeues itself (SLURM requeues a preempted one).
+
+        SLURM may send the ``--signal`` up to a minute early (its own docs): within the delay and
+        that minute of the end is the time limit's.
+        """
+        left = slurm_options.time_left_s(job)
+        if left is None or left > self.signal_delay_s + EARLY_S:
             return "stopped by SIGTERM (preempted, requeued or cancelled); last.ckpt written"
         requeued = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
         if requeued.returncode != 0:
-            return f"stopped at its time limit; scontrol requeue {job} failed: {one_line(requeued.stderr)}"
-        return f"stopped at its time limit after {ran_s:.0f} s; requeued, resumes from last.ckpt"
+            return f"stopped {left} s before its time limit; scontrol requeue {job} failed: {one_line(requeued.stderr)}"
+        return f"stopped {left} s before its time limit; requeued, resumes from last.ckpt"
 
 
 def _bam(args: list[str], log: Path) -> int:

@@ -130,20 +130,21 @@ def check_dry_runs(root: Path, args: list[str], env: dict[str, str]) -> None:
     assert not (root / "ddp").exists()
 
 
-def preempt(run: Path, env: dict[str, str]) -> float:
-    """``scontrol requeue`` of the run's job, waiting mid-epoch, its BeginTime lifted; seconds until the run resumes."""
+def resume_after_requeue(run: Path, env: dict[str, str], *update: str) -> None:
+    """The run's requeued job pending, its BeginTime lifted (SLURM holds a requeued job for minutes), until the run resumes."""
     job = read_state(run)["job"]
-    requeued = time.monotonic()
-    slurm_command(env, "scontrol", "requeue", job)
     wait_for("the requeued job pending", lambda: slurm_command(env, "squeue", "-h", "-j", job, "-o", "%T") == "PENDING", 60)
-    slurm_command(env, "scontrol", "update", f"JobId={job}", "StartTime=now")  # not the minutes SLURM gives a requeue
+    slurm_command(env, "scontrol", "update", f"JobId={job}", "StartTime=now", *update)
     wait_for("the resumed run", lambda: "bam: resuming from" in (run / LOG).read_text(), 120)
-    return time.monotonic() - requeued
 
 
 @pytest.mark.long
 @pytest.mark.xdist_group("slurm")
-def test_slurm_sweep_runs_resumes_a_preempted_run_fails_a_bad_config_and_is_idempotent(slurm_cluster, local, tmp_path):  # noqa: F811
+def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and_is_idempotent(
+    slurm_cluster,  # noqa: F811 (the fixture imported above)
+    local,
+    tmp_path,
+):
     """One test: the sweeps share one SLURM, and one machine's two cores run them side by side."""
     root = tmp_path
     (root / "straight").symlink_to(local[0] / "demo_digits" / "seed0")  # assert_same_run's uninterrupted run
@@ -153,28 +154,58 @@ def test_slurm_sweep_runs_resumes_a_preempted_run_fails_a_bad_config_and_is_idem
     check_dry_runs(root, args, env)
 
     start = time.monotonic()
+    timed = root / "timed" / "demo_digits" / "seed0"  # a run that reaches its time limit, first in the queue
+    bam(
+        "sweep",
+        *SLURM,
+        "--configs",
+        DEMO,
+        "--seeds",
+        "0",
+        "--out",
+        str(root / "timed"),
+        "--args",
+        TINY + PAUSE,
+        cwd=root,
+        env=env,
+    )
     submitted = bam("sweep", *args, cwd=root, env=env).stdout
     assert "bam sweep: submitted 4 runs as SLURM job array" in submitted
     bad = ["--configs", f"{DEMO}+{root / 'typo.yaml'}", "--seeds", "0", "--out", str(root / "bad")]
     bam("sweep", *SLURM, *bad, cwd=root, env=env)
-    paused = root / "slurm" / "demo_digits" / "seed0"
-    wait_for("the run's pause", (paused / "paused").exists, 120)
+
+    # The time limit: cut to 2 minutes while the run waits mid-epoch, so that SLURM sends its --signal=TERM@120 now.
+    wait_for("the timed run's pause", (timed / "paused").exists, 120)
+    slurm_command(env, "scontrol", "update", f"JobId={read_state(timed)['job']}", "TimeLimit=2")
+    # Preemption: scontrol requeue while the run waits mid-epoch.
+    preempted = root / "slurm" / "demo_digits" / "seed0"
+    wait_for("the run's pause", (preempted / "paused").exists, 120)
     during = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
     assert "demo_digits/seed0  running  SLURM job" in during, during
-    requeue_to_resume = preempt(paused, slurm_cluster)
-    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [root / "bad" / "typo" / "seed0"]
+    requeued = time.monotonic()
+    slurm_command(env, "scontrol", "requeue", read_state(preempted)["job"])
+    resume_after_requeue(preempted, env)
+    requeue_to_resume = time.monotonic() - requeued
+    signal = wait_for("the time limit's SIGTERM", lambda: "before its time limit" in read_state(timed).get("why", ""), 90)
+    resume_after_requeue(timed, env, "TimeLimit=10")  # not cut again
+
+    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [timed, root / "bad" / "typo" / "seed0"]
     wait_for("every run", lambda: all(read_state(run)["state"] in ("done", "failed") for run in runs), 240)
     wait_for("every job's end", lambda: slurm_command(env, "squeue", "-h") == "", 60)  # a job writes its state, then ends
-    print(f"slurm sweep: {time.monotonic() - start:.0f} s, requeue to resume {requeue_to_resume:.0f} s", file=sys.stderr)
+    took = time.monotonic() - start
+    print(f"slurm sweep: {took:.0f} s, requeue to resume {requeue_to_resume:.0f} s, time limit's signal after {signal:.0f} s",
+          file=sys.stderr)  # fmt: skip
 
     # 2 configs x 2 seeds: 4 runs done.
     status = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
     assert status.splitlines()[0] == f"bam sweep: 4 runs under {root / 'slurm'}: 4 done", status
-    # The preempted run: stopped mid-epoch with last.ckpt, requeued, resumed, and ended as the run never stopped.
-    log = (paused / LOG).read_text()
-    assert "bam: stopped by SIGTERM; last.ckpt" in log and "bam: resuming from" in log
-    assert read_state(paused)["attempt"] == 2  # the same job, requeued once
-    assert_same_run(root, "slurm/demo_digits/seed0")
+    # The preempted run and the one at its time limit (SLURM's --signal, then its job requeued itself): each stopped
+    # mid-epoch with last.ckpt, requeued, resumed, and ended as the run that never stopped.
+    for run in (preempted, timed):
+        log = (run / LOG).read_text()
+        assert "bam: stopped by SIGTERM; last.ckpt" in log and "bam: resuming from" in log, run
+        assert read_state(run)["state"] == "done" and read_state(run)["attempt"] == 2, run  # the same job, requeued once
+        assert_same_run(root, str(run.relative_to(root)))
     # The bad config: failed with its log's last line, not requeued.
     failed = read_state(root / "bad" / "typo" / "seed0")
     assert failed["state"] == "failed" and failed["attempt"] == 1 and "'reductoin'" in failed["why"], failed
