@@ -27,7 +27,7 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "mem": (str, None, "memory per node in SLURM's units, e.g. 32G (sbatch --mem)"),
     "array_parallelism": (int, 256, "runs of the array at most running at once"),
     "signal_delay": (int, 120, "seconds before the time limit at which SLURM sends SIGTERM (sbatch --signal)"),
-    "sbatch": (str, [], "one more #SBATCH line, as KEY=VALUE or --KEY=VALUE (repeat it for more)"),
+    "sbatch": (str, [], "one more #SBATCH option, repeatable: constraint=a100, or a flag alone: exclusive"),
 }
 ALIVE = {
     "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
@@ -47,7 +47,7 @@ def check_sbatch() -> None:
 
 
 def extra_lines(lines: list[str]) -> dict[str, Any]:
-    """``--slurm.sbatch`` lines as sbatch options: ``constraint=a100`` or ``--constraint=a100``; a bare ``--exclusive``."""
+    """``--slurm.sbatch`` values as options: ``constraint=a100`` (or ``--constraint=a100``); a flag alone: ``exclusive``."""
     extra: dict[str, Any] = {}
     for line in lines:
         key, eq, value = line.removeprefix("#SBATCH").strip().lstrip("-").partition("=")

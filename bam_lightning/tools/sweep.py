@@ -24,7 +24,7 @@ from . import slurm as slurm_options
 from .compare import collect, render
 from .summary import format_table
 from .sweep_job import FitJob
-from .sweep_runs import Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
+from .sweep_runs import STATE, Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
 
 SUBMITIT = ".submitit"  # submitit's job files (pickles, logs) under OUT
 ACTIONS = {"done": "skip", "running": "skip", "pending": "skip", "missing": "start", "stopped": "resume", "failed": "resume"}
@@ -37,10 +37,12 @@ def build_parser() -> ToolParser:
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"), help="runs go to OUT/<row>/seed<k>/")
     parser.add_argument("--args", default="", help='more bam fit options for every run, as one string: "--trainer.max_epochs 5"')
     parser.add_argument("--launcher", choices=["local", "slurm"], default="local")
-    parser.add_argument("--local.parallel", dest="parallel", type=int, default=1, help="local runs at once")
+    parser.add_argument("--local.parallel", dest="parallel", type=int, default=1, metavar="N", help="runs at once (default: 1)")
     for key, (kind, default, text) in slurm_options.OPTIONS.items():
         many = {"action": "append"} if isinstance(default, list) else {"default": default}
-        parser.add_argument(f"--slurm.{key}", dest=f"slurm.{key}", type=kind, help=text, **many)
+        shown = f"{text} (default: {default})" if default not in (None, []) else text
+        metavar = "N" if kind is int else "VALUE"
+        parser.add_argument(f"--slurm.{key}", dest=f"slurm.{key}", type=kind, metavar=metavar, help=shown, **many)
     parser.add_argument("--dry_run", action="store_true", help="print the plan and the sbatch options; submit nothing")
     parser.add_argument("--status", type=Path, metavar="OUT", help="print where each run of the sweep under OUT stands")
     return parser
@@ -103,11 +105,8 @@ def status(out: Path) -> None:
     """``--status OUT``: every run of the sweep under OUT and where it stands."""
     if not out.is_dir():
         raise InputError(f"--status {out}: no such folder: give the --out of a bam sweep")
-    runs = [
-        Run(folder.parent.name, int(folder.name.removeprefix("seed")), folder, [])
-        for folder in sorted(out.glob("*/seed*"), key=lambda f: (f.parent.name, f.name.removeprefix("seed")))
-        if folder.name.removeprefix("seed").isdigit() and (folder / "sweep.json").is_file()
-    ]
+    found = [folder for folder in out.glob("*/seed*") if folder.name[4:].isdigit() and (folder / STATE).is_file()]
+    runs = sorted((Run(folder.parent.name, int(folder.name[4:]), folder, []) for folder in found), key=lambda r: (r.row, r.seed))
     if not runs:
         raise InputError(f"--status {out}: no run of bam sweep under it (OUT/<row>/seed<k>/sweep.json)")
     states = _states(runs)
