@@ -174,13 +174,14 @@ def main(args: list[str] | None = None) -> None:
         print("\n".join(f"  {run.name}: bam {shlex.join(run.command)}" for run in todo))
         print(f"bam sweep: dry run: {len(todo)} runs would be submitted; nothing submitted")
         return
-    if not todo:
-        print("bam sweep: nothing to submit")
-    elif slurm is not None:
+    if todo and slurm is not None:
         return _submit_slurm(todo, options.out, params, slurm)
-    else:
+    if todo:
         _run_local(todo, options.out, options.parallel)
-    _finish(runs, options.out)
+    else:
+        print("bam sweep: nothing to submit")
+    if slurm is None or all(state == "done" for state, _ in states):  # SLURM's runs still queued: --status follows them
+        _finish(runs, options.out)
 
 
 def _finish(runs: list[Run], out: Path) -> None:

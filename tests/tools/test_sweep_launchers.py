@@ -130,11 +130,15 @@ def check_dry_runs(root: Path, args: list[str], env: dict[str, str]) -> None:
     assert not (root / "ddp").exists()
 
 
-def resume_after_requeue(run: Path, env: dict[str, str], *update: str) -> None:
-    """The run's requeued job pending, its BeginTime lifted (SLURM holds a requeued job for minutes), until the run resumes."""
+def wait_pending(run: Path, env: dict[str, str]) -> None:
+    """Until the run's requeued job waits in the queue (SLURM holds it there for minutes: BeginTime)."""
     job = read_state(run)["job"]
     wait_for("the requeued job pending", lambda: slurm_command(env, "squeue", "-h", "-j", job, "-o", "%T") == "PENDING", 60)
-    slurm_command(env, "scontrol", "update", f"JobId={job}", "StartTime=now", *update)
+
+
+def release(run: Path, env: dict[str, str], *update: str) -> None:
+    """The run's pending job started now, not at its BeginTime; until the run resumes."""
+    slurm_command(env, "scontrol", "update", f"JobId={read_state(run)['job']}", "StartTime=now", *update)
     wait_for("the resumed run", lambda: "bam: resuming from" in (run / LOG).read_text(), 120)
 
 
@@ -184,10 +188,14 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
     assert "demo_digits/seed0  running  SLURM job" in during, during
     requeued = time.monotonic()
     slurm_command(env, "scontrol", "requeue", read_state(preempted)["job"])
-    resume_after_requeue(preempted, env)
+    wait_pending(preempted, env)
+    pending = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
+    assert "demo_digits/seed0  pending  SLURM job" in pending, pending
+    release(preempted, env)
     requeue_to_resume = time.monotonic() - requeued
     signal = wait_for("the time limit's SIGTERM", lambda: "before its time limit" in read_state(timed).get("why", ""), 90)
-    resume_after_requeue(timed, env, "TimeLimit=10")  # not cut again
+    wait_pending(timed, env)
+    release(timed, env, "TimeLimit=10")  # not cut again
 
     runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [timed, root / "bad" / "typo" / "seed0"]
     wait_for("every run", lambda: all(read_state(run)["state"] in ("done", "failed") for run in runs), 240)
