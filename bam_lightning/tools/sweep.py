@@ -21,7 +21,6 @@ from typing import Any
 from ..errors import InputError, check_output_folder
 from . import ToolParser
 from . import slurm as slurm_options
-from .compare import collect, render
 from .summary import format_table
 from .sweep_job import FitJob
 from .sweep_runs import STATE, Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
@@ -191,8 +190,9 @@ def _finish(runs: list[Run], out: Path) -> None:
     if unfinished:
         print(_table([run for run, _ in unfinished], [state for _, state in unfinished]), file=sys.stderr)
         raise SystemExit(f"bam sweep: {len(unfinished)} of {len(runs)} runs did not finish (bam sweep --status {out})")
-    rows = collect([run.folder for run in runs])
-    print(render(rows, "val/err1"))
+    from .compare import collect, render  # TensorBoard's reader: seconds of imports, for the end of a sweep only
+
+    print(render(collect([run.folder for run in runs]), "val/err1"))
 
 
 if __name__ == "__main__":

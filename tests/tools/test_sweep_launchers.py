@@ -9,8 +9,10 @@ SLURM check is in one test (xdist group "slurm"): one SLURM, one of each sweep.
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +32,11 @@ TINY = (
     "--trainer.max_epochs 2 --trainer.limit_train_batches 4 --trainer.limit_val_batches 2 --trainer.log_every_n_steps 1"
     " --trainer.enable_progress_bar false --trainer.deterministic true"
 )  # 4 steps an epoch
-PAUSE = " --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 6 --trainer.callbacks.run demo_digits/seed0"
+PAUSED = {
+    row: f"{TINY} --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 6 --trainer.callbacks.run {row}/seed0"
+    for row in NAMES
+}  # TINY, and the row's seed 0 run waits mid-epoch once
+HERE = {"PYTHONPATH": str(Path(__file__).parent)}  # where the runs import sweep_pause from
 SLURM = ["--launcher", "slurm", "--slurm.cpus_per_task", "1", "--slurm.time", "10"]
 
 
@@ -43,37 +49,68 @@ def wait_for(what: str, ready, timeout: float) -> float:
     return time.monotonic() - start
 
 
+def local_args(out: Path) -> list[str]:
+    """The local sweep: the demo's two rows, seed 0, two at once; the second row's run waits mid-epoch once."""
+    return [
+        "--configs",
+        *ROWS,
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        "--local.parallel",
+        "2",
+        "--args",
+        PAUSED[NAMES[1]],
+    ]
+
+
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    """The demo's two rows, seed 0, run locally two at once: once a session, by the first xdist worker that asks.
+    """The local sweep, its second row's run stopped by SIGTERM mid-epoch, then the same sweep again, which resumes it.
 
-    The SLURM test compares its preempted run with this one, on whichever worker it runs.
+    Once a session, by the first xdist worker that asks: the SLURM test compares its preempted
+    run with this sweep's first run, on whichever worker it runs.
     """
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base  # the session's, above the workers' own
-    out, printed = shared / "sweep_local", shared / "sweep_local.stdout"
+    out = shared / "sweep_local"
+    printed = {name: shared / f"sweep_local.{name}" for name in ("stopped", "resumed")}
     with open(shared / "sweep_local.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not printed.is_file():
-            args = ["--configs", *ROWS, "--seeds", "0", "--out", str(out), "--local.parallel", "2", "--args", TINY]
-            printed.write_text(bam("sweep", *args, cwd=shared, timeout=240).stdout)
-    return out, printed.read_text()
+        if not printed["resumed"].is_file():
+            first: list[subprocess.CompletedProcess] = []
+            sweep = threading.Thread(
+                target=lambda: first.append(bam("sweep", *local_args(out), cwd=shared, env=HERE, check=False))
+            )
+            sweep.start()
+            paused = out / NAMES[1] / "seed0"
+            wait_for("the local run's pause", (paused / "paused").exists, 120)
+            os.kill(read_state(paused)["pid"], signal.SIGTERM)
+            sweep.join(240)
+            printed["stopped"].write_text(first[0].stdout + first[0].stderr + f"exit status {first[0].returncode}\n")
+            printed["resumed"].write_text(bam("sweep", *local_args(out), cwd=shared, env=HERE, timeout=240).stdout)
+    return out, {name: file.read_text() for name, file in printed.items()}
+
+
+def test_a_local_run_stopped_by_sigterm_is_resumed_by_the_same_sweep_again(local):
+    out, printed = local
+    assert printed["stopped"].endswith(f"bam sweep: 1 of 2 runs did not finish (bam sweep --status {out})\nexit status 1\n")
+    assert "bam sweep: table1b_max/seed0 stopped after" in printed["stopped"]
+    assert (
+        "  demo_digits/seed0  done     skip    —\n  table1b_max/seed0  stopped  resume  stopped by SIGTERM\n"
+        in printed["resumed"]
+    )
+    assert "bam: resuming from" in (out / NAMES[1] / "seed0" / LOG).read_text()
+    assert len(list((out / NAMES[0] / "seed0" / "lightning_logs").iterdir())) == 1  # done: skipped, not run again
 
 
 def test_local_sweep_runs_every_row_and_seed_then_tabulates_them(local):
     out, printed = local
     assert [read_state(out / name / "seed0")["state"] for name in NAMES] == ["done", "done"]
-    assert "bam sweep: demo_digits/seed0 done after" in printed
-    table = [line for line in printed.splitlines() if line.startswith("| Digits")]
-    assert len(table) == 2 and "| bam | 1 |" in table[0] and "| bam (combine=max) | 1 |" in table[1], printed
-
-
-def test_the_same_local_sweep_again_runs_nothing(local):
-    out, _ = local
-    args = ["--configs", *ROWS, "--seeds", "0", "--out", str(out), "--args", TINY]
-    again = bam("sweep", *args, cwd=out.parent)
-    assert "bam sweep: nothing to submit" in again.stdout and "| Digits" in again.stdout
-    assert [len(list((out / name / "seed0" / "lightning_logs").iterdir())) for name in NAMES] == [1, 1]  # no new version
+    assert "bam sweep: demo_digits/seed0 done after" in printed["stopped"]
+    table = [line for line in printed["resumed"].splitlines() if line.startswith("| Digits")]
+    assert len(table) == 2 and "| bam | 1 |" in table[0] and "| bam (combine=max) | 1 |" in table[1], printed["resumed"]
 
 
 def test_dry_run_plans_the_missing_seed_and_runs_nothing(local):
@@ -153,8 +190,19 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
     root = tmp_path
     (root / "straight").symlink_to(local[0] / "demo_digits" / "seed0")  # assert_same_run's uninterrupted run
     (root / "typo.yaml").write_text("model:\n  attention_kwargs: {reductoin: 8}\n")
-    env = {**slurm_cluster, "PYTHONPATH": str(Path(__file__).parent)}  # the jobs import sweep_pause from here
-    args = [*SLURM, "--configs", *ROWS, "--seeds", "0", "1", "--out", str(root / "slurm"), "--args", TINY + PAUSE]
+    env = {**slurm_cluster, **HERE}
+    args = [
+        *SLURM,
+        "--configs",
+        *ROWS,
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(root / "slurm"),
+        "--args",
+        PAUSED[NAMES[0]],
+    ]
     check_dry_runs(root, args, env)
 
     start = time.monotonic()
@@ -169,7 +217,7 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
         "--out",
         str(root / "timed"),
         "--args",
-        TINY + PAUSE,
+        PAUSED[NAMES[0]],
         cwd=root,
         env=env,
     )
