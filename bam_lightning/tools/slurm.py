@@ -3,7 +3,7 @@
 One sweep is one SLURM job array (submitit's ``executor.batch()``). Each job asks for SIGTERM
 ``--slurm.signal_delay`` seconds before its time limit (``#SBATCH --signal=TERM@<s>``: ``bam fit``
 answers SIGTERM with ``last.ckpt``; submitit's own USR2 would kill it without one) and is requeueable
-(``--requeue``). A row on several GPUs is the README's DDP recipe: one task per GPU
+(``--requeue``). A row on several GPUs is the DDP recipe of docs/training.md: one task per GPU
 (``--ntasks-per-node``), ``--trainer.num_nodes``/``devices``/``strategy ddp``, and the config's batch
 divided among the processes, so that the global batch stays the config's.
 """
@@ -63,7 +63,7 @@ def world_size(options: dict[str, Any]) -> int:
 
 
 def ddp_args(options: dict[str, Any], batch: int | None, row: str) -> list[str]:
-    """The README's DDP recipe for a row on ``world_size`` processes, keeping the config's (global) batch ``batch``."""
+    """The DDP recipe (docs/training.md) for a row on ``world_size`` processes, keeping the config's (global) batch ``batch``."""
     world = world_size(options)
     if world == 1:
         return []

@@ -7,7 +7,7 @@ job themselves), ``scancel``, or the ``--signal=TERM@<delay>`` a job asks for be
 limit, after which the job requeues itself. Anything else (a diverged loss, a bad config) failed
 for its own reason and is not requeued: its state keeps the log's last line. A requeued job runs
 this again, and ``--ckpt_path last`` resumes. Under SLURM each task of a multi-GPU job runs its
-own ``bam fit`` (the README's DDP recipe: Lightning reads the SLURM variables); task 0 alone
+own ``bam fit`` (docs/training.md's DDP recipe: Lightning reads the SLURM variables); task 0 alone
 writes the state and requeues.
 """
 
