@@ -6,10 +6,13 @@ from torch import Tensor, nn
 
 from ..errors import InputError, check_options
 
-# The names timm.layers.get_attn builds for a 4-D map that keep its shape, each at its defaults on any width.
-# Left out: ge (GatherExcite fails at its defaults in timm 1.0), bat (needs its block size), and the conv
-# replacements (sk, splat, lambda, bottleneck, halo), which change a map's shape.
-TIMM_ATTENTION = ("se", "ese", "eca", "ecam", "ceca", "gc", "gca", "cbam", "lcbam", "coord", "scoord", "ela", "strip", "nl")
+# The names timm.layers.get_attn builds for a 4-D map that keep its shape, each at its defaults on any width
+# (ge at DEFAULTS'). Left out: bat (needs its block size) and the conv replacements (sk, splat, lambda, bottleneck,
+# halo), which change a map's shape.
+TIMM_ATTENTION = ("se", "ese", "eca", "ecam", "ceca", "gc", "gca", "ge", "cbam", "lcbam", "coord", "scoord", "ela", "strip", "nl")
+# timm 1.0's GatherExcite fails with its MLP (ConvMlp is handed act_layer twice), so timm/ge is Hu et al.'s
+# parameter-free GE-θ⁻ (global gather, no MLP) unless attention_kwargs ask for more.
+DEFAULTS = {"ge": {"use_mlp": False}}
 
 
 class TimmAttention(nn.Module):
@@ -24,7 +27,11 @@ class TimmAttention(nn.Module):
             raise InputError(f"attention timm/{name} needs timm: pip install 'bam_lightning[timm]'") from None
         block = get_attn(name)
         check_options(f"attention timm/{name}", block, kwargs, fixed=1, flag="attention_kwargs")
-        self.block = block(channels, **kwargs)
+        kwargs = DEFAULTS.get(name, {}) | kwargs
+        try:
+            self.block = block(channels, **kwargs)
+        except TypeError as error:  # timm's own failure for options it takes (ge's use_mlp in timm 1.0)
+            raise InputError(f"attention timm/{name} with {kwargs}: timm's block fails to build: {error}") from None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block(x)

@@ -34,6 +34,12 @@ def test_attention_kwargs_reach_timms_block_and_a_wrong_one_is_named():
         tiny("timm/eca", kernel=5)
 
 
+def test_ge_is_the_parameter_free_form_and_timms_broken_mlp_form_is_one_line():
+    assert sum(p.numel() for p in create_attn("timm/ge", 32).parameters()) == 0  # GE-θ⁻: a global gather, no MLP
+    with pytest.raises(InputError, match=r"attention timm/ge with \{'use_mlp': True\}: timm's block fails to build"):
+        create_attn("timm/ge", 32, use_mlp=True)
+
+
 def test_without_timm_one_line_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm.layers", None)
     with pytest.raises(InputError, match=r"attention timm/eca needs timm: pip install 'bam_lightning\[timm\]'"):
