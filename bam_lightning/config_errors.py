@@ -14,14 +14,13 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import reduce
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
 from .commands import TOOLS
 from .errors import nearest
-from .given import at, merge, sources
+from .given import at, combined, sources
 
 # What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)
@@ -139,16 +138,17 @@ def _takes_class(hint: Any) -> bool:
     return bool(classes) and not any(inspect.isclass(m) and issubclass(m, str) for m in members)
 
 
-def _mistake(sources: Mapping[str, dict], keys: set[str], owners: Mapping[str, Callable]) -> str | None:
-    """The first unknown key in one of ``sources``, else the first value its type or class refuses, or None."""
-    merged = reduce(merge, sources.values(), {})
+def _mistake(sources: Mapping[str, dict], merged: Mapping, keys: set[str], owners: Mapping[str, Callable]) -> str | None:
+    """The first unknown key in one of ``sources``, else the first value of ``merged`` (all of them in one) its type or
+    class refuses, or None."""
     for where, settings in sources.items():
         for key, _ in _options(settings, keys, merged):
             if key not in keys and not _is_class(at(merged, key)):
                 return f"unknown option {key!r}{nearest(key, keys)}: fix or remove it {where}"
+    hints = {group: _hints(owner) for group, owner in owners.items()}
     for key, value in _options(merged, keys, merged):
         group, _, name = key.rpartition(".")
-        hint = _hints(owners.get(group)).get(name)
+        hint = hints.get(group, {}).get(name)
         if isinstance(value, str) and _takes_class(hint):
             value = {"class_path": value}
         found = _class_mistake(key, value, owners.get(key)) if _is_class(value) else _value_mistake(key, value, hint)
@@ -179,15 +179,16 @@ def explain(
             return f"unknown command {word!r}{nearest(word, COMMANDS)}: the commands are {', '.join(COMMANDS)}"
     try:
         settings = sources(args or (), command)
-        found = _mistake(settings, set(keys), owners or {})
+        everything = combined(settings)
+        found = _mistake(settings, everything, set(keys), owners or {})
     except ValueError as error:
-        settings, found = {}, str(error)
+        everything, found = {}, str(error)
     if found:
         return f"{found} ({hint})"
     lines = [line.strip() for line in message.splitlines() if line.strip()] or ["invalid arguments"]
     keyed = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])  # the key, where jsonargparse names one
     if not keyed:
         return f"{lines[0]} ({hint})"
-    value = at(reduce(merge, settings.values(), {}), keyed[1])
+    value = at(everything, keyed[1])
     given_value = f" {value!r}" if isinstance(value, bool | int | float | str) else ""
     return f"{keyed[1]}{given_value}: {keyed[2] or (lines[1:] or [''])[0]} ({hint})"

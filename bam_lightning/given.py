@@ -75,9 +75,14 @@ def sources(args: Sequence[str], command: str | None = None, strict: bool = True
     return {**found, "on the command line": line}
 
 
+def combined(found: Mapping[str, dict]) -> dict:
+    """``sources``' settings in one, the later over the earlier (the command line over the configs)."""
+    return reduce(merge, found.values(), {})
+
+
 def merged(args: Sequence[str], command: str | None = None, strict: bool = True) -> dict:
     """All that ``args`` give, the later over the earlier (the command line over the configs)."""
-    return reduce(merge, sources(args, command, strict).values(), {})
+    return combined(sources(args, command, strict))
 
 
 def at(settings: Any, key: str) -> Any:

@@ -42,6 +42,7 @@ class ToolParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.options: list[str] = []  # the long options, for the nearest to a misspelt one (add_argument)
+        self.given: Sequence[str] | None = None  # the arguments being parsed (parse_args), for error to look into
         super().__init__(*args, **kwargs)
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
@@ -54,7 +55,7 @@ class ToolParser(argparse.ArgumentParser):
         return action
 
     def error(self, message: str) -> NoReturn:
-        raise usage_error(self.prog, message, self.options, getattr(self, "given", None))
+        raise usage_error(self.prog, message, self.options, self.given)
 
 
 def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
