@@ -51,3 +51,6 @@ def test_bam_fit_trains_with_one_and_refuses_an_unknown_name(tmp_path):
     bam("fit", *cifar_args(tmp_path, "--model.attention", "timm/eca", "--trainer.max_epochs", "1"), cwd=tmp_path)
     line = refusal(bam("fit", *cifar_args(tmp_path, "--model.attention", "timm/ecaa"), cwd=tmp_path, check=False))
     assert "model.attention" in line and "timm/ecaa" in line and "timm/eca" in line, line
+    ge = cifar_args(tmp_path, "--model.attention", "timm/ge", "--model.attention_kwargs", "{use_mlp: true}")
+    line = refusal(bam("fit", *ge, cwd=tmp_path, check=False))
+    assert "attention timm/ge with {'use_mlp': True}: timm's block fails to build" in line, line
