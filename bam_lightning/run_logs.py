@@ -12,6 +12,8 @@ and ``bam test`` would start an unrelated ``version_N+1``. Here instead:
   module's ``HPARAM_METRICS``: TensorBoard fills them with the last value of those scalars
   in the run's folder, so a ``bam test`` logged into that folder (``run_of_checkpoint``)
   adds its column to the same row.
+- ``SaveConfig``: LightningCLI's ``config.yaml``; a ``bam test`` (``bam validate``) logged into
+  the run it evaluates writes ``config_test.yaml`` (``config_validate.yaml``) beside the run's own.
 """
 
 import os
@@ -19,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.tensorboard.summary import hparams
 
 LAYOUT = {
@@ -100,3 +104,12 @@ class RunSummary(L.Callback):
         experiment, start, end = hparams(run_values(trainer, pl_module), dict.fromkeys(pl_module.HPARAM_METRICS, 0.0))
         for summary in (experiment, start, end):  # the metrics' values come from their scalars in this folder
             writer.file_writer.add_summary(summary)
+
+
+class SaveConfig(SaveConfigCallback):
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # trainer.log_dir broadcasts: every process asks for it, as LightningCLI's own setup does.
+        if stage != "fit" and self.save_to_log_dir and not self.already_saved:
+            if (Path(trainer.log_dir) / self.config_filename).is_file():  # the run's own config stays
+                self.config_filename = f"config_{TrainerFn(stage).value}.yaml"
+        super().setup(trainer, pl_module, stage)

@@ -17,7 +17,8 @@ from ..detector import ObjectDetector
 from ..ema import ema_callback, holds_ema
 from ..errors import InputError, check_output_folder
 from ..module import ImageClassifier
-from ..trainer_values import SaveConfig, check_trainer_values, keep_whole_counts
+from ..run_logs import SaveConfig
+from ..trainer_values import check_trainer_values
 from .reconcile import reconcile
 from .runs import earlier_checkpoint, prepare_predictions, use_run_logger
 from .task import data_class, given_data_class, task_of
@@ -114,8 +115,6 @@ class BamCLI(LightningCLI):
                 raise error from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        for config in (self.config_init, self.config):  # the trainer's, and the config.yaml the run saves
-            keep_whole_counts(config.get(self.subcommand, config)["trainer"], self.args)
         check_trainer_values(self.config_init.get(self.subcommand, self.config_init)["trainer"])
         return super().instantiate_trainer(**kwargs)
 
