@@ -13,9 +13,11 @@ import inspect
 import re
 import types
 import typing
+from argparse import ArgumentError
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningCLI
 
 from .commands import TOOLS
@@ -53,42 +55,29 @@ def _scalar(member: Any) -> bool:
     return member is type(None) or inspect.isclass(member) and issubclass(member, bool | int | float | str)
 
 
-def _refusal(value: Any, member: type) -> str | None:
-    """Why ``value`` is no ``member`` (a scalar, or one of jsonargparse's restricted numbers, which check themselves)."""
-    name = "null" if member is type(None) else member.__name__
-    if member is type(None) or member is bool:
-        return None if (value is None if member is type(None) else isinstance(value, bool)) else name
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return name
-    if issubclass(member, str):
-        return None
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether jsonargparse takes ``value`` for an option typed ``hint``: judged by jsonargparse itself, not by us."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--value", type=hint)
     try:
-        number = float(value)
-    except ValueError:
-        return name
-    if issubclass(member, int) and not number.is_integer():
-        return name
-    try:
-        member(int(number) if issubclass(member, int) else number)
-    except ValueError as error:
-        return f"{name} ({error})"
-    return None
+        parser.parse_object({"value": value})
+    except ArgumentError:
+        return False
+    return True
 
 
 def _value_mistake(key: str, value: Any, hint: Any) -> str | None:
-    """Why ``value`` is no ``hint`` made of Literals and scalars, or None (a fit, or a type not judged here)."""
+    """Why ``value`` is no ``hint`` made of Literals and scalars, or None (a fit, or a type not worded here)."""
     members = _members(hint)
     choices = [c for member in members if typing.get_origin(member) is typing.Literal for c in typing.get_args(member)]
     others = [member for member in members if typing.get_origin(member) is not typing.Literal]
-    if hint is None or value in choices or not all(map(_scalar, others)):
+    if hint is None or not all(map(_scalar, others)) or _fits(value, hint):
         return None
-    refusals = [_refusal(value, member) for member in others]
-    if None in refusals:
-        return None
+    names = ["null" if member is type(None) else member.__name__ for member in others]
     if choices:
         near = nearest(str(value), map(str, choices))
-        return f"{key}: {value!r} is not one of {', '.join(map(str, [*choices, *refusals]))}{near}"
-    return f"{key}: {value!r} is not a valid {' or '.join(refusals)}"
+        return f"{key}: {value!r} is not one of {', '.join(map(str, [*choices, *names]))}{near}"
+    return f"{key}: {value!r} is not a valid {' or '.join(names)}"
 
 
 def _hints(owner: Callable | None) -> dict[str, Any]:
