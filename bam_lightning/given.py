@@ -11,19 +11,22 @@ from typing import Any
 
 import yaml
 
+from .errors import InputError, one_line
 
-def read_config(path: str, command: str | None = None) -> dict:
-    """A ``--config`` file's settings; one that cannot be read or is no YAML mapping raises ValueError with the line to print."""
+
+def read_config(path: str, command: str | None = None, named: str | None = None) -> dict:
+    """A config file's settings; one that cannot be read or is no YAML mapping raises InputError naming it ``named``."""
+    named = named or f"--config {path}"
     try:
         with open(path) as file:
             content = yaml.safe_load(file)
     except OSError as error:
-        raise ValueError(f"--config {path}: {error.strerror}: give a config file that exists") from None
+        raise InputError(f"{named}: {error.strerror}: give a config file that exists") from None
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML ({' '.join(str(error).split())}): fix its syntax") from None
+        raise InputError(f"{named} is not valid YAML ({one_line(error)}): fix its syntax") from None
     if not isinstance(content, dict):
         kind = "empty" if content is None else "not a mapping of options"
-        raise ValueError(f"{path} is {kind}, not a config: give options as in bam {command or 'fit'} --print_config")
+        raise InputError(f"{named} is {kind}, not a config: give options as in bam {command or 'fit'} --print_config")
     return content
 
 

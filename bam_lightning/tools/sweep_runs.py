@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import InputError, one_line
+from ..errors import InputError
+from ..given import read_config
 
 STATE = "sweep.json"
 LOG = "fit.log"
@@ -57,19 +56,7 @@ def read_configs(config: str) -> list[dict[str, Any]]:
     files = [file for file in config.split("+") if file]
     if not files:
         raise InputError(f"--configs {config!r}: no config file in it: give a.yaml or a.yaml+delta.yaml")
-    settings = []
-    for file in files:
-        where = f"--configs row {row_name(config)!r}: {file}"
-        try:
-            content = yaml.safe_load(Path(file).read_text())
-        except OSError as error:
-            raise InputError(f"{where}: {error.strerror}: give a config file that exists") from None
-        except yaml.YAMLError as error:
-            raise InputError(f"{where} is not valid YAML ({one_line(error)}): fix its syntax") from None
-        if not isinstance(content, dict):
-            raise InputError(f"{where} is {'empty' if content is None else 'not a mapping of options'}: not a config")
-        settings.append(content)
-    return settings
+    return [read_config(file, named=f"--configs row {row_name(config)!r}: {file}") for file in files]
 
 
 def plan(configs: list[str], seeds: list[int], out: Path, args: list[str], rows: dict[str, list[str]]) -> list[Run]:

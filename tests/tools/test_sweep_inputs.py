@@ -14,7 +14,7 @@ DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
     [
         (["--configs", f"{DEMO}+broken.yaml"], "--configs row 'broken': broken.yaml is not valid YAML ("),
         (["--configs", "absent.yaml"], "--configs row 'absent': absent.yaml: No such file or directory: give a config"),
-        (["--configs", f"{DEMO}+empty.yaml"], "--configs row 'empty': empty.yaml is empty: not a config"),
+        (["--configs", f"{DEMO}+empty.yaml"], "--configs row 'empty': empty.yaml is empty, not a config"),
         (["--configs", DEMO, DEMO], "--configs: rows named demo_digits twice: each row is named after its last file"),
         (["--configs", DEMO, "--seeds"], "--seeds: the seed list is empty: give one seed or more, e.g. --seeds 0 1 2"),
         (["--configs", DEMO, "--seeds", "0", "0"], "--seeds 0 0: a seed given twice: give each seed once"),
