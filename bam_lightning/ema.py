@@ -6,20 +6,33 @@ EMA model; the weights being trained are kept beside them (``current_model_state
 average's own state in ``averaging_state``), so ``--ckpt_path last`` resumes both to the bit.
 """
 
+import sys
 from typing import Any
 
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
+from .checkpoints import ReadCheckpoint
 from .errors import InputError
 
 
-def ema_callback(decay: float | None) -> EMAWeightAveraging | None:
-    """The callback for ``--ema.decay`` (None: no EMA)."""
-    if decay is None:
-        return None
-    if not 0 < decay < 1:
-        raise InputError(f"--ema.decay {decay}: give a decay between 0 and 1, e.g. 0.9999 (about the last 10,000 steps)")
-    return EMAWeightAveraging(decay=decay)
+def ema_for(command: str, decay: float | None, checkpoint: ReadCheckpoint | None) -> EMAWeightAveraging | None:
+    """The callback for a fit's ``--ema.decay`` (None: no EMA); for any command, say when ``checkpoint``'s weights are an EMA.
+
+    Only a fit averages: the other commands use what the checkpoint holds (a run's config.yaml has its decay).
+    """
+    if command == "fit" and decay is not None:
+        if not 0 < decay < 1:
+            raise InputError(f"--ema.decay {decay}: give a decay between 0 and 1, e.g. 0.9999 (about the last 10,000 steps)")
+        print(f"bam: EMA of the weights (decay {decay}): validation and checkpoints use the average", file=sys.stderr)
+        return EMAWeightAveraging(decay=decay)
+    if checkpoint is not None and holds_ema(checkpoint.content):
+        if command == "fit":
+            raise InputError(
+                f"--ckpt_path {checkpoint.path} was trained with the EMA of its weights: give its --ema.decay again to resume it"
+                " (without it the average would go on training as the network)"
+            )
+        print(f"bam: {checkpoint.path} holds the EMA of the weights: {command} uses the average", file=sys.stderr)
+    return None
 
 
 def holds_ema(checkpoint: dict[str, Any]) -> bool:

@@ -2,7 +2,8 @@
 
 import sys
 from argparse import ArgumentError
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Trainer
@@ -14,7 +15,7 @@ from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits
 from ..commands import TOOLS
 from ..config_errors import explain
 from ..detector import ObjectDetector
-from ..ema import ema_callback, holds_ema
+from ..ema import ema_for
 from ..errors import InputError, check_output_folder
 from ..module import ImageClassifier
 from ..run_logs import SaveConfig
@@ -28,12 +29,6 @@ DESCRIPTION = (
     f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
 )
 NAMED_CHECKPOINTS = ("last", "best", "hpc")  # --ckpt_path values that are not files
-
-
-class Started(Protocol):
-    """Told the trainer of a run as it starts (``exits.RunState``): an error later can name its checkpoint."""
-
-    trainer: Trainer | None
 
 
 def option_keys(parser: LightningArgumentParser) -> list[str]:
@@ -50,9 +45,9 @@ def checkpoint_file(ckpt_path: str | None) -> str | None:
 
 
 class BamCLI(LightningCLI):
-    def __init__(self, *args: Any, started: Started | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, on_start: Callable[[Trainer], None] | None = None, **kwargs: Any) -> None:
         self.command_parsers: dict[str, LightningArgumentParser] = {}  # by subcommand; none with run=False
-        self.started = started
+        self.on_start = on_start
         self.args: list[str] = []  # the command line (parse_arguments)
         self.model_given: Any = None  # the model's options before the checkpoint's replaced them (parse_arguments)
         self.checkpoint: ReadCheckpoint | None = None  # --ckpt_path as read once (parse_arguments), for the run
@@ -168,7 +163,9 @@ class BamCLI(LightningCLI):
             if checkpoint is None or not checkpoint.holds(path):
                 checkpoint = ReadCheckpoint.of(path)
             check_fits(checkpoint, self.model)
-        self.use_ema(config, checkpoint)
+        ema = ema_for(self.subcommand, config["ema"]["decay"], checkpoint)
+        if ema is not None:
+            self.trainer.callbacks.append(ema)
         use_run_logger(self.trainer, self.subcommand, config)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)
@@ -179,33 +176,16 @@ class BamCLI(LightningCLI):
         # A kill during a save leaves the previous checkpoint, never half of a new one.
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO(handed=checkpoint)
-        if self.started is not None:
-            self.started.trainer = self.trainer
+        if self.on_start is not None:
+            self.on_start(self.trainer)
 
     before_fit = before_validate = before_test = before_predict = before_run
 
-    def use_ema(self, config: Any, checkpoint: ReadCheckpoint | None) -> None:
-        """``--ema.decay`` for a fit; for any command, say when the checkpoint's weights are an EMA."""
-        # Fit only: the other commands use what the checkpoint holds (a run's config.yaml, which they are given, has its decay).
-        decay = config["ema"]["decay"] if self.subcommand == "fit" else None
-        ema = ema_callback(decay)
-        averaged = checkpoint is not None and holds_ema(checkpoint.content)
-        if self.subcommand == "fit" and averaged and ema is None:
-            raise InputError(
-                f"--ckpt_path {checkpoint.path} was trained with the EMA of its weights: give its --ema.decay again to"
-                " resume it (without it the average would go on training as the network)"
-            )
-        if ema is not None:
-            self.trainer.callbacks.append(ema)
-            print(f"bam: EMA of the weights (decay {decay}): validation and checkpoints use the average", file=sys.stderr)
-        elif averaged:
-            print(f"bam: {checkpoint.path} holds the EMA of the weights: {self.subcommand} uses the average", file=sys.stderr)
 
-
-def build_cli(args: list[str] | None = None, run: bool = True, started: Started | None = None) -> BamCLI:
+def build_cli(args: list[str] | None = None, run: bool = True, on_start: Callable[[Trainer], None] | None = None) -> BamCLI:
     """The ``bam`` command's CLI; ``run=False`` only parses and instantiates (for tests and notebooks).
 
-    ``started`` is told the trainer once a run starts (``exits.main``).
+    ``on_start`` is handed the trainer once a run starts (``exits.main``).
     """
     model_class, datamodule_class = task_of(sys.argv[1:] if args is None else args)
     return BamCLI(
@@ -222,5 +202,5 @@ def build_cli(args: list[str] | None = None, run: bool = True, started: Started 
         },
         args=args,
         run=run,
-        started=started,
+        on_start=on_start,
     )

@@ -43,7 +43,7 @@ LIBRARY_WARNINGS = [
 
 
 class RunState:
-    """The command in progress: the trainer of its run once one starts (``BamCLI.before_run``), and whether Ctrl-C was pressed."""
+    """The command in progress: the trainer of its run once one starts (``start``), and whether Ctrl-C was pressed."""
 
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
@@ -62,6 +62,9 @@ class RunState:
             raise KeyboardInterrupt
         os.write(2, b"bam: Ctrl-C: stopping after this batch (press it again to stop at once)\n")  # print is not reentrant
         os.kill(os.getpid(), signal.SIGTERM)
+
+    def start(self, trainer: Trainer) -> None:
+        self.trainer = trainer
 
     @property
     def fitting(self) -> bool:
@@ -148,7 +151,7 @@ def main(args: list[str] | None = None) -> None:
         if run.argv and run.argv[0] in TOOLS:
             importlib.import_module(TOOLS[run.argv[0]]).main(run.argv[1:])
         else:
-            build_cli(args, started=run)
+            build_cli(args, on_start=run.start)
     except BaseException as error:
         end = next((exit for exit in EXITS if isinstance(error, exit.errors)), None)
         line = end.line(error, run) if end is not None else None
