@@ -1,9 +1,6 @@
-"""``bam ARGS`` from start to exit status: the tools' dispatch, Ctrl-C, and the one line each way of ending prints.
-
-``EXITS`` is the table: for each exception a command can end in, the status it exits with and the
-line it prints (``bam: <line>`` on stderr, no traceback). A row whose line is None for an error
-lets the error through (a bug keeps its traceback; ``--help``'s SystemExit stays as it is).
-"""
+"""``bam ARGS`` from start to exit status: the tools' dispatch, Ctrl-C, and ``EXITS``, the status and one line
+(``bam: <line>`` on stderr) of each way a command can end; a line of None lets the error through (a bug keeps its
+traceback, ``--help``'s SystemExit its status)."""
 
 import importlib
 import os
@@ -14,7 +11,7 @@ import threading
 import warnings
 from argparse import ArgumentError
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
@@ -24,7 +21,7 @@ from .. import distributed
 from ..checkpoints import unreadable
 from ..commands import TOOLS
 from ..config_errors import explain
-from ..errors import InputError, TrainingDiverged
+from ..errors import InputError, TrainingDiverged, one_line
 from .app import build_cli
 
 # Warnings from inside the libraries that a user can do nothing about, by exact message start and module.
@@ -51,12 +48,9 @@ class RunState:
         self.interrupted = False
 
     def stop_like_sigterm(self, signum: int, frame: object) -> None:
-        """Ctrl-C (SIGINT) during a run stops it as SIGTERM does: after the batch, with last.ckpt to resume from.
-
-        Lightning alone catches the KeyboardInterrupt wherever it lands, loses the partial epoch and
-        exits 1. Sending ourselves SIGTERM hands the stop to Lightning's own handler (which also stops
-        the other processes of a DDP run). Before a run starts, and on a second press, it stops at once.
-        """
+        """Ctrl-C during a run stops it as SIGTERM does (Lightning's handler, which stops a DDP run's other processes too):
+        after the batch, with last.ckpt to resume from, where Lightning alone would lose the partial epoch and exit 1.
+        Before a run starts, and on a second press, it stops at once."""
         again, self.interrupted = self.interrupted, True
         if self.trainer is None or again:
             raise KeyboardInterrupt
@@ -86,18 +80,13 @@ def worker_message(error: BaseException) -> str:
     return last.split(": ", 1)[1] if last.startswith(f"{type(error).__module__}.{type(error).__name__}: ") else last
 
 
-def stopped(run: RunState) -> str:
-    """The line for a run that a signal stopped, with how to go on."""
-    resume = "; last.ckpt holds it up to its last batch: continue with --ckpt_path last" if run.fitting else ""
-    return f"stopped by {'Ctrl-C (SIGINT)' if run.interrupted else 'SIGTERM'}{resume}"
-
-
-def interrupted(run: RunState) -> str | None:
-    """Ctrl-C before a run or pressed twice (Lightning exits 1 after a KeyboardInterrupt); None for any other exit."""
-    if not run.interrupted:
+def stopped(run: RunState, saved: bool) -> str | None:
+    """The line for a run that a signal stopped (``saved``: by SIGTERM, last.ckpt written), or None if none did."""
+    if not saved and not run.interrupted:
         return None
-    resume = "; --ckpt_path last resumes from the last checkpoint saved" if run.fitting else ""
-    return f"stopped by Ctrl-C (SIGINT){resume}"
+    resume = "last.ckpt holds it up to its last batch: continue with" if saved else "resume from the last checkpoint saved:"
+    how = "Ctrl-C (SIGINT)" if run.interrupted else "SIGTERM"
+    return f"stopped by {how}; {resume} --ckpt_path last" if run.fitting else f"stopped by {how}"
 
 
 def lost_process(error: BaseException, run: RunState) -> str | None:
@@ -105,32 +94,26 @@ def lost_process(error: BaseException, run: RunState) -> str | None:
     return None if message is None else f"error: {message}"
 
 
-STOPPED = -1  # the status of a run stopped by a signal: 128 + the signal's number, as a shell reports it
-
-
-@dataclass(frozen=True)
-class Exit:
+class Exit(NamedTuple):
     errors: type[BaseException] | tuple[type[BaseException], ...]
-    status: int
+    status: int  # STOPPED: 128 + the number of the signal that stopped the run, as a shell reports it
     line: Callable[[BaseException, RunState], str | None]
 
 
+STOPPED = -1
 EXITS = [
     # A user's mistake (a name, a missing dataset, a diverged loss): one line, status 2.
     Exit((InputError, TrainingDiverged), 2, lambda error, run: f"error: {worker_message(error)}"),
     # Lightning's refusal of a Trainer value (max_epochs -5, accelerator gpu, ...).
     Exit(
-        MisconfigurationException,
-        2,
-        lambda error, run: f"error: trainer: {' '.join(str(error).split())} (bam fit --help lists the options)",
+        MisconfigurationException, 2, lambda error, run: f"error: trainer: {one_line(error)} (bam fit --help lists the options)"
     ),
-    # LightningCLI re-parsing a checkpoint's hyperparameters.
+    # LightningCLI re-parsing a checkpoint's hyperparameters; reading --ckpt_path's hyperparameters.
     Exit(ArgumentError, 2, lambda error, run: f"error: {explain(str(error))}"),
-    # LightningCLI reading --ckpt_path's hyperparameters first.
     Exit((pickle.UnpicklingError, EOFError), 2, lambda error, run: f"error: {unreadable('--ckpt_path', error)}"),
     # Lightning's SIGTERM stop is a SystemExit with status 0: a script must not take the stopped run for a finished one.
-    Exit(SIGTERMException, STOPPED, lambda error, run: stopped(run)),
-    Exit((KeyboardInterrupt, SystemExit), STOPPED, lambda error, run: interrupted(run)),
+    Exit(SIGTERMException, STOPPED, lambda error, run: stopped(run, saved=True)),
+    Exit((KeyboardInterrupt, SystemExit), STOPPED, lambda error, run: stopped(run, saved=False)),
     # A lost process of a multi-process run: one line, not a traceback per process.
     Exit(Exception, distributed.EXIT_STATUS, lost_process),
 ]

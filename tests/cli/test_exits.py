@@ -47,4 +47,6 @@ def test_a_stop_by_ctrl_c_exits_as_a_shell_reports_it():
     run = RunState(["fit"])
     run.interrupted = True
     row = next(row for row in EXITS if isinstance(KeyboardInterrupt(), row.errors))
-    assert row.status == STOPPED and row.line(KeyboardInterrupt(), run).startswith("stopped by Ctrl-C (SIGINT); --ckpt_path last")
+    assert row.status == STOPPED and row.line(KeyboardInterrupt(), run).startswith(
+        "stopped by Ctrl-C (SIGINT); resume from the last checkpoint saved: --ckpt_path last"
+    )
