@@ -6,6 +6,8 @@ In YAML::
     attention_maps: {every_n_epochs: 5, num_images: 8}
 """
 
+from typing import Any
+
 import lightning.pytorch as L
 import torch
 from jsonargparse.typing import PositiveInt
@@ -105,8 +107,15 @@ class LastCheckpoint(ModelCheckpoint):
     epoch, so ``--ckpt_path last`` continues from the next batch. Other exceptions save
     nothing: a diverged loss would overwrite the last good checkpoint with the state that
     diverged, and an error inside a step can leave that step half done. Nor does a stopped
-    ``validate`` or ``test``: it holds no training state to go on from.
+    ``validate`` or ``test``: it holds no training state to go on from. Its file is ``last.ckpt``, rewritten.
     """
+
+    def __init__(
+        self, filename: str = "last", enable_version_counter: bool = False, save_on_exception: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            filename=filename, enable_version_counter=enable_version_counter, save_on_exception=save_on_exception, **kwargs
+        )
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:

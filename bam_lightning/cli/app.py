@@ -136,13 +136,6 @@ class BamCLI(LightningCLI):
         # Lightning's save_last only writes when the monitored metric improved, which leaves a stale last.ckpt to
         # resume from; this one is rewritten every epoch, and when SIGTERM stops the run (a preempted job).
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
-        parser.set_defaults(
-            {
-                "last_checkpoint.filename": "last",
-                "last_checkpoint.enable_version_counter": False,
-                "last_checkpoint.save_on_exception": True,
-            }
-        )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         # The EMA of the weights, off unless a decay is given (bam_lightning.ema; fit only: a checkpoint holds the average).
         parser.add_argument("--ema.decay", type=float | None, default=None, help="EMA of the weights, e.g. 0.9999")
