@@ -1,11 +1,6 @@
-"""One line for a mistake in a config or on the command line, found in what the user gave, not in jsonargparse's words.
-
-jsonargparse prints the subcommand's whole usage and, for a ``class_path``, ten lines of Union
-subtypes, worded anew from release to release. ``explain`` looks for the mistake in the
-``--config`` files and the arguments themselves, against the command's keys and the signatures
-of the classes that own them: an unknown key (with the nearest valid one), a class_path that does
-not import, an init_args option its class lacks, a value outside its Literal or scalar type.
-Anything else is ``<key>: <jsonargparse's first line>``.
+"""One line for a mistake in a config or on the command line, found in what the user gave, not in jsonargparse's words
+(a screenful, worded anew from release to release): an unknown key (with the nearest), a class_path that does not
+import, an init_args option its class lacks, a value its Literal or scalar type refuses; else ``<key>: <its first line>``.
 """
 
 import importlib
@@ -21,7 +16,7 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningCLI
 
 from .commands import TOOLS
-from .errors import nearest
+from .errors import nearest, unknown_option
 from .given import at, combined, sources
 
 # What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
@@ -109,13 +104,12 @@ def _class_mistake(key: str, spec: Mapping, named: Callable | None) -> str | Non
         return f"{key}: cannot import class_path {path!r} ({error}){nearest(path, _classes(module))}: check its spelling"
     options = dict(spec.get("init_args") or {}) | {k: v for k, v in spec.items() if k not in NOT_OPTIONS}
     try:
-        parameters = inspect.signature(found).parameters
-    except (TypeError, ValueError):
+        unknown = unknown_option(found, options)
+    except (TypeError, ValueError):  # no signature to read
         return None
-    if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
-        for option in options:
-            if option not in parameters:
-                return f"{key}: {path} takes no option {option!r}{nearest(option, parameters)}: fix or remove it under init_args"
+    if unknown is not None:
+        option, known = unknown
+        return f"{key}: {path} takes no option {option!r}{nearest(option, known)}: fix or remove it under init_args"
     hints = _hints(found)
     return next((m for o, value in options.items() if (m := _value_mistake(f"{key}.{o}", value, hints.get(o)))), None)
 

@@ -38,21 +38,23 @@ def nearest(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {found[0]!r}?)" if found else ""
 
 
-def check_options(owner: str, function: Callable[..., Any], options: Mapping[str, Any], fixed: int, flag: str) -> None:
-    """Refuse, in one line naming the nearest, a key of ``options`` that ``function`` does not take.
-
-    The first ``fixed`` parameters are given by the package, not by the user (a block's channels,
-    a builder's class count); a ``**kwargs`` function takes anything. Without this, a misspelt key
-    in a YAML dict (``attention_kwargs: {reductoin: 8}``) ends in Python's TypeError traceback.
-    """
+def unknown_option(function: Callable[..., Any], options: Iterable[str], fixed: int = 0) -> tuple[str, list[str]] | None:
+    """The first of ``options`` that ``function`` does not take, with those it takes after its first ``fixed`` parameters
+    (the package's to give), or None (``**kwargs`` takes any)."""
     parameters = list(inspect.signature(function).parameters.values())
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    known = [p.name for p in parameters[fixed:]]
-    for key in options:
-        if key not in known:
-            takes = f"its {flag} are {', '.join(known)}" if known else f"it takes no {flag}"
-            raise InputError(f"{owner} has no option {key!r}{nearest(key, known)}: {takes}")
+    known = [parameter.name for parameter in parameters[fixed:]]
+    unknown = next((option for option in options if option not in known), None)
+    return None if unknown is None or any(p.kind is p.VAR_KEYWORD for p in parameters) else (unknown, known)
+
+
+def check_options(owner: str, function: Callable[..., Any], options: Mapping[str, Any], fixed: int, flag: str) -> None:
+    """Refuse, naming the nearest, a key of ``options`` that ``function`` does not take, which would end in Python's
+    TypeError traceback (a misspelt key in a YAML dict: ``attention_kwargs: {reductoin: 8}``)."""
+    found = unknown_option(function, options, fixed)
+    if found is not None:
+        key, known = found
+        takes = f"its {flag} are {', '.join(known)}" if known else f"it takes no {flag}"
+        raise InputError(f"{owner} has no option {key!r}{nearest(key, known)}: {takes}")
 
 
 def check_output_folder(folder: str | Path, flag: str) -> None:

@@ -1,12 +1,9 @@
 """A checkpoint's hyperparameters against the ``--model.*`` options a user typed.
 
-LightningCLI replaces the model's options with the hyperparameters saved in ``--ckpt_path`` (the
-checkpoint decides the network). A ``--model.*`` option on the command line that the checkpoint
-contradicts would be dropped without a word (``bam test --model.backbone resnet50`` evaluating the
-checkpoint's WRN), so it is refused, naming both values. Values from config files are the
-checkpoint's to replace: the config a run was trained with often differs from it in an override
-or two. Options that only say how to run the network (the module's ``RUN_OPTIONS``: compiling,
-memory order) stay the user's.
+LightningCLI puts the checkpoint's hyperparameters in place of the model's options, so a ``--model.*``
+that the checkpoint contradicts would be dropped without a word (``bam test --model.backbone resnet50``
+evaluating a WRN): it is refused. A config's values are the checkpoint's to replace (a run's config often
+differs from it in an override or two); the module's ``RUN_OPTIONS`` (compiling, memory order) stay the user's.
 """
 
 from typing import Any

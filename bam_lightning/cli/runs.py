@@ -17,12 +17,9 @@ from ..run_logs import RunLogger, RunSummary, run_of_checkpoint
 
 
 def earlier_checkpoint(trainer: Trainer, subcommand: str, which: str) -> str | None:
-    """The path ``--ckpt_path last`` or ``best`` means: the newest run's, under the config's default_root_dir.
-
-    ``fit --ckpt_path last`` with no earlier run starts from scratch, saying so (a job script that
-    always resumes has a first run too); anything else without one is an error, not an evaluation
-    of random weights.
-    """
+    """The path ``--ckpt_path last`` or ``best`` means: the newest run's, under the config's default_root_dir. Without one,
+    ``fit --ckpt_path last`` starts from scratch (a job script that always resumes has a first run too); anything else is
+    refused, not an evaluation of random weights."""
     found = newest_checkpoint(trainer) if which == "last" else best_checkpoint(trainer)
     root = trainer.default_root_dir
     if found is not None:
@@ -36,12 +33,8 @@ def earlier_checkpoint(trainer: Trainer, subcommand: str, which: str) -> str | N
 
 
 def use_run_logger(trainer: Trainer, subcommand: str, config: Any) -> None:
-    """Where ``trainer.logger`` is left at its default: ``run_logs.RunLogger``, and for a fit the run's TensorBoard summary.
-
-    ``bam test`` and ``bam validate`` of a checkpoint that a run wrote log into that run's folder
-    (their config as ``config_<command>.yaml`` beside the run's own), so TensorBoard shows the test
-    figures with the run, in its HPARAMS row too.
-    """
+    """Where ``trainer.logger`` is left at its default: ``run_logs.RunLogger``, and for a fit the run's TensorBoard summary;
+    ``bam test``/``validate`` of a run's checkpoint log into that run's folder, so its HPARAMS row shows the test too."""
     if config["trainer"].get("logger") not in (None, True) or type(trainer.logger) is not TensorBoardLogger:
         return
     run = run_of_checkpoint(config.get("ckpt_path")) if subcommand in ("test", "validate") else None
@@ -55,12 +48,8 @@ def use_run_logger(trainer: Trainer, subcommand: str, config: Any) -> None:
 
 
 def prepare_predictions(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, ckpt_path: str | None) -> None:
-    """``bam predict`` runs a trained network on images and writes what it found beside the run's logs.
-
-    A classifier classifies the images under ``--data.predict_dir`` (``predictions.csv``); a detector
-    detects objects on them or, without the folder, on the evaluation split's images
-    (``detections.csv``, and ``detections.json`` for a COCO file's images).
-    """
+    """``bam predict`` writes what a trained network finds beside the run's logs: a classifier's classes of the images
+    under ``--data.predict_dir`` (predictions.csv), a detector's boxes on them or on the evaluation split (detections.*)."""
     if ckpt_path is None:
         raise InputError("bam predict needs the trained network: give --ckpt_path FILE (or last, or best)")
     detector = isinstance(model, ObjectDetector)
