@@ -99,6 +99,16 @@ def unreadable(path: str | Path, error: Exception) -> InputError:
     return InputError(f"{path} is not a readable checkpoint ({reason}); it may be truncated")
 
 
+NAMED_CHECKPOINTS = ("last", "best", "hpc")  # --ckpt_path values that are not files
+
+
+def checkpoint_file(ckpt_path: str | None) -> str | None:
+    """``ckpt_path`` where it names a local file for us to read (not last/best/hpc, a registry or a remote URL)."""
+    if not ckpt_path or ckpt_path in NAMED_CHECKPOINTS or ckpt_path.startswith("registry") or "://" in ckpt_path:
+        return None
+    return ckpt_path
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path``, read without running any code it may carry."""
     path = Path(path)

@@ -4,8 +4,8 @@ Lightning's default TensorBoard logger writes an ``hp_metric`` of -1 and an HPAR
 of the module's raw hyperparameters (``_instantiator``, full class paths) with no real metric,
 and ``bam test`` would start an unrelated ``version_N+1``. Here instead:
 
-- ``RunLogger``: Lightning's logger without ``hp_metric``; ``bam`` uses it wherever the
-  config leaves ``trainer.logger`` at its default.
+- ``RunLogger``: Lightning's logger without ``hp_metric``; ``use_run_logger`` puts it wherever
+  the config leaves ``trainer.logger`` at its default.
 - ``RunSummary`` writes, when a fit starts, a custom-scalars layout (TensorBoard's
   CUSTOM SCALARS tab: train and validation of one quantity in one chart) and one HPARAMS
   session of the values that tell runs apart (``run_values``), whose metric columns are the
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
@@ -55,6 +56,21 @@ def run_of_checkpoint(ckpt_path: str | None) -> Path | None:
     run = Path(ckpt_path).parent.parent
     written_by_a_run = Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file()
     return run if written_by_a_run else None
+
+
+def use_run_logger(trainer: L.Trainer, subcommand: str, config: Any) -> None:
+    """Where ``trainer.logger`` is left at its default: ``RunLogger``, and for a fit the run's TensorBoard summary;
+    ``bam test``/``validate`` of a run's checkpoint log into that run's folder, so its HPARAMS row shows the test too."""
+    if config["trainer"].get("logger") not in (None, True) or type(trainer.logger) is not TensorBoardLogger:
+        return
+    run = run_of_checkpoint(config.get("ckpt_path")) if subcommand in ("test", "validate") else None
+    if run is None:
+        # As Lightning versions its default logger: by the SLURM job's id, where there is one.
+        trainer.logger = RunLogger(trainer.default_root_dir, version=SLURMEnvironment.job_id())
+    else:
+        trainer.logger = RunLogger(str(run.parent.parent), name=run.parent.name, version=run.name)
+    if subcommand == "fit":
+        trainer.callbacks.append(RunSummary())
 
 
 def _scalar(value: Any) -> bool | int | float | str:

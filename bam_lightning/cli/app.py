@@ -11,37 +11,29 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..callbacks import AttentionMapLogger, LastCheckpoint
-from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits
+from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits, checkpoint_file
 from ..commands import TOOLS
 from ..config_errors import explain
 from ..detector import ObjectDetector
 from ..ema import ema_for
 from ..errors import InputError, check_output_folder
 from ..module import ImageClassifier
-from ..run_logs import SaveConfig
+from ..run_logs import SaveConfig, use_run_logger
 from ..trainer_values import check_trainer_values
 from .reconcile import reconcile
-from .runs import earlier_checkpoint, prepare_predictions, use_run_logger
+from .runs import earlier_checkpoint, prepare_predictions
 from .task import data_class, given_data_class, task_of
 
 DESCRIPTION = (
     f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
     f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
 )
-NAMED_CHECKPOINTS = ("last", "best", "hpc")  # --ckpt_path values that are not files
 
 
 def option_keys(parser: LightningArgumentParser) -> list[str]:
     """The keys ``parser`` takes, with the groups above them (``model.optimizer`` of ``model.optimizer.init_args.lr``)."""
     keys = [key.split(".") for key in parser.get_defaults(skip_validation=True).keys()]
     return list(dict.fromkeys(".".join(parts[:end]) for parts in keys for end in range(1, len(parts) + 1)))
-
-
-def checkpoint_file(ckpt_path: str | None) -> str | None:
-    """``ckpt_path`` where it names a local file for us to read (not last/best/hpc, a registry or a remote URL)."""
-    if not ckpt_path or ckpt_path in NAMED_CHECKPOINTS or ckpt_path.startswith("registry") or "://" in ckpt_path:
-        return None
-    return ckpt_path
 
 
 class BamCLI(LightningCLI):
@@ -92,22 +84,15 @@ class BamCLI(LightningCLI):
             reconcile(self.model_given, config["model"], self.args, self.model_class.RUN_OPTIONS, config["ckpt_path"])
 
     def instantiate_classes(self) -> None:
+        """On a ValueError, the datamodule's own one-line error, which jsonargparse buries in ten lines of Union subtypes."""
         try:
             super().instantiate_classes()
         except ValueError:
-            self.raise_data_error()
+            data = self.config.get(self.config.get("subcommand") or "", self.config).get("data")
+            found = data_class(data.get("class_path")) if data is not None else None
+            if found is not None:
+                found(**data.get("init_args", {}).as_dict())  # raises the InputError, or not: then jsonargparse's
             raise
-
-    def raise_data_error(self) -> None:
-        """The datamodule's own one-line error, which jsonargparse buries in ten lines of Union subtypes (subclass mode)."""
-        config = self.config.get(self.config.get("subcommand") or "", self.config)
-        data = config.get("data")
-        found = data_class(data.get("class_path")) if data is not None else None
-        if found is not None:
-            try:
-                found(**data.get("init_args", {}).as_dict())
-            except InputError as error:
-                raise error from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         check_trainer_values(self.config_init.get(self.subcommand, self.config_init)["trainer"])

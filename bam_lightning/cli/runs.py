@@ -1,11 +1,8 @@
-"""What a run needs settled before the Trainer starts it: the checkpoint ``last``/``best`` mean, the logger, predict's outputs."""
+"""What a run needs settled before the Trainer starts it: the checkpoint ``last``/``best`` mean, predict's outputs."""
 
 import sys
-from typing import Any
 
-from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from ..checkpoints import best_checkpoint, newest_checkpoint
 from ..data.predict import find_images
@@ -13,7 +10,6 @@ from ..detections import DetectionsCSV
 from ..detector import ObjectDetector
 from ..errors import InputError
 from ..predictions import PredictionsCSV
-from ..run_logs import RunLogger, RunSummary, run_of_checkpoint
 
 
 def earlier_checkpoint(trainer: Trainer, subcommand: str, which: str) -> str | None:
@@ -30,21 +26,6 @@ def earlier_checkpoint(trainer: Trainer, subcommand: str, which: str) -> str | N
         return None
     kept = "last.ckpt" if which == "last" else "best checkpoint recorded in a last.ckpt"
     raise InputError(f"--ckpt_path {which}: no {kept} under {root}: run bam fit with this config first, or give a .ckpt path")
-
-
-def use_run_logger(trainer: Trainer, subcommand: str, config: Any) -> None:
-    """Where ``trainer.logger`` is left at its default: ``run_logs.RunLogger``, and for a fit the run's TensorBoard summary;
-    ``bam test``/``validate`` of a run's checkpoint log into that run's folder, so its HPARAMS row shows the test too."""
-    if config["trainer"].get("logger") not in (None, True) or type(trainer.logger) is not TensorBoardLogger:
-        return
-    run = run_of_checkpoint(config.get("ckpt_path")) if subcommand in ("test", "validate") else None
-    if run is None:
-        # As Lightning versions its default logger: by the SLURM job's id, where there is one.
-        trainer.logger = RunLogger(trainer.default_root_dir, version=SLURMEnvironment.job_id())
-    else:
-        trainer.logger = RunLogger(str(run.parent.parent), name=run.parent.name, version=run.name)
-    if subcommand == "fit":
-        trainer.callbacks.append(RunSummary())
 
 
 def prepare_predictions(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, ckpt_path: str | None) -> None:

@@ -172,7 +172,7 @@ class ImageDataModule(SplitLoaders, ABC):
         """Download what the splits need (CIFAR); nothing by default."""
 
     def setup(self, stage: str | None = None) -> None:
-        if stage == "predict":  # bam checks predict_dir before the run (BamCLI._prepare_predictions)
+        if stage == "predict":  # bam checks predict_dir before the run (cli.runs.prepare_predictions)
             self.predict_set = ImageFiles(self.predict_dir, self.predict_transform, self.bad_images)
             return
         self.setup_splits(stage)

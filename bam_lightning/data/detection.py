@@ -236,7 +236,7 @@ class DetectionDataModule(SplitLoaders, ABC):
     def setup(self, stage: str | None = None) -> None:
         if stage != "predict":
             self.setup_splits(stage)
-        elif self.predict_dir is not None:  # bam checks the folder before the run (BamCLI._prepare_predictions)
+        elif self.predict_dir is not None:  # bam checks the folder before the run (cli.runs.prepare_predictions)
             self.predict_set = ImageFiles(self.predict_dir, self.eval_sample.transform, self.bad_images)
         else:
             self.predict_set = self.eval_images()
