@@ -28,6 +28,9 @@ DESCRIPTION = (
     f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
     f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
 )
+# Always on, each with its --<group>.* options. Lightning's save_last only writes when the monitored metric improved,
+# a stale last.ckpt to resume from; last_checkpoint's is rewritten every epoch, and when SIGTERM stops the run.
+CALLBACKS = {"checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "lr_monitor": LearningRateMonitor}
 
 
 def option_keys(parser: LightningArgumentParser) -> list[str]:
@@ -73,9 +76,8 @@ class BamCLI(LightningCLI):
 
     def owners(self) -> dict[str, Any]:
         """The classes whose signatures type the options of each group."""
-        groups = {"checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "lr_monitor": LearningRateMonitor}
-        data = {"data": given_data_class(self.args)}
-        return {"model": self.model_class, "trainer": Trainer, "attention_maps": AttentionMapLogger, **groups, **data}
+        data = given_data_class(self.args)
+        return {"model": self.model_class, "trainer": Trainer, "data": data, "attention_maps": AttentionMapLogger, **CALLBACKS}
 
     def before_instantiate_classes(self) -> None:
         """The checkpoint's hyperparameters, which LightningCLI has put in place of the model's options, against the user's."""
@@ -109,7 +111,8 @@ class BamCLI(LightningCLI):
             best, name = "val/acc1", "acc1"
             # BAM's maps in TensorBoard every few epochs (--attention_maps.every_n_epochs); a baseline says once it has none.
             parser.add_lightning_class_args(AttentionMapLogger, "attention_maps")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        for group, callback in CALLBACKS.items():
+            parser.add_lightning_class_args(callback, group)
         parser.set_defaults(
             {
                 "checkpoint.monitor": best,
@@ -118,10 +121,6 @@ class BamCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
-        # Lightning's save_last only writes when the monitored metric improved, which leaves a stale last.ckpt to
-        # resume from; this one is rewritten every epoch, and when SIGTERM stops the run (a preempted job).
-        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         # The EMA of the weights, off unless a decay is given (bam_lightning.ema; fit only: a checkpoint holds the average).
         parser.add_argument("--ema.decay", type=float | None, default=None, help="EMA of the weights, e.g. 0.9999")
 
