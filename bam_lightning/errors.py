@@ -6,7 +6,6 @@ itself must say what is wrong and what to do. Anything else is a bug and keeps i
 
 import difflib
 import inspect
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -58,25 +57,20 @@ def check_options(owner: str, function: Callable[..., Any], options: Mapping[str
 
 
 def check_output_folder(folder: str | Path, flag: str) -> None:
-    """Refuse, before any work, a folder that cannot be written: a file, under a file, or without write permission."""
-    folder = Path(folder)
-    existing = next(path for path in (folder, *folder.parents) if path.exists())
-    if not existing.is_dir():
-        where = "is a file" if existing == folder else f"is under {existing}, a file"
-        raise InputError(f"{flag} {folder} {where}, not a folder: give a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {folder}: {existing} is not writable: give a folder you can write to")
-    # Some folders pass both (root in /proc, a read-only mount): making it, and a file in it, says; what is made here,
-    # the file too, is removed again.
-    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    """Refuse, before any work, a folder that cannot be written: a file, under a file, or one that takes no file (no write
+    permission, a read-only mount, /proc even for root). What is made here to find out is removed again."""
+    folder, made, failed = Path(folder), [], "cannot be made"
     try:
+        existing = next(path for path in (folder, *folder.parents) if path.exists())  # stat: a folder above may refuse
+        if not existing.is_dir():
+            where = "is a file" if existing == folder else f"is under {existing}, a file"
+            raise InputError(f"{flag} {folder} {where}, not a folder: give a folder")
+        made = [path for path in (folder, *folder.parents) if not path.exists()]
         folder.mkdir(parents=True, exist_ok=True)
-        try:
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as error:
-            raise InputError(f"{flag} {folder} takes no file ({error.strerror}): give a folder you can write to") from None
+        failed = "takes no file"
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError as error:
-        raise InputError(f"{flag} {folder} cannot be made ({error.strerror}): give a folder you can write to") from None
+        raise InputError(f"{flag} {folder} {failed} ({error.strerror}): give a folder you can write to") from None
     finally:
         for path in made:
             if path.is_dir():
