@@ -13,14 +13,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from jsonargparse import ArgumentParser
-from lightning.pytorch.cli import LightningCLI
 
-from .commands import TOOLS
+from .commands import COMMANDS
 from .errors import nearest, unknown_option
 from .given import at, combined, sources
 
-# What ``bam`` runs: the Trainer methods LightningCLI makes subcommands of, then the research tools.
-COMMANDS = (*LightningCLI.subcommands(), *TOOLS)
 NOT_OPTIONS = ("class_path", "init_args", "dict_kwargs")  # the keys of a class given by class_path
 
 
@@ -90,10 +87,8 @@ def _classes(module: str) -> list[str]:
 
 
 def _class_mistake(key: str, spec: Mapping, named: Callable | None) -> str | None:
-    """Why the class ``spec`` fails: a class_path that does not import, an option its class lacks or refuses.
-
-    A bare name is one of the option's subclasses, which only jsonargparse lists: ``named`` is the class it names, if known.
-    """
+    """Why the class ``spec`` fails: a class_path that does not import, an option its class lacks or refuses. A bare name
+    is one of the option's subclasses, which only jsonargparse lists: ``named`` is the class it names, if known."""
     path = spec["class_path"]
     if not isinstance(path, str) or "." not in path and named is None:
         return None
@@ -147,12 +142,8 @@ def explain(
     args: Sequence[str] | None = None,
     owners: Mapping[str, Callable] | None = None,
 ) -> str:
-    """jsonargparse's (or argparse's) error ``message`` for ``bam command ARGS`` as one line that says what to do.
-
-    ``keys`` are the command's options and groups; ``owners`` the classes (or functions) whose signatures
-    type the options, by group (``{"model": ImageClassifier, "trainer": Trainer}``; "" for ungrouped
-    options). Without ``args`` only jsonargparse's first line is left to say.
-    """
+    """jsonargparse's error ``message`` for ``bam command ARGS`` as one line that says what to do. ``keys``: the command's
+    options and groups; ``owners``: the classes whose signatures type them, by group (``{"trainer": Trainer}``)."""
     hint = f"bam {command} --help lists the options" if command else "bam --help lists the commands"
     if command is None and args is not None:
         word = next((arg for arg in args if not arg.startswith("-")), None)

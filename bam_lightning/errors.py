@@ -1,8 +1,5 @@
-"""Errors a user can fix from the command line or a config, and the words that help fix them.
-
-The ``bam`` command prints their message on one line, without a traceback: the message
-itself must say what is wrong and what to do. Anything else is a bug and keeps its traceback.
-"""
+"""Errors a user can fix from the command line or a config, and the words that help fix them: ``bam`` prints their
+message as one line without a traceback, so it must say what is wrong and what to do; anything else is a bug."""
 
 import difflib
 import inspect
@@ -38,8 +35,8 @@ def nearest(name: str, choices: Iterable[str]) -> str:
 
 
 def unknown_option(function: Callable[..., Any], options: Iterable[str], fixed: int = 0) -> tuple[str, list[str]] | None:
-    """The first of ``options`` that ``function`` does not take, with those it takes after its first ``fixed`` parameters
-    (the package's to give), or None (``**kwargs`` takes any)."""
+    """The first of ``options`` that ``function`` does not take, and those it takes after its first ``fixed`` (the package's
+    to give); None if it takes them all."""
     parameters = list(inspect.signature(function).parameters.values())
     known = [parameter.name for parameter in parameters[fixed:]]
     unknown = next((option for option in options if option not in known), None)

@@ -60,10 +60,6 @@ class RunState:
     def start(self, trainer: Trainer) -> None:
         self.trainer = trainer
 
-    @property
-    def fitting(self) -> bool:
-        return self.argv[:1] == ["fit"]
-
     def end_progress_line(self) -> None:
         """A run's progress bar leaves its line open on stdout: close it, so that the run's last words start a line."""
         bar = self.trainer.progress_bar_callback if self.trainer is not None else None
@@ -86,7 +82,7 @@ def stopped(run: RunState, saved: bool) -> str | None:
         return None
     resume = "last.ckpt holds it up to its last batch: continue with" if saved else "resume from the last checkpoint saved:"
     how = "Ctrl-C (SIGINT)" if run.interrupted else "SIGTERM"
-    return f"stopped by {how}; {resume} --ckpt_path last" if run.fitting else f"stopped by {how}"
+    return f"stopped by {how}; {resume} --ckpt_path last" if run.argv[:1] == ["fit"] else f"stopped by {how}"
 
 
 def lost_process(error: BaseException, run: RunState) -> str | None:

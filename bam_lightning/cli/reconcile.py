@@ -1,8 +1,6 @@
-"""A checkpoint's hyperparameters against the ``--model.*`` options a user typed.
-
-LightningCLI puts the checkpoint's hyperparameters in place of the model's options, so a ``--model.*``
-that the checkpoint contradicts would be dropped without a word (``bam test --model.backbone resnet50``
-evaluating a WRN): it is refused. A config's values are the checkpoint's to replace (a run's config often
+"""A checkpoint's hyperparameters against the ``--model.*`` options a user typed: LightningCLI puts the former in place
+of the model's options, so a ``--model.*`` the checkpoint contradicts would be dropped without a word (``bam test
+--model.backbone resnet50`` evaluating a WRN). A config's values are the checkpoint's to replace (a run's config often
 differs from it in an override or two); the module's ``RUN_OPTIONS`` (compiling, memory order) stay the user's.
 """
 

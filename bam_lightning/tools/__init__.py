@@ -1,44 +1,32 @@
-"""Tools behind the ``bam`` subcommands that are not Trainer methods.
+"""Tools behind the ``bam`` subcommands that are not Trainer methods (``commands.TOOLS`` names them).
 
-``TOOLS`` names each subcommand and the module whose ``main(args)`` runs it; ``bam`` (``cli.main``)
-dispatches to it and lists it among its commands.
-
-A tool's command-line mistakes (a missing required argument, an unknown option, a value of the
-wrong type) end, like every other user mistake of ``bam``, in one ``bam: error:`` line and exit
-status 2: ``ToolParser`` (stdlib argparse tools) and ``parse`` (jsonargparse tools) turn them
-into an ``InputError``, which ``cli.main`` prints. ``--help`` is untouched.
+A tool's command-line mistakes end, like every other user mistake of ``bam``, in one ``bam: error:`` line and status 2:
+``ToolParser`` (stdlib argparse tools) and ``parse`` (jsonargparse tools) raise them as ``InputError``; ``--help`` is untouched.
 """
 
 import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..commands import TOOLS
 from ..config_errors import explain
 from ..errors import InputError
 
 if TYPE_CHECKING:
     import jsonargparse
 
-__all__ = ["TOOLS", "ToolParser", "parse", "usage_error"]
+__all__ = ["ToolParser", "parse", "usage_error"]
 
 
 def usage_error(prog: str, message: str, known: list[str], args: Sequence[str] | None) -> InputError:
-    """The error ``message`` of tool ``prog`` for ``args`` as one line that names the tool, the option, and what to do.
-
-    Worded by ``config_errors.explain``, as the Trainer subcommands' mistakes are (an unknown option gets
-    the nearest of the ``known`` ones).
-    """
+    """The error ``message`` of tool ``prog`` for ``args`` as one line, worded by ``config_errors.explain`` as the Trainer
+    subcommands' mistakes are (an unknown option gets the nearest of the ``known`` ones)."""
     return InputError(f"{prog}: {explain(message, prog.removeprefix('bam '), known, args or ())}")
 
 
 class ToolParser(argparse.ArgumentParser):
-    """argparse's parser for a ``bam`` tool, whose mistakes raise ``InputError`` instead of printing usage and exiting.
-
-    argparse's ``error`` prints the usage and ``prog: error: ...`` on two or more lines; its
-    ``exit_on_error=False`` (Python 3.11) still calls ``error`` for a missing required argument and
-    for unrecognized arguments, so ``error`` itself is where to stop it. ``--help`` exits 0 as before.
-    """
+    """argparse's parser for a ``bam`` tool, whose mistakes raise ``InputError`` instead of printing usage and exiting:
+    ``exit_on_error=False`` (Python 3.11) still calls ``error`` for a missing required argument and for unrecognized
+    arguments, so ``error`` itself is where to stop it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.options: list[str] = []  # the long options, for the nearest to a misspelt one (add_argument)
@@ -59,12 +47,8 @@ class ToolParser(argparse.ArgumentParser):
 
 
 def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
-    """``parser.parse_args(args)`` for a jsonargparse tool, its mistakes raised as one-line ``InputError``.
-
-    ``parser`` must be built with ``exit_on_error=False``: jsonargparse then raises ``ArgumentError``
-    instead of printing the usage, a tip and a multi-line error. Its ``error`` is not overridden
-    because jsonargparse builds internal parsers of the same class and catches their ``ArgumentError``.
-    """
+    """``parser.parse_args(args)`` for a jsonargparse tool built with ``exit_on_error=False``, its mistakes raised as one-line
+    ``InputError`` (its ``error`` is not overridden: jsonargparse builds internal parsers of the class and catches theirs)."""
     try:
         return parser.parse_args(args)
     except argparse.ArgumentError as error:
