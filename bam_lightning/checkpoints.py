@@ -26,7 +26,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor, nn
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 _SHOWN = 5
 
@@ -94,8 +94,7 @@ def unreadable(path: str | Path, error: Exception) -> InputError:
     code = unsafe_globals(path) if Path(path).is_file() else []
     if code:
         return InputError(f"{path} is refused: it holds more than tensors and numbers ({', '.join(code)})")
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [type(error).__name__]
-    reason = f"{type(error).__name__}: {lines[0].split('. ')[0]}"
+    reason = f"{type(error).__name__}: {first_line(error).split('. ')[0]}"
     return InputError(f"{path} is not a readable checkpoint ({reason}); it may be truncated")
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .errors import InputError
+from .errors import InputError, first_line
 from .nn import attention_blocks
 
 Compile = Literal["attention", "network"] | bool  # false, attention or network (true is refused: say which)
@@ -38,7 +38,7 @@ def check_compiler(device: torch.device) -> None:
     try:
         torch.compile(_probe)(torch.zeros(1, device=device))
     except Exception as error:  # the compiler's failure comes as many kinds of error
-        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        reason = first_line(error)
         raise InputError(f"torch.compile does not work here ({reason[:200]}): set --model.compile false") from None
 
 

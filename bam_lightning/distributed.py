@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import torch
 
 from .checkpoints import newest_checkpoint
+from .errors import first_line
 
 EXIT_STATUS = 1
 # gloo raises a plain RuntimeError when the other end of a connection has gone; NCCL a DistError.
@@ -51,7 +52,7 @@ def failure_message(error: BaseException, where: pl.Trainer | Path | None) -> st
     if not (isinstance(error, torch.distributed.DistError) or any(pattern in text for pattern in LOST_PEER)):
         return None
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    first = first_line(error)
     # gloo: "[.../gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:34697: Connection reset by peer. This is ..."
     first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]
     return (

@@ -15,6 +15,11 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text that says anything (a library's can open blank), or its type's name."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
 class InputError(ValueError):
     """Bad input: a wrong name, size, path or file."""
 

@@ -19,7 +19,7 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from .compiling import Compile
-from .errors import InputError, warn
+from .errors import InputError, first_line, warn
 from .mixing import BatchMixing
 from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from .models.probe import input_sizes, probing, total_stride
@@ -147,7 +147,7 @@ class ImageClassifier(TaskModule):
             with probing(self.model, hooks):
                 self.model(x)
         except RuntimeError as error:
-            reason = str(error).strip().splitlines()[0]
+            reason = first_line(error)
             raise InputError(f"{name} cannot take {size}x{size} images ({reason}): change --data.image_size") from None
         stride = total_stride(self.model)
         if size < stride:
