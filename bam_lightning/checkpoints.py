@@ -88,10 +88,9 @@ def unreadable(path: str | Path, error: Exception) -> InputError:
     """One line for a file ``torch.load(weights_only=True)`` will not read: code it refuses to run, or no checkpoint.
 
     torch words both alike ("Weights only load failed"), so it is asked which globals the file
-    refers to that it does not allow (``unsafe_globals``): any is code. A ``path`` that is no
-    local file (the ``--ckpt_path`` Lightning failed to read) cannot be asked.
+    refers to that it does not allow (``unsafe_globals``): any is code.
     """
-    code = unsafe_globals(path) if Path(path).is_file() else []
+    code = unsafe_globals(path)
     if code:
         return InputError(f"{path} is refused: it holds more than tensors and numbers ({', '.join(code)})")
     reason = f"{type(error).__name__}: {first_line(error).split('. ')[0]}"

@@ -4,7 +4,6 @@ traceback, ``--help``'s SystemExit its status)."""
 
 import importlib
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -18,7 +17,6 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .. import distributed
-from ..checkpoints import unreadable
 from ..commands import TOOLS
 from ..config_errors import explain
 from ..errors import InputError, TrainingDiverged, one_line
@@ -104,9 +102,8 @@ EXITS = [
     Exit(
         MisconfigurationException, 2, lambda error, run: f"error: trainer: {one_line(error)} (bam fit --help lists the options)"
     ),
-    # LightningCLI re-parsing a checkpoint's hyperparameters; reading --ckpt_path's hyperparameters.
+    # LightningCLI re-parsing a checkpoint's hyperparameters (BamCLI.parse_arguments has read the file itself before).
     Exit(ArgumentError, 2, lambda error, run: f"error: {explain(str(error))}"),
-    Exit((pickle.UnpicklingError, EOFError), 2, lambda error, run: f"error: {unreadable('--ckpt_path', error)}"),
     # Lightning's SIGTERM stop is a SystemExit with status 0: a script must not take the stopped run for a finished one.
     Exit(SIGTERMException, STOPPED, lambda error, run: stopped(run, saved=True)),
     Exit((KeyboardInterrupt, SystemExit), STOPPED, lambda error, run: stopped(run, saved=False)),
