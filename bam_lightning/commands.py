@@ -1,5 +1,6 @@
 """What ``bam`` runs: the subcommands that are not Trainer methods, each with the module whose ``main(args)`` runs it
-(``TOOLS``), and all its commands. The command (``cli``), its error wording (``config_errors``) and the tools read them here.
+(``TOOLS``), all its commands, and how ``bam --help`` sums them up; the command (``cli``), its error wording
+(``config_errors``) and the tools read them here.
 """
 
 from lightning.pytorch.cli import LightningCLI
@@ -13,3 +14,7 @@ TOOLS = {
     "sweep": "bam_lightning.tools.sweep",
 }
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)  # the Trainer methods LightningCLI makes subcommands of, then TOOLS
+DESCRIPTION = (  # bam --help's
+    f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
+    f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
+)

@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..callbacks import AttentionMapLogger, LastCheckpoint
 from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits, checkpoint_file
-from ..commands import TOOLS
+from ..commands import DESCRIPTION
 from ..config_errors import explain
 from ..detector import ObjectDetector
 from ..ema import ema_for
@@ -24,10 +24,6 @@ from .reconcile import reconcile
 from .runs import earlier_checkpoint, prepare_predictions
 from .task import data_class, given_data_class, task_of
 
-DESCRIPTION = (
-    f"BAM (Bottleneck Attention Module) experiments: {', '.join(LightningCLI.subcommands())} from a YAML config."
-    f" Research tools: {', '.join(f'bam {tool}' for tool in TOOLS)} (each with --help)."
-)
 # Always on, each with its --<group>.* options. Lightning's save_last only writes when the monitored metric improved,
 # a stale last.ckpt to resume from; last_checkpoint's is rewritten every epoch, and when SIGTERM stops the run.
 CALLBACKS = {"checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "lr_monitor": LearningRateMonitor}
