@@ -88,8 +88,11 @@ class BamCLI(LightningCLI):
         except ValueError:
             data = self.config.get(self.config.get("subcommand") or "", self.config).get("data")
             found = data_class(data.get("class_path")) if data is not None else None
-            if found is not None:
-                found(**data.get("init_args", {}).as_dict())  # raises the InputError, or not: then jsonargparse's
+            try:
+                if found is not None:
+                    found(**data.get("init_args", {}).as_dict())
+            except InputError as error:  # the datamodule's own line, without jsonargparse's report chained to it
+                raise error from None
             raise
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
