@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, one_line
 
 PREFIX = "timm/"
 
@@ -52,5 +52,5 @@ def _build(timm: ModuleType, model: str, num_classes: int, **kwargs: Any) -> nn.
     except TypeError as error:  # an option the model's class does not take
         raise InputError(f"{PREFIX}{model}: backbone_kwargs {kwargs} not taken ({error})") from None
     except OSError as error:  # pretrained weights that cannot be fetched (no network, no such file on the hub)
-        reason = " ".join(str(error).split())[:200]
+        reason = one_line(error)[:200]
         raise InputError(f"{PREFIX}{model}: cannot get its pretrained weights ({reason}): drop pretrained, or connect") from None
