@@ -51,9 +51,14 @@ def batch_size(settings: list[dict[str, Any]]) -> int | None:
     return found
 
 
+def row_files(config: str) -> list[str]:
+    """The files of one ``--configs`` entry, ``a.yaml+delta.yaml``, in order."""
+    return [file for file in config.split("+") if file]
+
+
 def read_configs(config: str) -> list[dict[str, Any]]:
     """The settings of each file of one ``--configs`` entry, refused in one line naming the row where one does not parse."""
-    files = [file for file in config.split("+") if file]
+    files = row_files(config)
     if not files:
         raise InputError(f"--configs {config!r}: no config file in it: give a.yaml or a.yaml+delta.yaml")
     return [read_config(file, named=f"--configs row {row_name(config)!r}: {file}") for file in files]
@@ -68,7 +73,7 @@ def plan(configs: list[str], seeds: list[int], out: Path, args: list[str], rows:
     runs = []
     for config, row in zip(configs, names, strict=True):
         read_configs(config)
-        files = [str(Path(file).resolve()) for file in config.split("+") if file]
+        files = [str(Path(file).resolve()) for file in row_files(config)]
         for seed in seeds:
             folder = out.resolve() / row / f"seed{seed}"
             command = ["fit", *(a for f in files for a in ("--config", f))]
