@@ -15,8 +15,8 @@ from .checkpoints import ReadCheckpoint
 from .errors import InputError
 
 
-def ema_for(command: str, decay: float | None, checkpoint: ReadCheckpoint | None) -> EMAWeightAveraging | None:
-    """The callback for a fit's ``--ema.decay`` (None: no EMA); for any command, say when ``checkpoint``'s weights are an EMA.
+def ema_callbacks(command: str, decay: float | None, checkpoint: ReadCheckpoint | None) -> list[EMAWeightAveraging]:
+    """The callback for a fit's ``--ema.decay``, or none; for any command, say when ``checkpoint``'s weights are an EMA.
 
     Only a fit averages: the other commands use what the checkpoint holds (a run's config.yaml has its decay).
     """
@@ -24,7 +24,7 @@ def ema_for(command: str, decay: float | None, checkpoint: ReadCheckpoint | None
         if not 0 < decay < 1:
             raise InputError(f"--ema.decay {decay}: give a decay between 0 and 1, e.g. 0.9999 (about the last 10,000 steps)")
         print(f"bam: EMA of the weights (decay {decay}): validation and checkpoints use the average", file=sys.stderr)
-        return EMAWeightAveraging(decay=decay)
+        return [EMAWeightAveraging(decay=decay)]
     if checkpoint is not None and holds_ema(checkpoint.content):
         if command == "fit":
             raise InputError(
@@ -32,7 +32,7 @@ def ema_for(command: str, decay: float | None, checkpoint: ReadCheckpoint | None
                 " (without it the average would go on training as the network)"
             )
         print(f"bam: {checkpoint.path} holds the EMA of the weights: {command} uses the average", file=sys.stderr)
-    return None
+    return []
 
 
 def holds_ema(checkpoint: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits, checkp
 from ..commands import DESCRIPTION
 from ..config_errors import explain
 from ..detector import ObjectDetector
-from ..ema import ema_for
+from ..ema import ema_callbacks
 from ..errors import InputError, check_output_folder
 from ..module import ImageClassifier
 from ..run_logs import SaveConfig, use_run_logger
@@ -139,9 +139,7 @@ class BamCLI(LightningCLI):
             if checkpoint is None or not checkpoint.holds(path):
                 checkpoint = ReadCheckpoint.of(path)
             check_fits(checkpoint, self.model)
-        ema = ema_for(self.subcommand, config["ema"]["decay"], checkpoint)
-        if ema is not None:
-            self.trainer.callbacks.append(ema)
+        self.trainer.callbacks += ema_callbacks(self.subcommand, config["ema"]["decay"], checkpoint)
         use_run_logger(self.trainer, self.subcommand, config)
         if isinstance(self.model, ImageClassifier):
             self.model.check_image_size(self.datamodule.image_size)

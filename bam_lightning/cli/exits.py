@@ -27,7 +27,7 @@ LIBRARY_WARNINGS = [
     # Lightning's own pytree flattening, run on every logged batch, on torch >= 2.10.
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
     # bam test/validate/predict of an EMA checkpoint: its state_dict is the average already (a fit without the EMA
-    # callback is refused before, in ema.ema_for).
+    # callback is refused before, in ema.ema_callbacks).
     (
         UserWarning,
         r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided during"
