@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import AttentionName, create_attn
+from ..nn import AttentionName, create_attns
 from .probe import CONVS, probing
 
 
@@ -231,11 +231,11 @@ def insert_attention(
             f" (N, C, H, W) feature map shrinks between stages, and none does here{layout}: a transformer or a network"
             " that never shrinks its map has none; give another backbone or attention null, or check input_size"
         )
-    for bottleneck in bottlenecks:
-        if attention == "extra_block":
-            attn = extra_block(model, bottleneck)
-        else:
-            attn = create_attn(attention, bottleneck.channels, **(attention_kwargs or {}))
+    # Built together: an option of a block that acts at no bottleneck's width is refused (create_attns).
+    widths = [bottleneck.channels for bottleneck in bottlenecks]
+    attns = None if attention == "extra_block" else create_attns(attention, widths, **(attention_kwargs or {}))
+    for i, bottleneck in enumerate(bottlenecks):
+        attn = extra_block(model, bottleneck) if attns is None else attns[i]
         param = next(model.parameters(), None)
         if param is not None:
             attn.to(device=param.device, dtype=param.dtype)

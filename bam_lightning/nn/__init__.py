@@ -3,7 +3,7 @@
 from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
-from .create import ATTENTION_LAYERS, BAMS, AttentionName, attention_blocks, create_attn, get_attn
+from .create import ATTENTION_LAYERS, BAMS, AttentionName, attention_blocks, create_attn, create_attns, get_attn
 from .norm import BATCH_NORMS, BatchNorm1d, BatchNorm2d
 from .se import SqueezeExcite
 
@@ -20,5 +20,6 @@ __all__ = [
     "SqueezeExcite",
     "attention_blocks",
     "create_attn",
+    "create_attns",
     "get_attn",
 ]

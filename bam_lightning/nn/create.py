@@ -5,6 +5,7 @@ attention accepts the same choices, and a new block becomes available everywhere
 adding one line here.
 """
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from torch import nn
@@ -14,7 +15,7 @@ from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
 from .se import SqueezeExcite
-from .timm_attention import TIMM_ATTENTION, TimmAttention
+from .timm_attention import TIMM_ATTENTION, TimmAttention, check_acts
 
 OURS = ("bam", "bam_official", "se", "cbam")
 AttentionName = Literal[(*OURS, *(f"timm/{name}" for name in TIMM_ATTENTION))]  # type: ignore[valid-type]
@@ -49,10 +50,20 @@ def get_attn(name: str | None) -> type[nn.Module] | None:
 
 def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | None:
     """An attention module for a ``channels``-wide feature map, or ``None`` for no attention."""
+    blocks = create_attns(name, [channels], **kwargs)
+    return blocks[0] if blocks else None
+
+
+def create_attns(name: str | None, widths: Sequence[int], **kwargs: Any) -> list[nn.Module]:
+    """One attention module per feature-map width (none for no attention): a network's blocks, built together so that
+    an option timm's block ignores at every width is refused, and one that acts at some width is not (``check_acts``)."""
     cls = get_attn(name)
     if cls is None:
-        return None
+        return []
     if cls is TimmAttention:
-        return TimmAttention(channels, name.removeprefix("timm/"), **kwargs)
+        short = name.removeprefix("timm/")
+        blocks = [TimmAttention(width, short, **kwargs) for width in widths]
+        check_acts(short, widths, kwargs)
+        return blocks
     check_options(f"attention {name}", cls, kwargs, fixed=1, flag="attention_kwargs")
-    return cls(channels, **kwargs)
+    return [cls(width, **kwargs) for width in widths]

@@ -23,7 +23,7 @@ ImageNet mean and std (the SSD's defaults) inside the model.
 Trained from scratch, the paper's plain layout learns slowly (docs/detection.md, "Does it learn?"):
 ``head="separable"`` and ``extras_norm="batch"`` give it SSDlite's predictors and normed extras.
 
-``attention`` puts one module (``bam_lightning.nn.create_attn``) on every map that feeds a
+``attention`` puts one module (``bam_lightning.nn.create_attns``) on every map that feeds a
 prediction head: the paper's "BAM right before every classifier".
 """
 
@@ -39,7 +39,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops.misc import Conv2dNormActivation
 
 from ...errors import InputError
-from ...nn import BatchNorm2d, create_attn, get_attn
+from ...nn import BatchNorm2d, create_attns
 from ..init import kaiming_init_
 from ..mobilenet import MobileNetV1
 from .registry import register_detector
@@ -167,8 +167,9 @@ def build_ssd(
     head: Head = "conv",
 ) -> SSD:
     """torchvision's SSD300 on ``body`` (whose maps have ``channels``), attention on each map when asked."""
-    if get_attn(attention) is not None:
-        body = AttendedMaps(body, nn.ModuleList(create_attn(attention, c, **(attention_kwargs or {})) for c in channels))
+    attns = create_attns(attention, channels, **(attention_kwargs or {}))
+    if attns:
+        body = AttendedMaps(body, nn.ModuleList(attns))
     anchor_generator = DefaultBoxGenerator(ASPECT_RATIOS, scales=maps.scales, steps=maps.steps)
     predictors = ssd_head(channels, anchor_generator.num_anchors_per_location(), num_classes, maps.head_kernel, head)
     return SSD(body, anchor_generator, (IMAGE_SIZE, IMAGE_SIZE), num_classes, head=predictors)
