@@ -142,12 +142,12 @@ def _label_differences(rows: list[dict[str, Any]]) -> None:
         shelves[json.dumps([row["dataset"], row["backbone"], row["backbone_kwargs"]], default=str)].append(row)
     for shelf in shelves.values():
         values = [{key: json.dumps(value, default=str) for key, value in row["experiment"].items()} for row in shelf]
-        usual = {}
+        usual: dict[str, str | None] = {}  # None: no value most rows share
         for key in sorted({key for row in values for key in row if not _within(key, SHOWN)}):
-            (value, most), *rest = Counter(row.get(key) for row in values).most_common()
-            usual[key] = value if not rest or rest[0][1] < most else "no usual value"
+            (value, most), *rest = Counter(row.get(key, "null") for row in values).most_common()
+            usual[key] = value if not rest or rest[0][1] < most else None
         for row, texts in zip(shelf, values, strict=True):
-            differ = [key for key, value in usual.items() if texts.get(key) != value]
+            differ = [key for key, value in usual.items() if texts.get(key, "null") != value]
             classes = [key.removesuffix("class_path") for key in differ if key.endswith(".class_path")]
             settings = [
                 _setting(key, row["experiment"].get(key))
