@@ -339,9 +339,14 @@ def test_a_run_resumed_in_another_version_and_another_folder_is_still_one_run(tm
 
 
 def test_a_damaged_config_is_skipped_and_named(tmp_path, capsys):
-    """A config.yaml cut short (or not a mapping) is never pooled with the others: skipped, named on stderr."""
+    """A config.yaml cut short (or not a mapping) is never pooled with the others: skipped, named on stderr.
+
+    An events file cut short is read up to its last whole record (TensorBoard's reader), without a traceback.
+    """
     logs = tmp_path / "lightning_logs"
     write_run(logs / "version_0", None, 0, [30.0, 22.0])
+    (events,) = (logs / "version_0").glob("events.out.tfevents.*")
+    events.write_bytes(events.read_bytes()[:-5])  # the last record (the last step's "epoch") cut short
     for version, text in ((1, "model:\n  backbone: [wrn28"), (2, "just a line")):
         write_run(logs / f"version_{version}", None, version, [1.0])
         (logs / f"version_{version}" / "config.yaml").write_text(text)
