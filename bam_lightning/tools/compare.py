@@ -1,12 +1,14 @@
 """``bam compare``: the runs of one configuration pooled over seeds, and what attention changed.
 
 A run is what ``bam fit`` leaves in ``lightning_logs/version_N/``: TensorBoard events and
-the ``config.yaml`` LightningCLI saved. Runs are grouped by what makes the experiment
-(dataset, backbone and its options, attention and its options), so that the seeds
-(``seed_everything``) of one configuration become one row of mean ± std. Versions of one
-configuration with the same seed are one run resumed (``--ckpt_path last`` continues in
-``version_N+1``): their values are merged by step, the one written last winning. A sweep may
-still be running: a run that has logged nothing yet counts as waiting in its row.
+the ``config.yaml`` LightningCLI saved. A row is one experiment: runs are pooled only where their
+whole saved config is equal but for ``IGNORED`` (the seed, where the run writes, and options that
+do not change what is trained), so that the seeds (``seed_everything``) of one experiment become
+one row of mean ± std and anything else that differs (placement, detector, epochs, recipe, lr, a
+new option) makes another row. Versions of one experiment with the same seed are one run resumed
+(``--ckpt_path last`` continues in ``version_N+1``): their values are merged by step, the one
+written last winning. A sweep may still be running: a run that has logged nothing yet counts as
+waiting in its row.
 
 ``--paper`` is the reproduction report (``report``): each row's final value beside the paper's
 printed figure, each attention row's change from its baseline with Welch's 95 % interval and
@@ -18,8 +20,9 @@ p-value, written as report.md, report.csv and report.png beside the runs (or in 
 import json
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,8 +35,26 @@ from . import parse
 from .report import Bar, Welch, plot, printed_figure, ttest_ind, welch
 from .summary import format_table, with_options
 
-GROUP_KEYS = ("dataset", "backbone", "backbone_kwargs", "image_size", "attention", "attention_kwargs")
-TWIN_KEYS = ("dataset", "backbone", "backbone_kwargs", "image_size")  # what an attention row shares with its baseline
+# Options of a saved config.yaml that may differ between runs pooled in one row (an entry covers its whole section):
+# every other option, a new one included, makes a new experiment. Kept, for the global batch they may make: the
+# trainer's accelerator, strategy, devices and num_nodes ("auto" does not say how many devices a run had).
+IGNORED = (
+    "seed_everything",  # what a row pools
+    "ckpt_path", "weights_only",  # a run resumed goes on with the same experiment
+    "trainer.default_root_dir", "trainer.logger", "trainer.callbacks.*.dirpath",  # where a run writes
+    "checkpoint", "last_checkpoint", "trainer.enable_checkpointing",  # which checkpoints it keeps
+    "lr_monitor", "attention_maps", "trainer.log_every_n_steps", "trainer.enable_progress_bar",  # what it shows
+    "trainer.enable_model_summary", "trainer.enable_autolog_hparams", "trainer.profiler", "trainer.model_registry",
+    "trainer.num_sanity_val_steps", "trainer.detect_anomaly",  # checks on the way
+    "trainer.deterministic", "trainer.benchmark", "model.compile", "model.channels_last",  # kernels of the same function
+    "data.init_args.root", "data.init_args.num_workers", "data.init_args.pin_memory",  # where the data lie, how they load
+    "data.init_args.persistent_workers", "data.init_args.predict_dir",
+)  # fmt: skip
+# Options the table's own columns show (dataset, backbone, attention), never repeated in its "differs" column.
+SHOWN = ("data.class_path", "data.init_args.image_size", "model.backbone", "model.backbone_kwargs", "model.attention",
+         "model.attention_kwargs", "model.placement")  # fmt: skip
+ATTENTION = ("model.attention", "model.attention_kwargs", "model.placement")  # all an attention row's baseline lacks
+ROW_KEYS = ("dataset", "backbone", "backbone_kwargs", "image_size", "attention", "attention_kwargs", "placement", "differs")
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -51,8 +72,27 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(runs)
 
 
+def _leaves(value: Any, key: str = "") -> dict[str, Any]:
+    """``{"model.optimizer.init_args.lr": 0.1, ...}``: mappings (and lists of them, by position) as dotted keys.
+
+    Unset options (None) and empty mappings are left out: LightningCLI saves an unset option as
+    null, and a config saved before an option existed lacks it.
+    """
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        value = dict(enumerate(value))
+    if not isinstance(value, dict):
+        return {} if value is None else {key: value}
+    return {leaf: item for name, child in value.items() for leaf, item in _leaves(child, f"{key}.{name}".lstrip(".")).items()}
+
+
+def _within(key: str, options: Iterable[str]) -> bool:
+    """Whether the dotted ``key`` is one of ``options`` (``fnmatch`` patterns) or inside one of their sections."""
+    return any(fnmatchcase(key, option) or fnmatchcase(key, f"{option}.*") for option in options)
+
+
 def _experiment(config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The group a run belongs to, and its seed (None where the run was not seeded)."""
+    """The row a run belongs to (the names its columns show, and ``experiment``: every option outside ``IGNORED``),
+    and its seed (None where the run was not seeded)."""
     model, data = config.get("model") or {}, config.get("data") or {}
     group = {
         "dataset": str(data.get("class_path", "")).rpartition(".")[2].removesuffix("DataModule"),
@@ -61,9 +101,60 @@ def _experiment(config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         "image_size": (data.get("init_args") or {}).get("image_size"),  # None: the dataset's fixed size (CIFAR)
         "attention": model.get("attention"),
         "attention_kwargs": model.get("attention_kwargs") or {},
+        "placement": model.get("placement"),  # None: the backbone's own (the paper's Table 3)
+        "experiment": {key: value for key, value in _leaves(config).items() if not _within(key, IGNORED)},
     }
     seed = config.get("seed_everything")
     return group, None if isinstance(seed, bool) else seed
+
+
+def _config(run: Path) -> dict[str, Any] | None:
+    """The run's saved config; None, said on stderr, where it is damaged (cut short, not a mapping): never pooled."""
+    path = run / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        config = None
+    if not isinstance(config, dict):
+        print(f"bam compare: skipped the run in {run}: {path} is not a YAML mapping (damaged?)", file=sys.stderr)
+        return None
+    return config
+
+
+def _setting(key: str, value: Any) -> str:
+    """``optimizer.lr=0.01`` for ``model.optimizer.init_args.lr``, ``optimizer=AdamW`` for its class: short, for a cell."""
+    section, _, rest = key.partition(".")
+    name = (rest if section in ("model", "trainer", "data") and rest else key).replace("init_args.", "")
+    if key.endswith(".class_path"):
+        return f"{name.removesuffix('.class_path')}={str(value).rpartition('.')[2]}"
+    return f"{name}={value}"
+
+
+def _label_differences(rows: list[dict[str, Any]]) -> None:
+    """Set each row's ``differs``: where it departs from the other rows of its dataset and backbone, or None.
+
+    An option is named in the rows whose value is not the one most of those rows share (in every
+    row where no value is shared by most), so that the usual rows stay unlabelled. Where a class
+    differs (an optimizer, a schedule), its class says it, not each of its arguments.
+    """
+    shelves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shelves[json.dumps([row["dataset"], row["backbone"], row["backbone_kwargs"]], default=str)].append(row)
+    for shelf in shelves.values():
+        values = [{key: json.dumps(value, default=str) for key, value in row["experiment"].items()} for row in shelf]
+        usual: dict[str, str | None] = {}  # None: no value most rows share
+        for key in sorted({key for row in values for key in row if not _within(key, SHOWN)}):
+            (value, most), *rest = Counter(row.get(key, "null") for row in values).most_common()
+            usual[key] = value if not rest or rest[0][1] < most else None
+        for row, texts in zip(shelf, values, strict=True):
+            differ = [key for key, value in usual.items() if texts.get(key, "null") != value]
+            classes = [key.removesuffix("class_path") for key in differ if key.endswith(".class_path")]
+            settings = [
+                _setting(key, row["experiment"].get(key))
+                for key in differ
+                if not any(key.startswith(f"{cls}init_args.") for cls in classes)
+            ]
+            row["differs"] = ", ".join(settings) or None
 
 
 def _scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
@@ -89,8 +180,11 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
     folders: dict[tuple[str, Any], list[str]] = defaultdict(list)
     tags: set[str] = set()
     for run in find_runs(paths):
-        group, seed = _experiment(yaml.safe_load((run / "config.yaml").read_text()) or {})
-        key = json.dumps(group, sort_keys=True, default=str)
+        config = _config(run)
+        if config is None:
+            continue
+        group, seed = _experiment(config)
+        key = json.dumps(group["experiment"], sort_keys=True, default=str)
         groups[key] = group
         identity = (key, str(run) if seed is None else seed)
         folders[identity].append(str(run))
@@ -101,6 +195,8 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
             if step not in steps or time >= steps[step][0]:
                 steps[step] = (time, value)
     best = min if "err" in metric or "loss" in metric else max
+    if not folders:
+        raise InputError("bam compare: no run with a readable config.yaml (the damaged ones are named above)")
     if not any(merged.values()):
         raise InputError(f"no {metric!r} logged in {', '.join(sorted(folders[next(iter(folders))]))} nor any other run; "
                          f"logged: {', '.join(sorted(tags))}")  # fmt: skip
@@ -131,15 +227,19 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
                 "epochs": sorted(len(values) for values in runs),
             }
         )
+    _label_differences(rows)
     return sorted(rows, key=_order)
 
 
 def _twin(row: dict[str, Any]) -> str:
-    return json.dumps([row[key] for key in TWIN_KEYS], default=str)
+    """The experiment but its attention: a baseline is compared only with attention trained exactly as it was."""
+    return json.dumps({key: value for key, value in row["experiment"].items() if not _within(key, ATTENTION)}, sort_keys=True,
+                      default=str)  # fmt: skip
 
 
 def baselines(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The baseline twin (same dataset, backbone, options and input size; no attention) of each attention row that has one.
+    """The baseline twin (the same experiment but for the attention, its options and placement: none) of each attention
+    row that has one.
 
     Keyed by the attention row's position in ``rows``.
     """
@@ -150,19 +250,38 @@ def baselines(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Attention minus baseline (means of the final and best value) wherever a group has its baseline twin."""
     return [
-        {key: rows[i][key] for key in GROUP_KEYS}
+        {key: rows[i][key] for key in ROW_KEYS}
         | {f"{value}_diff": rows[i][f"{value}_mean"] - baseline[f"{value}_mean"] for value in ("final", "best")}
         for i, baseline in baselines(rows).items()
     ]
 
 
 def _attention(row: dict[str, Any]) -> str:
-    return "none" if row["attention"] is None else with_options(row["attention"], row["attention_kwargs"])
+    if row["attention"] is None:
+        return "none"
+    placement = {} if row["placement"] is None else {"placement": row["placement"]}
+    return with_options(row["attention"], row["attention_kwargs"] | placement)
 
 
-def _order(row: dict[str, Any]) -> tuple[str, str, bool, str]:
+def _names(row: dict[str, Any], differs: bool, attention: str | None = None) -> list[str | None]:
+    """The cells that name a row: dataset, backbone, attention (or ``attention``), and its ``differs`` where shown."""
+    names = [row["dataset"], with_options(row["backbone"], row["backbone_kwargs"]), attention or _attention(row)]
+    return [*names, row["differs"]] if differs else names
+
+
+def _with_differs(header: list[str], rows: list[dict[str, Any]]) -> bool:
+    """Whether the table needs the "differs" column (some row differs from another of its backbone by more than attention),
+    inserted in ``header`` after the attention."""
+    shown = any(row["differs"] for row in rows)
+    if shown:
+        header.insert(3, "differs")
+    return shown
+
+
+def _order(row: dict[str, Any]) -> tuple[str, str, bool, str, str]:
     """Dataset, backbone, then the baseline before its attention variants."""
-    return row["dataset"], with_options(row["backbone"], row["backbone_kwargs"]), row["attention"] is not None, _attention(row)
+    backbone = with_options(row["backbone"], row["backbone_kwargs"])
+    return row["dataset"], backbone, row["attention"] is not None, _attention(row), row["differs"] or ""
 
 
 def _span(epochs: list[int]) -> str:
@@ -176,11 +295,10 @@ def _mean_std(mean: float, std: float | None) -> str:
 def render(rows: list[dict[str, Any]], metric: str, fmt: Literal["markdown", "csv"] = "markdown") -> str:
     """The groups, then one "attention − none" line per backbone that has both."""
     header = ["dataset", "backbone", "attention", "runs", f"final {metric}", f"best {metric}", "epochs"]
+    differs = _with_differs(header, rows)
     cells: list[list[str | None]] = [
         [
-            row["dataset"],
-            with_options(row["backbone"], row["backbone_kwargs"]),
-            _attention(row),
+            *_names(row, differs),
             str(row["runs"]),
             _mean_std(row["final_mean"], row["final_std"]),
             _mean_std(row["best_mean"], row["best_std"]),
@@ -189,9 +307,8 @@ def render(rows: list[dict[str, Any]], metric: str, fmt: Literal["markdown", "cs
         for row in rows
     ]
     for diff in differences(rows):
-        backbone = with_options(diff["backbone"], diff["backbone_kwargs"])
         change = f"{_attention(diff)} − none"
-        cells.append([diff["dataset"], backbone, change, None, f"{diff['final_diff']:+.2f}", f"{diff['best_diff']:+.2f}", None])
+        cells.append([*_names(diff, differs, change), None, f"{diff['final_diff']:+.2f}", f"{diff['best_diff']:+.2f}", None])
     return format_table(header, cells, fmt)
 
 
@@ -245,6 +362,7 @@ def render_paper(records: list[dict[str, Any]], metric: str, fmt: Literal["markd
     else:
         header = ["dataset", "backbone", "attention", "n", f"final {metric}", "paper", "ours − paper", "att − none",
                   "95 % CI", "p (Welch)", "epochs", "note"]  # fmt: skip
+    differs = _with_differs(header, records)
     cells: list[list[str | None]] = []
     for record in records:
         test: Welch | None = record["welch"]
@@ -261,8 +379,7 @@ def render_paper(records: list[dict[str, Any]], metric: str, fmt: Literal["markd
                 None if test is None else f"[{test.low:+.2f}, {test.high:+.2f}]",
                 None if test is None else "< 0.001" if test.p < 0.001 else f"{test.p:.3f}",
             ]
-        names = [record["dataset"], with_options(record["backbone"], record["backbone_kwargs"]), _attention(record)]
-        cells.append([*names, str(record["runs"]), *figures, _span(record["epochs"]), record["note"]])
+        cells.append([*_names(record, differs), str(record["runs"]), *figures, _span(record["epochs"]), record["note"]])
     return format_table(header, cells, fmt)
 
 
@@ -278,7 +395,7 @@ def write_report(records: list[dict[str, Any]], metric: str, out: Path) -> list[
     )
     csv.write_text(render_paper(records, metric, "csv") + "\n")
     bars = [
-        Bar(f"{r['dataset']} {with_options(r['backbone'], r['backbone_kwargs'])} | {_attention(r)}",
+        Bar(" | ".join(filter(None, _names(r, differs=True))),
             r["final_mean"], r["final_std"], r["paper"], r["runs"], r["attention"] is not None)
         for r in records
     ]  # fmt: skip

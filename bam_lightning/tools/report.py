@@ -1,8 +1,9 @@
 """What ``bam compare --paper`` adds to the pooled runs: the paper's printed figure, Welch's test, the bar chart.
 
 The printed figure of a run comes from its configuration only (dataset, backbone and its options,
-input size, attention and its options) through ``bam_lightning.paper``, never from folder names:
-a run of BAM at other settings than the paper's, or of another attention, has no printed figure.
+input size, attention and its options, ``PAPER_SETTINGS``) through ``bam_lightning.paper``, never
+from folder names: a run of BAM at other settings than the paper's, placed elsewhere (BAM-C), of
+another attention, or trained with a modern recipe's extras, has no printed figure.
 """
 
 import inspect
@@ -20,6 +21,10 @@ from .summary import BAM_FORMS
 
 PAPER_DATASETS = {"CIFAR100": "cifar100", "ImageNet": "imagenet"}  # datamodule name -> paper_tables.json table
 NOT_THE_MATH = ("channels", "fused")  # BAM arguments that do not change the block the paper trained
+# Options of a run's config (``compare``'s dotted keys) at what Table 3 trained, unset counting as that: attention where
+# the family puts it (not Table 2's BAM-C), none of the modern recipe's extras (configs/recipes/modern.yaml).
+PAPER_SETTINGS = {"model.placement": None, "model.label_smoothing": 0.0, "model.mixup_alpha": 0.0, "model.cutmix_alpha": 0.0,
+                  "ema.decay": None, "data.init_args.auto_augment": "none", "data.init_args.random_erasing": 0.0}  # fmt: skip
 
 
 def is_paper_bam(attention: str | None, attention_kwargs: dict[str, Any]) -> bool:
@@ -34,8 +39,11 @@ def printed_figure(group: dict[str, Any], metric: str) -> float | None:
     """The paper's Table 3 figure for ``group``'s configuration and ``metric``, or None where it printed none.
 
     ``group`` is a row of ``compare.collect``. Only top-1/top-5 errors are printed; an accuracy
-    metric (``acc1``, ``acc5``) gets 100 minus the printed error.
+    metric (``acc1``, ``acc5``) gets 100 minus the printed error. Options the paper's table does not
+    describe (epochs, optimizer) cannot be checked: the table shows each row's epochs beside it.
     """
+    if any(group["experiment"].get(key, value) != value for key, value in PAPER_SETTINGS.items()):
+        return None
     name = metric.rpartition("/")[2]
     kind, k = name[:3], name[3:]
     if kind not in ("err", "acc") or k not in ("1", "5") or not isinstance(group["backbone"], str):

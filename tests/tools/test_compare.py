@@ -36,16 +36,30 @@ ERRORS = {
 
 
 def write_run(
-    version_dir: Path, attention: str | None, seed: int, errors: list[float], first_epoch: int = 0, attention_kwargs=None
+    version_dir: Path,
+    attention: str | None,
+    seed: int,
+    errors: list[float],
+    first_epoch: int = 0,
+    attention_kwargs=None,
+    base: Path = CONFIG,
+    **options,
 ) -> None:
     """One `lightning_logs/version_N`: the scalars Lightning logs at each validation, and the saved config.
 
     No ``errors``: a run that has started and not validated yet. ``attention_kwargs`` None as LightningCLI saves an unset option.
+    ``options``: more of the config, as ``section__option=value`` (``trainer__max_epochs=3``) over ``base``'s.
     """
-    config = yaml.safe_load(CONFIG.read_text())
+    config = yaml.safe_load(base.read_text())
     config["seed_everything"] = seed
     config["model"]["attention"] = attention
     config["model"]["attention_kwargs"] = attention_kwargs
+    for name, value in options.items():
+        *sections, option = name.split("__")
+        place = config
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[option] = value
     writer = SummaryWriter(str(version_dir))
     for epoch, error in enumerate(errors, start=first_epoch):
         step = (epoch + 1) * STEPS_PER_EPOCH - 1
@@ -140,10 +154,11 @@ def printed(arch: str, key: str = "top1_error") -> float:
     return row[key]
 
 
-def group(backbone: str, attention: str | None = None, attention_kwargs=None, dataset="CIFAR100", **options) -> dict:
+def group(backbone: str, attention: str | None = None, attention_kwargs=None, dataset="CIFAR100", experiment=None, **options):
+    """A row of ``collect`` as ``printed_figure`` reads it; ``experiment``: its other options, as dotted keys."""
     image_size = options.pop("image_size", None)
     return {"dataset": dataset, "backbone": backbone, "backbone_kwargs": options, "image_size": image_size,
-            "attention": attention, "attention_kwargs": attention_kwargs or {}}  # fmt: skip
+            "attention": attention, "attention_kwargs": attention_kwargs or {}, "experiment": experiment or {}}  # fmt: skip
 
 
 def test_the_paper_figure_comes_from_the_config():
@@ -168,6 +183,10 @@ def test_the_paper_figure_comes_from_the_config():
         (group("wrn28_8"), "val/err5"),  # CIFAR rows print no top-5
         (group("wrn28_8"), "val/loss"),
         (group("wrn16_8"), "val/err1"),  # not in the paper
+        (group("wrn28_8", "bam", experiment={"model.placement": "every_block"}), "val/err1"),  # Table 2's BAM-C
+        (group("wrn28_8", experiment={"model.label_smoothing": 0.1}), "val/err1"),  # a modern recipe's extra
+        (group("wrn28_8", "bam", experiment={"ema.decay": 0.9998}), "val/err1"),
+        (group("wrn28_8", experiment={"data.init_args.auto_augment": "trivialaugment"}), "val/err1"),
     ]
     assert [printed_figure(*case) for case in nothing_printed] == [None] * len(nothing_printed)
 
@@ -255,3 +274,99 @@ def test_bam_compare_paper_without_scipy_names_the_extra(runs, capsys, monkeypat
     monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import scipy.stats raises ImportError
     line = one_line_error(["compare", str(runs), "--paper"], capsys)
     assert line == "bam: error: bam compare --paper needs scipy: pip install 'bam_lightning[report]'"
+
+
+def test_a_row_is_one_experiment_the_rest_says_how_it_differs(tmp_path):
+    """Runs that differ in anything but their seed and where they write are never pooled (issue 36).
+
+    BAM beside BAM-C (Table 2's placement), a shorter run of the same seed, a smaller lr: each a row of
+    its own, named by how it differs; each seed's output folder and data loading may differ.
+    """
+    logs = tmp_path / "lightning_logs"
+    write_run(logs / "version_0", None, 0, [30.0, 22.0], trainer__default_root_dir="a", data__init_args__num_workers=1)
+    write_run(logs / "version_1", None, 1, [31.0, 23.0], trainer__default_root_dir="b", data__init_args__num_workers=8)
+    write_run(logs / "version_2", "bam", 0, [29.0, 20.0])
+    write_run(logs / "version_3", "bam", 1, [28.0, 21.0])
+    write_run(logs / "version_4", "bam", 0, [27.0, 26.0], model__placement="every_block")
+    write_run(logs / "version_5", "bam", 0, [40.0], trainer__max_epochs=1)  # seed 0 again, one epoch: not a resumed run
+    write_run(logs / "version_6", "bam", 0, [35.0, 25.0], model__optimizer={"class_path": "torch.optim.SGD",
+              "init_args": {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 5.0e-4}})  # fmt: skip
+    rows = collect([tmp_path])
+    found = {(row["attention"], row["placement"], row["differs"]): (row["runs"], row["final"]) for row in rows}
+    assert found == {
+        (None, None, None): (2, [22.0, 23.0]),
+        ("bam", None, None): (2, [20.0, 21.0]),
+        ("bam", "every_block", None): (1, [26.0]),
+        ("bam", None, "max_epochs=1"): (1, [40.0]),
+        ("bam", None, "optimizer.lr=0.01"): (1, [25.0]),
+    }
+    lines = render(rows, "val/err1").splitlines()
+    assert lines[0] == "| dataset | backbone | attention | differs | runs | final val/err1 | best val/err1 | epochs |"
+    assert "| CIFAR100 | wrn28_8 | bam (placement=every_block) | — | 1 | 26.00 ± — | 26.00 ± — | 2 |" in lines
+    assert "| CIFAR100 | wrn28_8 | bam | max_epochs=1 | 1 | 40.00 ± — | 40.00 ± — | 1 |" in lines
+    # Each attention row against the baseline trained as it was: only plain BAM and BAM-C have one.
+    assert "| CIFAR100 | wrn28_8 | bam − none | — | — | -2.00 | -2.00 | — |" in lines
+    assert "| CIFAR100 | wrn28_8 | bam (placement=every_block) − none | — | — | +3.50 | +3.50 | — |" in lines
+    assert len(lines) == 2 + 5 + 2
+    records = paper_report(rows, "val/err1")
+    paper = {(r["attention"], r["placement"], r["differs"]): (r["paper"], r["change"]) for r in records}
+    assert paper[None, None, None] == (20.4, None) and paper["bam", None, None][0] == 19.06
+    assert paper["bam", "every_block", None][0] is None  # BAM-C is not the paper's Table 3 BAM
+    assert paper["bam", None, "max_epochs=1"][1] is None and paper["bam", None, "optimizer.lr=0.01"][1] is None
+
+
+def test_ssd_and_stairnet_are_two_rows(tmp_path):
+    """Two detectors on one backbone and data, same seed: two experiments, neither hidden by the other."""
+    voc = Path(__file__).parents[2] / "configs" / "voc"
+    write_run(tmp_path / "ssd" / "version_0", None, 0, [30.0], base=voc / "ssd300_vgg16.yaml")
+    write_run(tmp_path / "stairnet" / "version_0", None, 0, [25.0], base=voc / "stairnet300_vgg16.yaml")
+    ssd, stairnet = sorted(collect([tmp_path]), key=lambda row: row["differs"])
+    assert (ssd["differs"], ssd["final"], stairnet["differs"], stairnet["final"]) == (
+        "detector=ssd300",
+        [30.0],
+        "detector=stairnet300",
+        [25.0],
+    )
+
+
+def test_a_run_resumed_in_another_version_and_another_folder_is_still_one_run(tmp_path):
+    """`--ckpt_path last` saves its own ckpt_path, and may be given another root (a copied run): still one run."""
+    write_run(tmp_path / "lightning_logs" / "version_0", "bam", 0, [30.0, 22.0])
+    write_run(tmp_path / "lightning_logs" / "version_1", "bam", 0, [21.0], first_epoch=2, ckpt_path="last",
+              trainer__default_root_dir="elsewhere", checkpoint={"dirpath": "elsewhere/checkpoints"})  # fmt: skip
+    (row,) = collect([tmp_path])
+    assert (row["runs"], row["epochs"], row["final"], row["differs"]) == (1, [3], [21.0], None)
+
+
+def test_a_damaged_config_is_skipped_and_named(tmp_path, capsys):
+    """A config.yaml cut short (or not a mapping) is never pooled with the others: skipped, named on stderr.
+
+    An events file cut short is read up to its last whole record (TensorBoard's reader), without a traceback.
+    """
+    logs = tmp_path / "lightning_logs"
+    write_run(logs / "version_0", None, 0, [30.0, 22.0])
+    (events,) = (logs / "version_0").glob("events.out.tfevents.*")
+    events.write_bytes(events.read_bytes()[:-5])  # the last record (the last step's "epoch") cut short
+    for version, text in ((1, "model:\n  backbone: [wrn28"), (2, "just a line")):
+        write_run(logs / f"version_{version}", None, version, [1.0])
+        (logs / f"version_{version}" / "config.yaml").write_text(text)
+    (row,) = collect([tmp_path])
+    assert (row["runs"], row["final"]) == (1, [22.0])
+    runs = [logs.resolve() / f"version_{version}" for version in (1, 2)]
+    assert capsys.readouterr().err.splitlines() == [
+        f"bam compare: skipped the run in {run}: {run / 'config.yaml'} is not a YAML mapping (damaged?)" for run in runs
+    ]
+
+
+def test_bam_compare_command_on_damaged_and_mixed_runs(tmp_path):
+    """As a user runs it: a damaged run named, not a traceback; only damaged runs: one refusal line."""
+    write_run(tmp_path / "good" / "version_0", "bam", 0, [21.0])
+    write_run(tmp_path / "bam_c" / "version_0", "bam", 0, [23.0], model__placement="every_block")
+    write_run(tmp_path / "bad" / "version_0", "bam", 1, [99.0])
+    (tmp_path / "bad" / "version_0" / "config.yaml").write_text("model: {attention: bam")
+    done = bam("compare", str(tmp_path), cwd=tmp_path)
+    assert "| CIFAR100 | wrn28_8 | bam | 1 | 21.00 ± — | 21.00 ± — | 1 |" in done.stdout
+    assert "| CIFAR100 | wrn28_8 | bam (placement=every_block) | 1 | 23.00 ± — | 23.00 ± — | 1 |" in done.stdout
+    assert f"skipped the run in {tmp_path / 'bad' / 'version_0'}" in done.stderr and "Traceback" not in done.stderr
+    line = refusal(bam("compare", str(tmp_path / "bad"), cwd=tmp_path, check=False))
+    assert line == "bam: error: bam compare: no run with a readable config.yaml (the damaged ones are named above)"
