@@ -31,6 +31,7 @@ from jsonargparse import ArgumentParser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..errors import InputError
+from ..models import get_model_entry, list_models
 from . import parse
 from .report import Bar, Welch, plot, printed_figure, ttest_ind, welch
 from .summary import format_table, with_options
@@ -93,7 +94,8 @@ def _within(key: str, options: Iterable[str]) -> bool:
 def _experiment(config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The row a run belongs to (the names its columns show, and ``experiment``: every option outside ``IGNORED``),
     and its seed (None where the run was not seeded)."""
-    model, data = config.get("model") or {}, config.get("data") or {}
+    model, data = _own_placement(config.get("model") or {}), config.get("data") or {}
+    config = config | {"model": model}
     group = {
         "dataset": str(data.get("class_path", "")).rpartition(".")[2].removesuffix("DataModule"),
         "backbone": model.get("backbone"),
@@ -108,6 +110,15 @@ def _experiment(config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     return group, None if isinstance(seed, bool) else seed
 
 
+def _own_placement(model: dict[str, Any]) -> dict[str, Any]:
+    """``model`` with a placement that is its backbone's own written as unset (null), as a config that leaves it does:
+    ``placement: bottleneck`` on a ResNet is the paper's Table 3 run, not another experiment."""
+    placement, backbone = model.get("placement"), model.get("backbone")
+    if placement is None or model.get("detector") is not None or backbone not in list_models():
+        return model
+    return model | {"placement": None} if get_model_entry(backbone).placement == placement else model
+
+
 def _config(run: Path) -> dict[str, Any] | None:
     """The run's saved config; None, said on stderr, where it is damaged (cut short, not a mapping): never pooled."""
     path = run / "config.yaml"
@@ -115,7 +126,8 @@ def _config(run: Path) -> dict[str, Any] | None:
         config = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError):
         config = None
-    if not isinstance(config, dict):
+    sections = ("model", "data", "trainer")  # LightningCLI saves each as a mapping
+    if not isinstance(config, dict) or not all(isinstance(config.get(key) or {}, dict) for key in sections):
         print(f"bam compare: skipped the run in {run}: {path} is not a YAML mapping (damaged?)", file=sys.stderr)
         return None
     return config

@@ -286,7 +286,7 @@ def test_a_row_is_one_experiment_the_rest_says_how_it_differs(tmp_path):
     write_run(logs / "version_0", None, 0, [30.0, 22.0], trainer__default_root_dir="a", data__init_args__num_workers=1)
     write_run(logs / "version_1", None, 1, [31.0, 23.0], trainer__default_root_dir="b", data__init_args__num_workers=8)
     write_run(logs / "version_2", "bam", 0, [29.0, 20.0])
-    write_run(logs / "version_3", "bam", 1, [28.0, 21.0])
+    write_run(logs / "version_3", "bam", 1, [28.0, 21.0], model__placement="bottleneck")  # WRN's own, written out
     write_run(logs / "version_4", "bam", 0, [27.0, 26.0], model__placement="every_block")
     write_run(logs / "version_5", "bam", 0, [40.0], trainer__max_epochs=1)  # seed 0 again, one epoch: not a resumed run
     write_run(logs / "version_6", "bam", 0, [35.0, 25.0], model__optimizer={"class_path": "torch.optim.SGD",
@@ -347,12 +347,12 @@ def test_a_damaged_config_is_skipped_and_named(tmp_path, capsys):
     write_run(logs / "version_0", None, 0, [30.0, 22.0])
     (events,) = (logs / "version_0").glob("events.out.tfevents.*")
     events.write_bytes(events.read_bytes()[:-5])  # the last record (the last step's "epoch") cut short
-    for version, text in ((1, "model:\n  backbone: [wrn28"), (2, "just a line")):
+    for version, text in ((1, "model:\n  backbone: [wrn28"), (2, "just a line"), (3, "model: 3\ndata: {}")):
         write_run(logs / f"version_{version}", None, version, [1.0])
         (logs / f"version_{version}" / "config.yaml").write_text(text)
     (row,) = collect([tmp_path])
     assert (row["runs"], row["final"]) == (1, [22.0])
-    runs = [logs.resolve() / f"version_{version}" for version in (1, 2)]
+    runs = [logs.resolve() / f"version_{version}" for version in (1, 2, 3)]
     assert capsys.readouterr().err.splitlines() == [
         f"bam compare: skipped the run in {run}: {run / 'config.yaml'} is not a YAML mapping (damaged?)" for run in runs
     ]
