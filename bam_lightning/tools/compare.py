@@ -4,8 +4,9 @@ A run is what ``bam fit`` leaves in ``lightning_logs/version_N/``: TensorBoard e
 the ``config.yaml`` LightningCLI saved. Runs are grouped by what makes the experiment
 (dataset, backbone and its options, attention and its options), so that the seeds
 (``seed_everything``) of one configuration become one row of mean ± std. Versions of one
-configuration with the same seed are one run resumed (``--ckpt_path last`` continues in
-``version_N+1``): their values are merged by step, the one written last winning. A sweep may
+configuration with the same seed are one run (``--ckpt_path last`` goes on in the run's own
+folder; runs resumed before it did, in ``version_N+1``): their values are merged by step, the
+one written last winning. A sweep may
 still be running: a run that has logged nothing yet counts as waiting in its row.
 
 ``--paper`` is the reproduction report (``report``): each row's final value beside the paper's
