@@ -2,10 +2,11 @@
 
 Lightning's default TensorBoard logger writes an ``hp_metric`` of -1 and an HPARAMS session
 of the module's raw hyperparameters (``_instantiator``, full class paths) with no real metric,
-and ``bam test`` would start an unrelated ``version_N+1``. Here instead:
+and ``bam test`` or a resumed ``bam fit`` would start an unrelated ``version_N+1``. Here instead:
 
 - ``RunLogger``: Lightning's logger without ``hp_metric``; ``use_run_logger`` puts it wherever
-  the config leaves ``trainer.logger`` at its default.
+  the config leaves ``trainer.logger`` at its default. A fit resumed from a run's ``last.ckpt``
+  goes on in that run's folder (``continued_version``): one run, one folder, one best checkpoint.
 - ``RunSummary`` writes, when a fit starts, a custom-scalars layout (TensorBoard's
   CUSTOM SCALARS tab: train and validation of one quantity in one chart) and one HPARAMS
   session of the values that tell runs apart (``run_values``), whose metric columns are the
@@ -27,6 +28,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.tensorboard.summary import hparams
 
+from .checkpoints import newest_checkpoint
+
 LAYOUT = {
     "classification": {
         "loss": ["Multiline", ["train/loss", "val/loss"]],
@@ -42,10 +45,13 @@ LAYOUT = {
 }
 
 
+RUNS = "lightning_logs"  # the folder of a default_root_dir's runs, as Lightning names it
+
+
 class RunLogger(TensorBoardLogger):
     """Lightning's TensorBoard logger without the ``hp_metric`` placeholder (``RunSummary`` writes the HPARAMS session)."""
 
-    def __init__(self, save_dir: str, name: str = "lightning_logs", version: int | str | None = None) -> None:
+    def __init__(self, save_dir: str, name: str = RUNS, version: int | str | None = None) -> None:
         super().__init__(save_dir, name=name, version=version, default_hp_metric=False)
 
 
@@ -58,15 +64,35 @@ def run_of_checkpoint(ckpt_path: str | None) -> Path | None:
     return run if written_by_a_run else None
 
 
+def continued_version(trainer: L.Trainer, ckpt_path: str | None) -> str | None:
+    """The version folder a fit from ``ckpt_path`` goes on in: the run's under this fit's default_root_dir that holds it
+    as its ``last.ckpt``, or None for a new run.
+
+    Lightning restores a ModelCheckpoint's record of the best models only where its folder is unchanged:
+    in a new ``version_N+1`` the resumed run would forget them and call its own first epoch the best.
+    A fit from any other checkpoint (another run's, an earlier one of this run) starts a run of its own,
+    and leaves the run it came from as it was.
+    """
+    run = run_of_checkpoint(ckpt_path)
+    if run is None or Path(trainer.default_root_dir, RUNS).resolve() != run.parent.resolve():
+        return None
+    last = newest_checkpoint(run)
+    return run.name if last is not None and last.resolve() == Path(ckpt_path).resolve() else None
+
+
 def use_run_logger(trainer: L.Trainer, subcommand: str, config: Any) -> None:
     """Where ``trainer.logger`` is left at its default: ``RunLogger``, and for a fit the run's TensorBoard summary;
-    ``bam test``/``validate`` of a run's checkpoint log into that run's folder, so its HPARAMS row shows the test too."""
+    ``bam test``/``validate`` of a run's checkpoint log into that run's folder, so its HPARAMS row shows the test too,
+    and a fit resumed from a run's last.ckpt goes on in that run's folder (``continued_version``)."""
     if config["trainer"].get("logger") not in (None, True) or type(trainer.logger) is not TensorBoardLogger:
         return
-    run = run_of_checkpoint(config.get("ckpt_path")) if subcommand in ("test", "validate") else None
+    ckpt_path = config.get("ckpt_path")
+    run = run_of_checkpoint(ckpt_path) if subcommand in ("test", "validate") else None
     if run is None:
-        # As Lightning versions its default logger: by the SLURM job's id, where there is one.
-        trainer.logger = RunLogger(trainer.default_root_dir, version=SLURMEnvironment.job_id())
+        # Else as Lightning versions its default logger: by the SLURM job's id, where there is one. The folder of a fit
+        # is named after default_root_dir as in the run it continues: so its checkpoints' dirpath is the same string.
+        version = continued_version(trainer, ckpt_path) if subcommand == "fit" else None
+        trainer.logger = RunLogger(trainer.default_root_dir, version=SLURMEnvironment.job_id() if version is None else version)
     else:
         trainer.logger = RunLogger(str(run.parent.parent), name=run.parent.name, version=run.name)
     if subcommand == "fit":

@@ -92,11 +92,14 @@ def test_same_command_twice_and_resume_from_last(fitted, tmp_path):
     assert checkpoint["epoch"] == 2 and checkpoint["global_step"] == 3 * 2  # 32 images / 16 per step
 
 
-def test_resume_finds_the_latest_run_of_the_config(fitted):
-    result = bam("fit", *cifar_args(fitted, "--trainer.max_epochs", "3"), "--ckpt_path", "last", cwd=fitted)
+def test_resume_finds_the_latest_run_of_the_config_and_goes_on_in_its_folder(fitted, tmp_path):
+    shutil.copytree(fitted / "runs", tmp_path / "runs")  # the shared run stays as it is
+    args = cifar_args(fitted, "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(tmp_path / "runs"))
+    result = bam("fit", *args, "--ckpt_path", "last", cwd=fitted)
     assert "version_0/checkpoints/last.ckpt" in result.stderr
-    checkpoint = torch.load(fitted / "runs" / "lightning_logs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert checkpoint["epoch"] == 2
+    runs = tmp_path / "runs" / "lightning_logs"
+    assert [run.name for run in runs.iterdir()] == ["version_0"]
+    assert torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
 
 
 def test_imagefolder_fit(tmp_path):
@@ -143,7 +146,7 @@ def test_user_errors_end_in_one_line_without_traceback(tmp_path, override, messa
 
 
 def test_ckpt_path_best_evaluates_the_best_checkpoint_the_newest_run_kept(fitted, tmp_path, capsys):
-    run = fitted / "runs" / "lightning_logs" / "version_0"  # other tests add runs to fitted: this one alone
+    run = fitted / "runs" / "lightning_logs" / "version_0"  # this run alone, under a root of its own
     shutil.copytree(run, tmp_path / "runs" / "lightning_logs" / "version_0")
     (best,) = (run / "checkpoints").glob("best-*.ckpt")  # where the copied last.ckpt says the best is
     args = cifar_args(fitted, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "runs"))

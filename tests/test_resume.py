@@ -6,14 +6,18 @@ after epoch 0, so the schedule's position matters. A run is stopped at an epoch'
 (``max_epochs``) or by a SIGTERM sent, as a scheduler sends it, to the main process and its
 loader workers while a given batch runs (``SigtermAt``, which the subprocess imports from
 this folder), then resumed with ``--ckpt_path last``. Weights, optimizer state, scheduler
-state, step counts and every logged scalar must equal the straight run's.
+state, step counts, what the checkpoint callbacks recorded of the best models and every logged
+scalar must equal the straight run's. A run whose best epoch is before the stop (the digits demo,
+its learning rate made 30 times larger after epoch 0) is stopped once and twice: ``--ckpt_path
+best`` must still mean the straight run's best checkpoint.
 """
 
 import multiprocessing
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +29,18 @@ from bam_lightning.checkpoints import newest_checkpoint
 
 from command import bam
 from datasets import write_cifar100
-from test_cli import cifar_args, scalars
+from test_cli import CPU, cifar_args, scalars
 
 EXACT = ["--seed_everything", "0", "--trainer.deterministic", "true", "--model.lr_scheduler.init_args.milestones", "[1]"]
+# The digits demo, 2 epochs of 6 steps on 96 images, validated on 64: the learning rate 30 times larger after epoch 0
+# makes epoch 1 worse, so the best checkpoint is epoch 0's.
+DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
+BEST_FIRST = [
+    "--config", str(DEMO), *CPU, "--seed_everything", "0", "--trainer.deterministic", "true", "--trainer.max_epochs", "2",
+    "--data.batch_size", "16", "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "4",
+    "--model.lr_scheduler", "torch.optim.lr_scheduler.MultiStepLR", "--model.lr_scheduler.init_args.milestones", "[1]",
+    "--model.lr_scheduler.init_args.gamma", "30",
+]  # fmt: skip
 
 
 class SigtermAt(L.Callback):
@@ -94,22 +107,42 @@ def assert_identical(a: Any, b: Any, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
+def checkpoint_records(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each ModelCheckpoint recorded in ``checkpoint`` of the best models, with files by name: the runs compared
+    keep them in folders of their own. Less ``current_score``, the score of the last file this process saved, which
+    Lightning does not restore."""
+    records = {}
+    for key, state in checkpoint["callbacks"].items():
+        if "best_k_models" in state:
+            paths = {field: Path(state[field]).name for field in ("best_model_path", "kth_best_model_path", "last_model_path")}
+            best = {Path(path).name: score for path, score in state["best_k_models"].items()}
+            scores = {field: state[field] for field in ("monitor", "best_model_score", "kth_value")}
+            records[key] = paths | scores | {"best_k_models": best}
+    return records
+
+
 def assert_same_run(root: Path, name: str, also: tuple[str, ...] = ()) -> None:
-    """The run ``name`` ended as ``straight``: its last checkpoint's state (and the keys ``also``) and every scalar."""
+    """The run ``name`` ended as ``straight``: its last checkpoint's state (and the keys ``also``), what its checkpoint
+    callbacks recorded of the best models and every scalar."""
     straight, resumed = last(root, "straight"), last(root, name)
     for key in ("state_dict", "optimizer_states", "lr_schedulers", "epoch", "global_step", *also):
         assert_identical(resumed[key], straight[key], key)
+    assert_identical(checkpoint_records(resumed), checkpoint_records(straight), "callbacks")
     assert logged(root, name) == logged(root, "straight")
 
 
-def sigterm_then_resume(run: Callable[..., subprocess.CompletedProcess], step: int = 5) -> None:
-    """``run(*extra, check=...)`` (a ``bam fit``) stopped by SIGTERM after ``step`` steps, then resumed from its last.ckpt.
+def sigterm_then_resume(run: Callable[..., subprocess.CompletedProcess], steps: Sequence[int] = (5,)) -> None:
+    """``run(*extra, check=...)`` (a ``bam fit``) stopped by SIGTERM after each of ``steps`` steps, and resumed from its
+    last.ckpt after each stop.
 
     The command imports ``SigtermAt`` from this folder: the caller puts it on PYTHONPATH.
     """
-    stopped = run("--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", str(step), check=False)
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
-    run("--ckpt_path", "last")
+    resume: tuple[str, ...] = ()
+    for step in steps:
+        stopped = run(*resume, "--trainer.callbacks+=test_resume.SigtermAt", "--trainer.callbacks.step", str(step), check=False)
+        assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+        resume = ("--ckpt_path", "last")
+    run(*resume)
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +178,38 @@ def test_stopped_by_sigterm_and_resumed_ends_as_the_run_that_never_stopped(root,
     assert last(root, name)["global_step"] == step  # written on SIGTERM, not at the epoch's end before it
     fit(root, name, 2, *data, "--ckpt_path", "last")
     assert_same_run(root, name)
+
+
+def best_first_fit(root: Path, name: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    return bam("fit", *BEST_FIRST, "--trainer.default_root_dir", str(root / name), *extra, cwd=root, check=check)
+
+
+def best_of(root: Path, name: str) -> str:
+    """The file ``bam test --ckpt_path best`` evaluates for the run ``name``, by name (logged nowhere: the runs stay)."""
+    args = ["--trainer.default_root_dir", str(root / name), "--trainer.limit_test_batches", "1", "--trainer.logger", "false"]
+    tested = bam("test", *BEST_FIRST, *args, "--ckpt_path", "best", cwd=root)
+    return Path(tested.stderr.split("bam: using ", 1)[1].splitlines()[0]).name
+
+
+@pytest.fixture(scope="module")
+def best_first(tmp_path_factory):
+    """The digits demo's run that never stopped, whose epoch 0 is its best, and the file ``--ckpt_path best`` means."""
+    root = tmp_path_factory.mktemp("best_first")
+    best_first_fit(root, "straight")
+    accuracy = logged(root, "straight")["val/acc1"]
+    assert len(accuracy) == 2 and accuracy[1] < accuracy[0], accuracy
+    best = best_of(root, "straight")
+    assert best == f"best-epoch000-acc1_{accuracy[0]:.2f}.ckpt"
+    return root, best
+
+
+@pytest.mark.parametrize("steps", [(8,), (8, 10)], ids=["stopped-once", "stopped-twice"])
+def test_a_run_stopped_after_its_best_epoch_keeps_its_best_checkpoint(best_first, monkeypatch, steps):
+    """Stopped in epoch 1 (steps 7 to 12), after the best epoch, and resumed in the run's own folder."""
+    root, best = best_first
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
+    name = f"stopped_{len(steps)}_times"
+    sigterm_then_resume(partial(best_first_fit, root, name), steps)
+    assert_same_run(root, name)  # val/acc1_best's values among the scalars
+    assert [run.name for run in (root / name / "lightning_logs").iterdir()] == ["version_0"]
+    assert best_of(root, name) == best

@@ -6,7 +6,8 @@ whole saved config is equal but for ``IGNORED`` (the seed, where the run writes,
 do not change what is trained), so that the seeds (``seed_everything``) of one experiment become
 one row of mean ± std and anything else that differs (placement, detector, epochs, recipe, lr, a
 new option) makes another row. Versions of one experiment with the same seed are one run resumed
-(``--ckpt_path last`` continues in ``version_N+1``): their values are merged by step, the one
+(``--ckpt_path last`` goes on in the run's own folder; runs
+resumed before it did, in ``version_N+1``): their values are merged by step, the one
 written last winning. A sweep may still be running: a run that has logged nothing yet counts as
 waiting in its row.
 
