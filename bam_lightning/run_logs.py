@@ -18,6 +18,8 @@ and ``bam test`` or a resumed ``bam fit`` would start an unrelated ``version_N+1
 """
 
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,9 @@ def use_run_logger(trainer: L.Trainer, subcommand: str, config: Any) -> None:
         # Else as Lightning versions its default logger: by the SLURM job's id, where there is one. The folder of a fit
         # is named after default_root_dir as in the run it continues: so its checkpoints' dirpath is the same string.
         version = continued_version(trainer, ckpt_path) if subcommand == "fit" else None
+        if version is not None:  # its own checkpoints are there: Lightning's "is not empty" warns of nothing then
+            folder = Path(trainer.default_root_dir, RUNS, version)
+            warnings.filterwarnings("ignore", rf"Checkpoint directory {re.escape(str(folder))}\S* exists and is not empty")
         trainer.logger = RunLogger(trainer.default_root_dir, version=SLURMEnvironment.job_id() if version is None else version)
     else:
         trainer.logger = RunLogger(str(run.parent.parent), name=run.parent.name, version=run.name)
