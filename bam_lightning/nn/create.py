@@ -17,15 +17,13 @@ from .cbam import CBAM
 from .se import SqueezeExcite
 from .timm_attention import TIMM_ATTENTION, TimmAttention, check_acts
 
-OURS = ("bam", "bam_official", "se", "cbam")
-AttentionName = Literal[(*OURS, *(f"timm/{name}" for name in TIMM_ATTENTION))]  # type: ignore[valid-type]
-
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "bam": BAM,
     "bam_official": OfficialBAM,
     "se": SqueezeExcite,
     "cbam": CBAM,
 }
+AttentionName = Literal[(*ATTENTION_LAYERS, *(f"timm/{name}" for name in TIMM_ATTENTION))]  # type: ignore[valid-type]
 BAMS = (BAM, OfficialBAM)  # the blocks with an attention map M(F) (``attention_maps``)
 
 
