@@ -135,7 +135,7 @@ def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path, strategy):
     "override,message",
     [
         (["--data.root", "/nonexistent", "--data.download", "false"], "CIFAR-100 not found under /nonexistent/cifar-100-python"),
-        (["--model.backbone", "resnet51"], "unknown model 'resnet51': choose one of"),
+        (["--model.backbone", "resnet51"], "unknown model 'resnet51' (did you mean 'resnet50'?): choose one of"),
         (["--model.attention", "bma"], "model.attention"),
     ],
 )

@@ -22,12 +22,12 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import InputError
+from ..errors import InputError, nearest
 from ..nn import AttentionName, create_attns
 from .probe import CONVS, probing
 
@@ -134,6 +134,9 @@ def find_bottlenecks(
     of the transition block"). ``every_block`` (the paper's BAM-C): after every block of
     every stage that follows the stem.
     """
+    choices = get_args(Placement)
+    if placement not in choices:  # from Python no config check ran, and an unknown one would act as bottleneck
+        raise InputError(f"unknown placement {placement!r}{nearest(placement, choices)}: choose one of {', '.join(choices)}")
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     calls = _trace(model, size, in_chans)
     units = [(name, module) for name, module in _units(model, "", calls) if calls[name].calls == 1]

@@ -1,61 +1,93 @@
-"""Models by name: each family file registers plain builder functions, one per variant.
+"""Builders by name: one ``Registry`` for each kind of network, and the classifiers' own.
 
-A builder returns the bare backbone; ``create_model`` then puts the chosen attention at
-its bottlenecks with ``insert_attention``, at the input size the model is registered for.
-One mechanism places attention in every network, ours and torchvision's alike.
+Each family file registers plain builder functions, one per variant, with what the package
+needs to know about them (its entry). A classifier builder returns the bare backbone;
+``create_model`` then puts the chosen attention at its bottlenecks with ``insert_attention``,
+at the input size the model is registered for. One mechanism places attention in every
+network, ours and torchvision's alike, and one names them: the detectors' registry is a
+``Registry`` too, so listing by pattern and the unknown-name error are the same for both.
 """
 
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from torch import nn
 
-from ..errors import InputError, check_options
+from ..errors import InputError, check_options, nearest
 from .insert import DEFAULT_ATTENTION, Attention, Placement, insert_attention
 from .timm_models import PREFIX as TIMM_PREFIX
 from .timm_models import timm_builder
 
+Builder = Callable[..., nn.Module]
+Entry = TypeVar("Entry")
+
+
+class Registry(Generic[Entry]):
+    """Entries of one ``kind`` (model, detector) under their builders' function names.
+
+    A name is a config value, so the lookup is checked: an unknown one is an ``InputError`` that
+    names the nearest registered name and lists them all (and ``others``, names served elsewhere).
+    """
+
+    def __init__(self, kind: str, entry: Callable[..., Entry], others: str = "") -> None:
+        self.kind, self.entry, self.others = kind, entry, others
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, **metadata: Any) -> Callable[[Builder], Builder]:
+        """A decorator keying ``entry(builder, **metadata)`` by the builder's name: a config names a network as its
+        family file spells the function."""
+
+        def register(builder: Builder) -> Builder:
+            name = builder.__name__
+            if name in self._entries:  # two families' builders of one name: the later would hide the earlier
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = self.entry(builder, **metadata)
+            return builder
+
+        return register
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style ``pattern``, sorted."""
+        return sorted(fnmatch.filter(self._entries, pattern))
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            choices = ", ".join(self.names()) + (f", or {self.others}" if self.others else "")
+            raise InputError(f"unknown {self.kind} {name!r}{nearest(name, self._entries)}: choose one of {choices}") from None
+
 
 @dataclass(frozen=True)
 class ModelEntry:
-    builder: Callable[..., nn.Module]
+    builder: Builder
     input_size: int
     placement: Placement = "bottleneck"
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+MODELS = Registry("model", ModelEntry, others="timm/<name>")
 
 
-def register_model(
-    input_size: int, placement: Placement = "bottleneck"
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(input_size: int, placement: Placement = "bottleneck") -> Callable[[Builder], Builder]:
     """Register a builder under its function name for inputs of ``input_size`` pixels.
 
     ``placement`` is where this family's paper row puts attention (see ``find_bottlenecks``).
     """
-
-    def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[builder.__name__] = ModelEntry(builder, input_size, placement)
-        return builder
-
-    return register
+    return MODELS.register(input_size=input_size, placement=placement)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern``, sorted (timm's: ``timm.list_models``)."""
-    return sorted(name for name in _REGISTRY if fnmatch.fnmatch(name, pattern))
+    return MODELS.names(pattern)
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """A registered builder, or timm's for a ``timm/<name>`` (``timm_models``), with its input size."""
     if name.startswith(TIMM_PREFIX):
         return ModelEntry(*timm_builder(name))
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InputError(f"unknown model {name!r}: choose one of {', '.join(list_models())}, or timm/<name>") from None
+    return MODELS.get(name)
 
 
 def create_model(

@@ -22,7 +22,8 @@ from ..errors import InputError
 from .fused import refine
 from .norm import BatchNorm1d, BatchNorm2d
 
-Combine = Literal["sum", "prod", "max"]
+_COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}
+Combine = Literal[tuple(_COMBINE)]  # type: ignore[valid-type]
 Dilated = tuple[int, tuple[int, int]]  # a block's dilation and the (H, W) of its map
 
 
@@ -57,9 +58,6 @@ def dilation_past_the_map(blocks: Mapping[str, Dilated]) -> dict[str, Dilated]:
     caller warns before a run; the block itself is not wrong.
     """
     return {name: (d, size) for name, (d, size) in blocks.items() if d >= min(size)}
-
-
-_COMBINE = {"sum": torch.add, "prod": torch.mul, "max": torch.maximum}
 
 
 def gate(channel: Tensor | None, spatial: Tensor | None, combine: Combine = "sum") -> Tensor:
@@ -142,7 +140,7 @@ class BAM(nn.Module):
         if not (use_channel or use_spatial):
             raise InputError("BAM needs at least one branch: use_channel or use_spatial must be true")
         if combine not in _COMBINE:
-            raise InputError(f"combine must be 'sum', 'prod' or 'max', got {combine!r}")
+            raise InputError(f"combine must be one of {', '.join(map(repr, _COMBINE))}, got {combine!r}")
         self.combine = combine
         self.fused = fused and combine != "max"
         self.channel = ChannelGate(channels, reduction) if use_channel else None

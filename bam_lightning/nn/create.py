@@ -6,19 +6,16 @@ adding one line here.
 """
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from torch import nn
 
-from ..errors import InputError, check_options
+from ..errors import InputError, check_options, nearest
 from .bam import BAM
 from .bam_official import OfficialBAM
 from .cbam import CBAM
 from .se import SqueezeExcite
 from .timm_attention import TIMM_ATTENTION, TimmAttention, check_acts
-
-OURS = ("bam", "bam_official", "se", "cbam")
-AttentionName = Literal[(*OURS, *(f"timm/{name}" for name in TIMM_ATTENTION))]  # type: ignore[valid-type]
 
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "bam": BAM,
@@ -26,6 +23,7 @@ ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "se": SqueezeExcite,
     "cbam": CBAM,
 }
+AttentionName = Literal[(*ATTENTION_LAYERS, *(f"timm/{name}" for name in TIMM_ATTENTION))]  # type: ignore[valid-type]
 BAMS = (BAM, OfficialBAM)  # the blocks with an attention map M(F) (``attention_maps``)
 
 
@@ -45,7 +43,10 @@ def get_attn(name: str | None) -> type[nn.Module] | None:
         return ATTENTION_LAYERS[name]
     except KeyError:
         choices = ", ".join([*sorted(ATTENTION_LAYERS), "timm/<name>"])
-        raise InputError(f"unknown attention {name!r}: choose one of {choices} ({', '.join(TIMM_ATTENTION)}), or none") from None
+        near = nearest(name, get_args(AttentionName))
+        raise InputError(
+            f"unknown attention {name!r}{near}: choose one of {choices} ({', '.join(TIMM_ATTENTION)}), or none"
+        ) from None
 
 
 def create_attn(name: str | None, channels: int, **kwargs: Any) -> nn.Module | None:

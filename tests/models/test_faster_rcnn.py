@@ -66,5 +66,8 @@ def test_only_resnets_and_known_names_are_accepted():
         create_detector("faster_rcnn_c4", "mobilenet_v1", 3, attention=None)
     with pytest.raises(InputError, match="unknown detector 'yolo': choose one of " + ", ".join(list_detectors())):
         create_detector("yolo", "resnet18", 3)
+    with pytest.raises(InputError, match=r"unknown detector 'ssd30' \(did you mean 'ssd300'\?\): choose one of faster_rcnn_c4,"):
+        create_detector("ssd30", "vgg16", 3)
+    assert list_detectors("s*") == ["ssd300", "stairnet300"]
     with pytest.raises(InputError, match="placement 'every_block' does not apply"):
         create_detector("ssd300", "vgg16", 3, placement="every_block")

@@ -3,6 +3,7 @@ import torch
 import torchvision
 from torch import nn
 
+from bam_lightning.errors import InputError
 from bam_lightning.models import find_bottlenecks, insert_attention
 from bam_lightning.nn import BAM
 
@@ -115,3 +116,9 @@ def test_placements_differ_only_where_the_network_allows():
         "features.denseblock3",
         "features.transition3",
     ]
+
+
+def test_an_unknown_placement_is_refused_not_taken_for_bottleneck():
+    message = r"unknown placement 'every_blocks' \(did you mean 'every_block'\?\): choose one of bottleneck, around_"
+    with pytest.raises(InputError, match=message):
+        insert_attention(torchvision.models.resnet18(), placement="every_blocks")

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from bam_lightning.models import count_parameters, create_model, get_model_entry, list_models
+from bam_lightning.errors import InputError
+from bam_lightning.models import count_parameters, create_model, get_model_entry, list_models, register_model
 from bam_lightning.nn import BAM
 
 # How many bottlenecks each family has at its input size: one BAM after every stage
@@ -34,6 +35,15 @@ def test_full_size_model_forward_shape_and_bam_count(name):
     assert all(p.grad is not None for p in model.parameters())
 
 
+def test_a_second_builder_of_a_registered_name_is_refused():
+    def resnet50(num_classes: int) -> torch.nn.Module:
+        raise AssertionError("never built")
+
+    with pytest.raises(ValueError, match="model 'resnet50' is registered twice"):
+        register_model(input_size=32)(resnet50)
+    assert get_model_entry("resnet50").input_size == 224
+
+
 def test_input_sizes():
     assert get_model_entry("wrn28_8").input_size == 32
     assert get_model_entry("cifar_resnet50").input_size == 32
@@ -42,8 +52,11 @@ def test_input_sizes():
 
 
 def test_unknown_model_and_attention_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown model 'resnet51': choose one of cifar_resnet101, .*, wrn28_8"):
+    near = r"unknown model 'resnet51' \(did you mean 'resnet50'\?\): "
+    with pytest.raises(InputError, match=near + "choose one of cifar_resnet101, .*, wrn28_8, or timm/<name>$"):
         create_model("resnet51", 10)
+    with pytest.raises(InputError, match="unknown model 'yolo': choose one of"):
+        create_model("yolo", 10)
     with pytest.raises(ValueError, match="unknown attention 'bam2'"):
         create_model("wrn16_8", 10, attention="bam2")
 

@@ -19,6 +19,8 @@ def test_names_map_to_their_blocks():
 def test_unknown_name_lists_the_choices():
     with pytest.raises(ValueError, match="unknown attention 'bma'.*bam, bam_official, cbam, se"):
         create_attn("bma", 64)
+    with pytest.raises(ValueError, match=r"unknown attention 'timm/ecaa' \(did you mean 'timm/eca'\?\): choose one of"):
+        create_attn("timm/ecaa", 64)
 
 
 def test_options_reach_the_block():

@@ -101,7 +101,7 @@ def test_single_branch_ablations():
     torch.testing.assert_close(spatial_only(x), x * (1 + torch.sigmoid(spatial_only.spatial(x))))
     with pytest.raises(ValueError, match="at least one branch"):
         BAM(32, use_channel=False, use_spatial=False)
-    with pytest.raises(ValueError, match="combine"):
+    with pytest.raises(ValueError, match="combine must be one of 'sum', 'prod', 'max', got 'mean'"):
         BAM(32, combine="mean")
 
 

@@ -7,7 +7,6 @@ in classification (Faster R-CNN's trunk), or on every map that feeds a predictio
 paper's StairNet rows: "right before every classifier").
 """
 
-import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,10 +15,9 @@ from torch import nn
 
 from ...errors import InputError, check_options
 from ..insert import Attention, Placement
-from ..registry import create_model
+from ..registry import Builder, Registry, create_model
 from ..weights import load_backbone_weights
 
-Builder = Callable[..., nn.Module]
 AttentionIn = Literal["backbone", "heads"]
 
 
@@ -29,29 +27,21 @@ class DetectorEntry:
     attention_in: AttentionIn
 
 
-_DETECTORS: dict[str, DetectorEntry] = {}
+DETECTORS = Registry("detector", DetectorEntry)
 
 
 def register_detector(attention_in: AttentionIn) -> Callable[[Builder], Builder]:
     """Register ``builder(classifier, num_classes, attention, attention_kwargs, **options)`` under its function name."""
-
-    def register(builder: Builder) -> Builder:
-        _DETECTORS[builder.__name__] = DetectorEntry(builder, attention_in)
-        return builder
-
-    return register
+    return DETECTORS.register(attention_in=attention_in)
 
 
 def list_detectors(pattern: str = "*") -> list[str]:
     """Registered detector names matching a shell-style ``pattern``, sorted."""
-    return sorted(name for name in _DETECTORS if fnmatch.fnmatch(name, pattern))
+    return DETECTORS.names(pattern)
 
 
 def get_detector_entry(name: str) -> DetectorEntry:
-    try:
-        return _DETECTORS[name]
-    except KeyError:
-        raise InputError(f"unknown detector {name!r}: choose one of {', '.join(list_detectors())}") from None
+    return DETECTORS.get(name)
 
 
 def build_detector(

@@ -29,7 +29,7 @@ prediction head: the paper's "BAM right before every classifier".
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from torch import Tensor, nn
 from torchvision.models import VGG
@@ -113,8 +113,8 @@ def ssd_maps(classifier: nn.Module, extras_norm: ExtrasNorm = "none") -> SSDMaps
     ``extras_norm: batch`` puts a batch norm after every conv of MobileNet's extras, as SSDlite and
     Caffe's MobileNet-SSD have them (1,728 parameters more, the count the paper prints no longer).
     """
-    if extras_norm not in ("none", "batch"):
-        raise InputError(f"extras_norm must be none or batch, got {extras_norm!r}")
+    if extras_norm not in get_args(ExtrasNorm):
+        raise InputError(f"extras_norm must be {' or '.join(get_args(ExtrasNorm))}, got {extras_norm!r}")
     if isinstance(classifier, VGG):
         if extras_norm != "none":
             raise InputError("extras_norm applies to mobilenet_v1's extras: VGG's are torchvision's SSD300 extras, unnormed")
@@ -144,7 +144,7 @@ def ssd_head(channels: list[int], anchors: list[int], num_classes: int, kernel_s
     if head_type == "separable":
         return SSDLiteHead(channels, anchors, num_classes, BatchNorm2d)
     if head_type != "conv":
-        raise InputError(f"head must be conv or separable, got {head_type!r}")
+        raise InputError(f"head must be {' or '.join(get_args(Head))}, got {head_type!r}")
     head = SSDHead(channels, anchors, num_classes)
     if kernel_size != 3:
         for scoring in (head.classification_head, head.regression_head):
