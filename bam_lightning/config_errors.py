@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from jsonargparse import ArgumentParser
+from jsonargparse._parameter_resolvers import get_signature_parameters
 
 from .commands import COMMANDS
-from .errors import nearest, unknown_option
+from .errors import nearest
 from .given import at, combined, sources
 
 NOT_OPTIONS = ("class_path", "init_args", "dict_kwargs")  # the keys of a class given by class_path
@@ -73,10 +74,13 @@ def _value_mistake(key: str, value: Any, hint: Any) -> str | None:
 
 
 def _hints(owner: Callable | None) -> dict[str, Any]:
+    """``owner``'s options and their types as LightningCLI reads them (through jsonargparse): ``**kwargs`` followed to
+    the base that declares them, as a datamodule's loader options are declared once, in ``data.base.SplitLoaders``."""
     try:
-        return typing.get_type_hints(owner.__init__ if inspect.isclass(owner) else owner)
-    except (TypeError, NameError):  # no owner, or annotations that do not resolve: not judged here
+        parameters = get_signature_parameters(owner, "__init__" if inspect.isclass(owner) else None)
+    except (TypeError, NameError, ValueError):  # no owner, or no signature to read: not judged here
         return {}
+    return {parameter.name: parameter.annotation for parameter in parameters}
 
 
 def _classes(module: str) -> list[str]:
@@ -98,14 +102,10 @@ def _class_mistake(key: str, spec: Mapping, named: Callable | None) -> str | Non
     except (ImportError, AttributeError) as error:
         return f"{key}: cannot import class_path {path!r} ({error}){nearest(path, _classes(module))}: check its spelling"
     options = dict(spec.get("init_args") or {}) | {k: v for k, v in spec.items() if k not in NOT_OPTIONS}
-    try:
-        unknown = unknown_option(found, options)
-    except (TypeError, ValueError):  # no signature to read
-        return None
-    if unknown is not None:
-        option, known = unknown
-        return f"{key}: {path} takes no option {option!r}{nearest(option, known)}: fix or remove it under init_args"
     hints = _hints(found)
+    option = next((option for option in options if option not in hints), None)
+    if hints and option is not None:
+        return f"{key}: {path} takes no option {option!r}{nearest(option, hints)}: fix or remove it under init_args"
     return next((m for o, value in options.items() if (m := _value_mistake(f"{key}.{o}", value, hints.get(o)))), None)
 
 
