@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from jsonargparse import ArgumentParser
-from jsonargparse._parameter_resolvers import get_signature_parameters
 
 from .commands import COMMANDS
 from .errors import nearest
@@ -74,13 +73,22 @@ def _value_mistake(key: str, value: Any, hint: Any) -> str | None:
 
 
 def _hints(owner: Callable | None) -> dict[str, Any]:
-    """``owner``'s options and their types as LightningCLI reads them (through jsonargparse): ``**kwargs`` followed to
-    the base that declares them, as a datamodule's loader options are declared once, in ``data.base.SplitLoaders``."""
-    try:
-        parameters = get_signature_parameters(owner, "__init__" if inspect.isclass(owner) else None)
-    except (TypeError, NameError, ValueError):  # no owner, or no signature to read: not judged here
+    """``owner``'s options and their types, ``**kwargs`` followed up the class's bases as jsonargparse follows them (a
+    datamodule's loader options are declared once, in ``data.base.SplitLoaders``); {} where they cannot all be read."""
+    if owner is None:
         return {}
-    return {parameter.name: parameter.annotation for parameter in parameters}
+    functions = [c.__init__ for c in owner.__mro__ if "__init__" in vars(c)] if inspect.isclass(owner) else [owner]
+    hints: dict[str, Any] = {}
+    for function in functions:
+        try:
+            types_, parameters = typing.get_type_hints(function), inspect.signature(function).parameters.values()
+        except (TypeError, NameError, ValueError):  # annotations that do not resolve, no signature: not judged here
+            return {}
+        named = [p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+        hints = {p.name: types_.get(p.name) for p in named} | hints  # a subclass's own declaration wins
+        if all(p.kind is not p.VAR_KEYWORD for p in parameters):
+            return hints
+    return {}  # **kwargs that go on to no base: any option may be taken
 
 
 def _classes(module: str) -> list[str]:
