@@ -15,7 +15,7 @@ from typing import Any
 from jsonargparse import ArgumentParser
 
 from .commands import COMMANDS
-from .errors import nearest, unknown_option
+from .errors import nearest
 from .given import at, combined, sources
 
 NOT_OPTIONS = ("class_path", "init_args", "dict_kwargs")  # the keys of a class given by class_path
@@ -73,10 +73,22 @@ def _value_mistake(key: str, value: Any, hint: Any) -> str | None:
 
 
 def _hints(owner: Callable | None) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(owner.__init__ if inspect.isclass(owner) else owner)
-    except (TypeError, NameError):  # no owner, or annotations that do not resolve: not judged here
+    """``owner``'s options and their types, ``**kwargs`` followed up the class's bases as jsonargparse follows them (a
+    datamodule's loader options are declared once, in ``data.base.SplitLoaders``); {} where they cannot all be read."""
+    if owner is None:
         return {}
+    functions = [c.__init__ for c in owner.__mro__ if "__init__" in vars(c)] if inspect.isclass(owner) else [owner]
+    hints: dict[str, Any] = {}
+    for function in functions:
+        try:
+            types_, parameters = typing.get_type_hints(function), inspect.signature(function).parameters.values()
+        except (TypeError, NameError, ValueError):  # annotations that do not resolve, no signature: not judged here
+            return {}
+        named = [p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+        hints = {p.name: types_.get(p.name) for p in named} | hints  # a subclass's own declaration wins
+        if all(p.kind is not p.VAR_KEYWORD for p in parameters):
+            return hints
+    return {}  # **kwargs that go on to no base: any option may be taken
 
 
 def _classes(module: str) -> list[str]:
@@ -98,14 +110,10 @@ def _class_mistake(key: str, spec: Mapping, named: Callable | None) -> str | Non
     except (ImportError, AttributeError) as error:
         return f"{key}: cannot import class_path {path!r} ({error}){nearest(path, _classes(module))}: check its spelling"
     options = dict(spec.get("init_args") or {}) | {k: v for k, v in spec.items() if k not in NOT_OPTIONS}
-    try:
-        unknown = unknown_option(found, options)
-    except (TypeError, ValueError):  # no signature to read
-        return None
-    if unknown is not None:
-        option, known = unknown
-        return f"{key}: {path} takes no option {option!r}{nearest(option, known)}: fix or remove it under init_args"
     hints = _hints(found)
+    option = next((option for option in options if option not in hints), None)
+    if hints and option is not None:
+        return f"{key}: {path} takes no option {option!r}{nearest(option, hints)}: fix or remove it under init_args"
     return next((m for o, value in options.items() if (m := _value_mistake(f"{key}.{o}", value, hints.get(o)))), None)
 
 

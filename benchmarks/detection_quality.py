@@ -76,11 +76,11 @@ ROWS: dict[str, Row] = {
 def data(root: Path, train: int, val: int) -> COCODataModule:
     write_coco(root, train, val, size=128, seed=0)
     datamodule = COCODataModule(
-        str(root),
-        "train",
-        "annotations/instances_train.json",
-        "val",
-        "annotations/instances_val.json",
+        root=str(root),
+        train_images="train",
+        train_annotations="annotations/instances_train.json",
+        val_images="val",
+        val_annotations="annotations/instances_val.json",
         recipe="faster_rcnn",
         batch_size=16,
         num_workers=0,

@@ -106,7 +106,7 @@ def data_rate(device: torch.device, shrink: bool, train_ips: float) -> dict[str,
     with tempfile.TemporaryDirectory() as root:
         write_cifar100(Path(root) / "cifar-100-python", {"train": (labels, data), "test": (labels[:batch], data[:batch])})
         module = CIFAR100DataModule(
-            root, download=False, verify_md5=False, batch_size=batch, num_workers=workers, pin_memory=device.type == "cuda"
+            root=root, download=False, verify_md5=False, batch_size=batch, num_workers=workers, pin_memory=device.type == "cuda"
         )
         module.setup("fit")
         batches = iter(module.train_dataloader())

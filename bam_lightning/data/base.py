@@ -40,13 +40,25 @@ class SplitLoaders(pl.LightningDataModule):
     checkpoints stay small and plain, and the CLI's config already records every argument. ``collate_fn`` is how samples become a
     batch (None: torch's default stacking; detection keeps lists, its images differ in size).
 
+    The loader options below have their one home here: a datamodule passes them on with ``super().__init__(**kwargs)``,
+    which jsonargparse follows, so ``--data.help`` and ``--print_config`` list them, with this help, under every
+    datamodule. One declares an option again only for a default of its own (ImageNet's batch), and that keeps its help
+    from here unless the datamodule documents it. ``root`` is not one of them: its default and the layout under it are
+    each dataset's, and the digits and synthetic data have none. Arguments are keyword-only, since through ``**kwargs``
+    a position would mean another parameter in each datamodule.
+
     Args:
-        root: folder that holds the dataset.
         batch_size: images per device and step; under DDP the global batch is
             batch_size x devices x nodes.
         num_workers: loader processes per device; 0 loads in the main process.
         pin_memory: page-locked host batches, for faster copies to a GPU.
         persistent_workers: keep workers alive between epochs (only with num_workers > 0).
+        predict_dir: the folder ``bam predict`` reads (every image file, any depth); a detection datamodule
+            without one predicts on its evaluation split.
+        bad_images: what an image file that does not decode (truncated, not an image) does: ``fail`` stops with
+            its name; ``skip`` names it and goes on: a split loads its next image (detection: with that image's
+            boxes) in its place and counts the skipped at the end (``unreadable.NextReadable``), ``bam predict``
+            leaves the file's rows out.
     """
 
     train_set: Dataset
@@ -57,18 +69,21 @@ class SplitLoaders(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str = "data",
+        *,
         batch_size: PositiveInt = 128,
         num_workers: NonNegativeInt = 4,
         pin_memory: bool = True,
         persistent_workers: bool = False,
+        predict_dir: str | None = None,
+        bad_images: BadImages = "fail",
     ) -> None:
         super().__init__()
-        self.root = root
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
+        self.predict_dir = predict_dir
+        self.bad_images = check_bad_images(bad_images)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
@@ -114,28 +129,9 @@ class ImageDataModule(SplitLoaders, ABC):
 
     Subclasses set up their splits in ``setup_splits`` and give their eval transform; predicting
     reads no split, only ``predict_dir`` (so a CIFAR run predicts where CIFAR was never downloaded).
-
-    Args (besides ``SplitLoaders``'):
-        predict_dir: the folder ``bam predict`` classifies, every image file at any depth.
-        bad_images: what a file that does not decode does: ``fail`` stops with its name,
-            ``skip`` leaves it out and names it.
     """
 
     classes: list[str] | None = None  # class names, where the data has them; fit stores them in the checkpoint
-
-    def __init__(
-        self,
-        root: str,
-        batch_size: int,
-        num_workers: int,
-        pin_memory: bool,
-        persistent_workers: bool = False,
-        predict_dir: str | None = None,
-        bad_images: BadImages = "fail",
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
-        self.predict_dir = predict_dir
-        self.bad_images = check_bad_images(bad_images)
 
     @property
     @abstractmethod

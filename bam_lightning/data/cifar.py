@@ -1,9 +1,10 @@
 """CIFAR-10 and CIFAR-100 with the usual augmentation (4-pixel padded crop, horizontal flip)."""
 
 from pathlib import Path
+from typing import Any
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval
 from torch.utils.data import Dataset, Subset
 from torchvision import transforms as T
 from torchvision.datasets import CIFAR10, CIFAR100
@@ -13,7 +14,6 @@ from . import augment
 from .augment import AutoAugment
 from .base import ImageDataModule, normalized
 from .cifar_pickles import CIFARPickles
-from .unreadable import BadImages
 
 
 class _CIFARDataModule(ImageDataModule):
@@ -31,13 +31,6 @@ class _CIFARDataModule(ImageDataModule):
         split_seed: seed of the permutation that picks the held-out images.
         verify_md5: check the files against the published checksums (torchvision's
             reader); false reads a re-packed copy in the same pickled format.
-        batch_size: images per device and step; under DDP the global batch is
-            batch_size x devices x nodes.
-        num_workers: loader processes per device; 0 loads in the main process.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-        predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
-        bad_images: what a file under ``predict_dir`` that does not decode does: ``fail`` or ``skip``.
         auto_augment: a policy after the crop and flip of the training images: ``none``, ``randaugment``
             (2 ops of magnitude 9), ``trivialaugment``, ``autoaugment_cifar10`` or ``autoaugment_imagenet``.
         random_erasing: the probability of RandomErasing on each normalised training image (0: off).
@@ -51,23 +44,20 @@ class _CIFARDataModule(ImageDataModule):
 
     def __init__(
         self,
+        *,
         root: str = "data",
         download: bool = True,
         val_size: int = 0,
         split_seed: int = 0,
         verify_md5: bool = True,
-        batch_size: PositiveInt = 128,
-        num_workers: NonNegativeInt = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = False,
-        predict_dir: str | None = None,
-        bad_images: BadImages = "fail",
         auto_augment: AutoAugment = "none",
         random_erasing: ClosedUnitInterval = 0.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
+        super().__init__(**kwargs)
         if val_size < 0:
             raise InputError(f"--data.val_size must be 0 or more, got {val_size}")
+        self.root = root
         self.download = download
         self.val_size = val_size
         self.split_seed = split_seed

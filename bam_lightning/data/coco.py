@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from PIL import Image
 from pycocotools.coco import COCO
 from torch import Tensor
@@ -95,19 +95,11 @@ class COCODataModule(DetectionDataModule):
         val_annotations: instances JSON of the evaluation images, relative to ``root``; its
             categories are read first, for ``num_classes``.
         recipe: training augmentation, ``faster_rcnn`` (flip) or ``ssd`` (see ``DetectionDataModule``).
-        batch_size: images per device and step; under DDP the global batch is
-            batch_size x devices x nodes.
-        num_workers: loader processes per device; 0 loads in the main process.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-        bad_images: an image file that does not decode: ``fail`` (stop, naming it) or ``skip``
-            (name it, load the next image in its place; see ``DetectionDataModule``).
-        predict_dir: the folder ``bam predict`` detects objects in (every image file, any depth);
-            None: the images of the evaluation split.
     """
 
     def __init__(
         self,
+        *,
         root: str = "data/coco",
         train_images: str = "train2017",
         train_annotations: str = "annotations/instances_train2017.json",
@@ -115,13 +107,10 @@ class COCODataModule(DetectionDataModule):
         val_annotations: str = "annotations/instances_val2017.json",
         recipe: Recipe = "faster_rcnn",
         batch_size: PositiveInt = 2,
-        num_workers: NonNegativeInt = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = False,
-        bad_images: BadImages = "fail",
-        predict_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images, predict_dir)
+        super().__init__(recipe=recipe, batch_size=batch_size, **kwargs)
+        self.root = root
         self.images = {"train": Path(root) / train_images, "val": Path(root) / val_images}
         self.annotations = {"train": Path(root) / train_annotations, "val": Path(root) / val_annotations}
         self._indexes: dict[str, COCO] = {}  # each file is parsed once, whichever reads it first

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
 from numpy.typing import ArrayLike
 from PIL import Image
 from torch import Tensor
@@ -26,7 +25,6 @@ from ..errors import InputError
 from .base import SplitLoaders
 from .imagenet import MEAN
 from .predict import ImageFiles
-from .unreadable import BadImages, check_bad_images
 
 Recipe = Literal["ssd", "faster_rcnn"]
 RECIPES = ("ssd", "faster_rcnn")
@@ -182,20 +180,8 @@ class DetectionDataModule(SplitLoaders, ABC):
     image set's list), not its boxes.
 
     Args:
-        root: folder that holds the dataset.
         recipe: training augmentation, ``ssd`` (photometric distortion, zoom-out, IoU crop, flip,
             300 x 300) or ``faster_rcnn`` (flip; the detector resizes). Evaluation never resizes.
-        batch_size: images per device and step; under DDP the global batch is
-            batch_size x devices x nodes.
-        num_workers: loader processes per device; 0 loads in the main process.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-        bad_images: what an image file that does not decode does: ``fail`` stops the run with
-            its name; ``skip`` names it once and loads the next image of the split, with its own
-            boxes, in its place (``unreadable.NextReadable`` says why), and counts them at the end.
-            ``bam predict`` leaves a skipped file's rows out.
-        predict_dir: the folder ``bam predict`` detects objects in (every image file, any depth);
-            None: the evaluation split's images.
     """
 
     collate_fn = staticmethod(collate_lists)
@@ -203,23 +189,11 @@ class DetectionDataModule(SplitLoaders, ABC):
     # "coco" (COCO's mAPs) or "voc07" (PASCAL VOC 2007's 11-point mAP@.5, difficult objects left out).
     metric = "coco"
 
-    def __init__(
-        self,
-        root: str,
-        recipe: Recipe,
-        batch_size: PositiveInt,
-        num_workers: NonNegativeInt = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = False,
-        bad_images: BadImages = "fail",
-        predict_dir: str | None = None,
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers)
+    def __init__(self, *, recipe: Recipe, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if recipe not in RECIPES:
             raise InputError(f"--data.recipe must be ssd or faster_rcnn, got {recipe!r}")
         self.recipe = recipe
-        self.bad_images = check_bad_images(bad_images)
-        self.predict_dir = predict_dir
         self.train_sample = DetectionSample(train_transform(recipe))
         self.eval_sample = DetectionSample(eval_transform())
 

@@ -13,9 +13,10 @@ they take CIFAR. ``main`` writes test digits as PNGs, the input ``make demo`` gi
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -25,7 +26,6 @@ from ..errors import InputError
 from . import augment
 from .augment import AutoAugment
 from .base import ImageDataModule, normalized
-from .unreadable import BadImages
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -66,13 +66,6 @@ class DigitsDataModule(ImageDataModule):
         image_size: side of the upsampled images; the CIFAR backbones expect 32.
         test_fraction: share of each class held out as the test set.
         split_seed: seed of the split; the same seed gives the same images in each set.
-        batch_size: images per device and step; under DDP the global batch is
-            batch_size x devices x nodes.
-        num_workers: loader processes per device; 0 loads in the main process.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-        predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
-        bad_images: what a file under ``predict_dir`` that does not decode does: ``fail`` or ``skip``.
         auto_augment: a policy after the shift, as the CIFAR datamodules' (``bam_lightning.data.augment``).
         random_erasing: the probability of RandomErasing on each normalised training image (0: off).
     """
@@ -85,20 +78,15 @@ class DigitsDataModule(ImageDataModule):
 
     def __init__(
         self,
+        *,
         image_size: int = 32,
         test_fraction: float = 0.2,
         split_seed: int = 0,
-        batch_size: PositiveInt = 128,
-        num_workers: NonNegativeInt = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = False,
-        predict_dir: str | None = None,
-        bad_images: BadImages = "fail",
         auto_augment: AutoAugment = "none",
         random_erasing: ClosedUnitInterval = 0.0,
+        **kwargs: Any,
     ) -> None:
-        # No root: the data is in the wheel.
-        super().__init__("", batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
+        super().__init__(**kwargs)
         if not 0 < test_fraction < 1:
             raise InputError(f"--data.test_fraction must be between 0 and 1, got {test_fraction}")
         self._image_size = image_size
@@ -154,5 +142,5 @@ def main(args: Sequence[str] | None = None) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="one PNG per digit, in label order")
     parser.add_argument("--image_size", type=int, default=32)
     parsed = parser.parse_args(args)
-    DigitsDataModule(parsed.image_size).save_test_digits(parsed.paths)
+    DigitsDataModule(image_size=parsed.image_size).save_test_digits(parsed.paths)
     print(" ".join(map(str, parsed.paths)))

@@ -51,13 +51,6 @@ class ImageNetDataModule(ImageDataModule):
         batch_size: images per device and step; under DDP the global batch is
             batch_size x devices x nodes (the ImageNet recipe is 256 in total).
         num_workers: loader processes per device; JPEG decoding needs several.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-        bad_images: what an image file that does not decode (truncated, not an image) does:
-            ``fail`` stops with its name; ``skip`` uses the next image instead, prints the file
-            and, at the end of the run, how many were skipped (see ``unreadable.NextReadable``); under
-            ``predict_dir`` ``skip`` leaves the file's row out.
-        predict_dir: the folder ``bam predict`` classifies (every image file, any depth).
         auto_augment: a policy after the crop and flip of the training images: ``none``, ``randaugment``
             (2 ops of magnitude 9), ``trivialaugment``, ``autoaugment_cifar10`` or ``autoaugment_imagenet``.
         random_erasing: the probability of RandomErasing on each normalised training image (0: off).
@@ -65,19 +58,18 @@ class ImageNetDataModule(ImageDataModule):
 
     def __init__(
         self,
+        *,
         root: str = "data/imagenet",
         image_size: int = 224,
         resize_size: int = 256,
         batch_size: PositiveInt = 64,
         num_workers: NonNegativeInt = 8,
-        pin_memory: bool = True,
-        persistent_workers: bool = False,
-        bad_images: BadImages = "fail",
-        predict_dir: str | None = None,
         auto_augment: AutoAugment = "none",
         random_erasing: ClosedUnitInterval = 0.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, persistent_workers, predict_dir, bad_images)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, **kwargs)
+        self.root = root
         self._image_size = image_size
         steps = [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), *augment.auto_augment(auto_augment)]
         self.train_transform = normalized(*steps, mean=MEAN, std=STD, after=augment.random_erasing(random_erasing))

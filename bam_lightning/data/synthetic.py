@@ -9,8 +9,10 @@ setup before the real data is in place::
 Nothing is learnt from it: labels are random.
 """
 
+from typing import Any
+
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import NonNegativeInt
 from torch.utils.data import TensorDataset
 
 from .base import ImageDataModule
@@ -19,27 +21,28 @@ from .base import ImageDataModule
 class SyntheticDataModule(ImageDataModule):
     """Normal-noise images and uniform labels, drawn once from ``seed``.
 
+    ``bam predict`` reads the images under ``predict_dir`` resized and cropped, not normalised.
+
     Args:
         num_classes: label range (and the model's head, through the CLI's link).
         image_size: side of the square images.
         train_size: images in the training split; ``val_size`` for validation, test and predict.
         seed: the draw, independent of the run's seed so every run sees the same data.
-        predict_dir: a folder of images for ``bam predict`` (resized and cropped, not normalised).
     """
 
     def __init__(
         self,
+        *,
         num_classes: int = 100,
         image_size: int = 32,
         train_size: int = 1024,
         val_size: int = 256,
         seed: int = 0,
-        batch_size: PositiveInt = 128,
         num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
-        predict_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__("", batch_size, num_workers, pin_memory, predict_dir=predict_dir)
+        super().__init__(num_workers=num_workers, pin_memory=pin_memory, **kwargs)
         self._num_classes = num_classes
         self._image_size = image_size
         self.sizes = {"train": train_size, "val": val_size}

@@ -2,9 +2,10 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets import VOCDetection
@@ -12,7 +13,7 @@ from torchvision.datasets import VOCDetection
 from ..errors import DatasetNotFoundError, InputError, one_line
 from .detection import DetectionDataModule, DetectionSample, Objects, Recipe, SplitObjects, first_missing
 from .predict import ImageFiles
-from .unreadable import BadImages, NextReadable
+from .unreadable import NextReadable
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -78,21 +79,13 @@ class VOCDataModule(DetectionDataModule):
         recipe: training augmentation, ``ssd`` (300 x 300) or ``faster_rcnn`` (see ``DetectionDataModule``).
         download: fetch the sets' archives with torchvision's downloader in ``prepare_data``
             where their files are missing (VOC2007 trainval 439 MB, test 431 MB, VOC2012 trainval 1.9 GB).
-        batch_size: images per device and step; under DDP the global batch is
-            batch_size x devices x nodes.
-        num_workers: loader processes per device; 0 loads in the main process.
-        pin_memory: page-locked host batches, for faster copies to a GPU.
-        persistent_workers: keep workers alive between epochs (only with num_workers > 0).
-        bad_images: an image file that does not decode: ``fail`` (stop, naming it) or ``skip``
-            (name it, load the next image of its set in its place; see ``DetectionDataModule``).
-        predict_dir: the folder ``bam predict`` detects objects in (every image file, any depth);
-            None: the images of the evaluation split.
     """
 
     metric = "voc07"
 
     def __init__(
         self,
+        *,
         root: str = "data",
         train_sets: Sequence[str] = ("2007-trainval", "2012-trainval"),
         test_set: str = "2007-test",
@@ -100,13 +93,10 @@ class VOCDataModule(DetectionDataModule):
         recipe: Recipe = "ssd",
         download: bool = False,
         batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = False,
-        bad_images: BadImages = "fail",
-        predict_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, recipe, batch_size, num_workers, pin_memory, persistent_workers, bad_images, predict_dir)
+        super().__init__(recipe=recipe, batch_size=batch_size, **kwargs)
+        self.root = root
         self._classes = check_classes(classes)
         if not train_sets:
             raise InputError("--data.train_sets is empty: name at least one VOC image set, e.g. [2007-trainval]")

@@ -38,7 +38,7 @@ def test_the_policy_follows_the_flip_and_erasing_the_normalisation_in_training_o
 
 def test_the_augmented_images_follow_from_the_seed(tmp_path):
     write_cifar100(tmp_path)
-    dm = CIFAR100DataModule(str(tmp_path), download=False, verify_md5=False, auto_augment="randaugment", random_erasing=0.5)
+    dm = CIFAR100DataModule(root=str(tmp_path), download=False, verify_md5=False, auto_augment="randaugment", random_erasing=0.5)
     dm.setup("fit")
 
     def draws(seed: int) -> torch.Tensor:

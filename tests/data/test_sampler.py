@@ -159,7 +159,7 @@ class Numbers(ImageDataModule):
     image_size = 1
 
     def __init__(self, log: Path) -> None:
-        super().__init__(root="", batch_size=2, num_workers=0, pin_memory=False)
+        super().__init__(batch_size=2, num_workers=0, pin_memory=False)
         self.log = log
 
     def setup_splits(self, stage: str | None) -> None:
