@@ -294,10 +294,12 @@ def test_a_lost_process_is_one_line_naming_the_checkpoint_to_resume_from(tmp_pat
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["attention", "--image", "x.png"], "bam attention: the following arguments are required: --ckpt_path"),
-        (["detect", "--image", "x.png"], "bam detect: the following arguments are required: --ckpt_path"),
-        (["attention", "--ckpt_path", "a", "--image", "b", "--panel_px", "abc"], "argument --panel_px: invalid int value: 'abc'"),
+        (["attention", "--image", "x.png"], "bam attention: the following arguments are required: ckpt_path"),
+        (["detect", "--image", "x.png"], "bam detect: the following arguments are required: ckpt_path"),
+        (["attention", "--ckpt_path", "a", "--image", "b", "--panel_px", "abc"], "bam attention: panel_px 'abc': "),
         (["detect", "--ckpt_path", "a", "--image", "b", "--bogus", "1"], "bam detect: unknown option 'bogus'"),
+        (["detect", "--ckpt_path", "a"], "bam detect: the following arguments are required: image"),
+        (["export", "--ckpt_path", "a", "--fromat", "onnx"], "bam export: unknown option 'fromat' (did you mean 'format'?)"),
         (["summary", "--modle", "wrn16_8"], "bam summary: unknown option 'modle' (did you mean 'model'?)"),
         (["summary", "--num_classes", "abc"], "bam summary: num_classes 'abc': "),
         (["compare", "runs", "--bogus", "1"], "bam compare: unknown option 'bogus'"),
@@ -308,6 +310,8 @@ def test_a_lost_process_is_one_line_naming_the_checkpoint_to_resume_from(tmp_pat
         "detect-missing-required",
         "attention-bad-int",
         "detect-unknown-option",
+        "detect-missing-image",
+        "export-misspelt-option",
         "summary-misspelt-option",
         "summary-bad-int",
         "compare-unknown-option",
@@ -328,7 +332,7 @@ def test_a_tools_parse_mistakes_end_in_one_line_not_a_usage_screen(capsys, args,
 def test_a_tools_parse_mistake_is_one_line_from_the_real_command_and_help_still_works(tmp_path):
     done = bam("attention", "--image", "x.png", cwd=tmp_path, check=False)
     assert done.returncode == 2 and done.stderr.strip() == (
-        "bam: error: bam attention: the following arguments are required: --ckpt_path (bam attention --help lists the options)"
+        "bam: error: bam attention: the following arguments are required: ckpt_path (bam attention --help lists the options)"
     ), done.stderr[-3000:]
     done = bam("attention", "--help", cwd=tmp_path, check=False)
     assert done.returncode == 0 and done.stdout.startswith("usage: bam attention") and "--panel_px" in done.stdout, done.stderr

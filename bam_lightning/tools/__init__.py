@@ -1,7 +1,8 @@
 """Tools behind the ``bam`` subcommands that are not Trainer methods (``commands.TOOLS`` names them).
 
 A tool's command-line mistakes end, like every other user mistake of ``bam``, in one ``bam: error:`` line and status 2:
-``ToolParser`` (stdlib argparse tools) and ``parse`` (jsonargparse tools) raise them as ``InputError``; ``--help`` is untouched.
+``parse`` (jsonargparse tools) and ``ToolParser`` (the stdlib argparse left in ``bam sweep``) raise them as ``InputError``;
+``--help`` is untouched.
 """
 
 import argparse

@@ -21,9 +21,11 @@ resolution, so a 32-pixel model's maps are drawn over a sharp picture.
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 import yaml
+from jsonargparse import ArgumentParser
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
@@ -40,10 +42,11 @@ from ..errors import InputError, check_output_folder, one_line
 from ..models import get_model_entry
 from ..module import ImageClassifier
 from ..nn import BAMS, attention_blocks
-from . import ToolParser
+from . import parse
 from .cams import METHODS, class_maps
 
 DPI = 100
+Method = Literal[("bam", *METHODS)]  # type: ignore[valid-type]  # BAM's own maps, or a class activation map
 
 
 def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClassifier:
@@ -129,7 +132,7 @@ def attention_figure(
     size: int | None = None,
     panel_px: int = 256,
     statistics: Statistics | None = None,
-    method: str = "bam",
+    method: Method = "bam",
 ) -> Figure:
     """One row per ``(title, image)``, one column for the image and one per BAM, each panel ``panel_px`` square.
 
@@ -163,20 +166,23 @@ def attention_figure(
     return figure
 
 
-def main(args: list[str] | None = None) -> None:
-    parser = ToolParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="bam attention",
+        exit_on_error=False,  # mistakes raise, for parse to word in one line
         description="Draw each BAM's spatial attention map over images, one row per image, into one PNG.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by bam fit (a model with BAM)")
-    parser.add_argument("--image", action="append", required=True, help="an image file; repeat for more rows")
-    parser.add_argument("--out", default="attention_maps.png", help="the PNG to write (default: %(default)s)")
-    parser.add_argument("--size", type=int, help="input side in pixels (default: the model's)")
-    parser.add_argument("--panel_px", type=int, default=256, help="side of each panel in pixels (default: %(default)s)")
-    parser.add_argument(
-        "--method", default="bam", choices=["bam", *METHODS], help="BAM's own maps, or class activation maps (grad-cam extra)"
-    )
-    options = parser.parse_args(args)
+    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint written by bam fit (a model with BAM)")
+    parser.add_argument("--image", type=str, action="append", required=True, help="an image file; repeat for more rows")
+    parser.add_argument("--out", type=str, default="attention_maps.png", help="the PNG to write")
+    parser.add_argument("--size", type=int | None, help="input side in pixels; unset: the model's")
+    parser.add_argument("--panel_px", type=int, default=256, help="side of each panel in pixels")
+    parser.add_argument("--method", type=Method, default="bam", help="BAM's own maps, or class activation maps (grad-cam extra)")
+    return parser
+
+
+def main(args: list[str] | None = None) -> None:
+    options = parse(build_parser(), args)
     if (options.size is not None and options.size < 1) or options.panel_px < 32:
         raise InputError(f"--size must be positive and --panel_px 32 or more, got {options.size} and {options.panel_px}")
     check_output_folder(Path(options.out).parent, "--out's folder")

@@ -10,13 +10,14 @@ checkpoint was trained on. The images sit side by side, padded to the tallest.
 from pathlib import Path
 
 import torch
+from jsonargparse import ArgumentParser
 from torchvision.transforms.functional import to_tensor
 from torchvision.utils import make_grid, save_image
 
 from ..checkpoints import read_checkpoint
 from ..detector import ObjectDetector, describe, draw_detections
 from ..errors import InputError, check_output_folder, one_line
-from . import ToolParser
+from . import parse
 from .attention import read_image
 
 
@@ -33,13 +34,21 @@ def load_detector(ckpt_path: str | Path) -> ObjectDetector:
     return detector.eval()
 
 
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="bam detect",
+        exit_on_error=False,  # mistakes raise, for parse to word in one line
+        description="Draw a trained detector's boxes on images, into one PNG.",
+    )
+    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint written by bam fit with a detection config")
+    parser.add_argument("--image", type=str, action="append", required=True, help="an image file; repeat for more")
+    parser.add_argument("--out", type=str, default="detections.png", help="the PNG to write")
+    parser.add_argument("--score", type=float, default=0.3, help="draw detections scoring at least this")
+    return parser
+
+
 def main(args: list[str] | None = None) -> None:
-    parser = ToolParser(prog="bam detect", description="Draw a trained detector's boxes on images, into one PNG.")
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by bam fit with a detection config")
-    parser.add_argument("--image", action="append", required=True, help="an image file; repeat for more")
-    parser.add_argument("--out", default="detections.png", help="the PNG to write (default: %(default)s)")
-    parser.add_argument("--score", type=float, default=0.3, help="draw detections scoring at least this (default: %(default)s)")
-    options = parser.parse_args(args)
+    options = parse(build_parser(), args)
     if not 0 <= options.score <= 1:
         raise InputError(f"--score is a detection score between 0 and 1, got {options.score}")
     out = Path(options.out)

@@ -21,16 +21,19 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Literal
 
 import torch
+from jsonargparse import ArgumentParser
 from torch import Tensor, nn
 
 from ..errors import InputError, check_output_folder, one_line
 from ..nn import BAMS, attention_blocks
-from . import ToolParser
+from . import parse
 from .attention import input_size, load_checkpoint_classifier
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}  # the suffixes --out may end in, the first the default's
+Format = Literal[tuple(FORMATS)]  # type: ignore[valid-type]
 EXPORT_BATCH, CHECK_BATCH = 2, 3
 # torch.testing's float32 tolerances, the relative one taken of each image's largest |logit|, not of each logit: a logit's
 # rounding error grows with the sums behind it, so a logit near 0 of a deep network is off by as much as the large ones
@@ -161,12 +164,24 @@ def exporter_reason(error: Exception) -> str:
     return re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", lines[0]) if heading else f"{type(error).__name__}: {lines[0]}"
 
 
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="bam export",
+        exit_on_error=False,  # mistakes raise, for parse to word in one line
+        description="Write a trained classifier's network as an ONNX or TorchScript file.",
+    )
+    parser.add_argument(
+        "--ckpt_path", type=str, required=True, help="checkpoint written by bam fit (a classifier, with or without BAM)"
+    )
+    parser.add_argument("--format", type=Format, default="onnx", help="the file's format")
+    parser.add_argument(
+        "--out", type=str | None, help="the file to write; unset: the checkpoint's name with .onnx or .pt, beside it"
+    )
+    return parser
+
+
 def main(args: list[str] | None = None) -> None:
-    parser = ToolParser(prog="bam export", description="Write a trained classifier's network as an ONNX or TorchScript file.")
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by bam fit (a classifier, with or without BAM)")
-    parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="the file's format (default: %(default)s)")
-    parser.add_argument("--out", help="the file to write (default: the checkpoint's name with .onnx or .pt, beside it)")
-    options = parser.parse_args(args)
+    options = parse(build_parser(), args)
     suffixes = FORMATS[options.format]
     out = Path(options.out) if options.out else Path(options.ckpt_path).with_suffix(suffixes[0])
     if out.suffix.lower() not in suffixes:
