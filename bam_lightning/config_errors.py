@@ -3,6 +3,7 @@
 import, an init_args option its class lacks, a value its Literal or scalar type refuses; else ``<key>: <its first line>``.
 """
 
+import ast
 import importlib
 import inspect
 import re
@@ -172,5 +173,24 @@ def explain(
     if not keyed:
         return f"{lines[0]} ({hint})"
     value = at(everything, keyed[1])
+    worded = _refused(keyed[1], value, "\n".join(lines))
+    if worded:
+        return f"{worded} ({hint})"
     given_value = f" {value!r}" if isinstance(value, bool | int | float | str) else ""
     return f"{keyed[1]}{given_value}: {keyed[2] or (lines[1:] or [''])[0]} ({hint})"
+
+
+def _refused(key: str, value: Any, report: str) -> str | None:
+    """jsonargparse's report that ``value`` fits no type of ``key`` worded as ``_value_mistake`` words a config's, where it
+    names the types (``Expected a <class 'int'>``, a Union's ``Subtypes: [...]``) or the choices (``typing.Literal[...]``);
+    a tool parsed by jsonargparse has no signature to ask, so its report is read instead."""
+    if not isinstance(value, bool | int | float | str):
+        return None
+    literal = re.search(r"typing\.Literal\[(.*?)\]\. Got value", report)
+    if literal:
+        choices = [str(choice) for choice in ast.literal_eval(f"[{literal[1]}]")]
+        return f"{key}: {value!r} is not one of {', '.join(choices)}{nearest(str(value), choices)}"
+    subtypes = re.search(r"Subtypes: \[(.*)\]", report)
+    expected = subtypes[1] if subtypes else (re.search(r"Expected a (<class '[\w.]+'>)", report) or [None, ""])[1]
+    names = ["null" if name == "NoneType" else name for name in re.findall(r"<class '(?:\w+\.)*(\w+)'>", expected)]
+    return f"{key}: {value!r} is not a valid {' or '.join(names)}" if names else None
