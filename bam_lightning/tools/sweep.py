@@ -12,18 +12,21 @@ line before anything is submitted. The local launcher waits for its runs and end
 compare``'s table; SLURM's array is submitted and left to run (``--status`` follows it).
 """
 
+import contextlib
+import io
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, check_output_folder
+from ..errors import InputError, check_output_folder, check_seed, one_line
 from . import ToolParser
 from . import slurm as slurm_options
 from .summary import format_table
 from .sweep_job import FitJob
-from .sweep_runs import STATE, Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
+from .sweep_runs import ENDED, STATE, Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
 
 SUBMITIT = ".submitit"  # submitit's job files (pickles, logs) under OUT
 ACTIONS = {"done": "skip", "running": "skip", "pending": "skip", "missing": "start", "stopped": "resume", "failed": "resume"}
@@ -85,9 +88,11 @@ def _runs(options: Any, slurm: dict[str, Any] | None) -> list[Run]:
 
 
 def _states(runs: list[Run]) -> list[tuple[str, str]]:
-    """Where each run stands now (asking SLURM's queue only where a run was submitted to it)."""
+    """Where each run stands now, asking SLURM's queue where a run submitted to it has not ended: a queue that cannot be
+    read is an error (``SlurmFailed``), never an empty queue, which would take a training run for a stopped one."""
     states = [read_state(run.folder) for run in runs]
-    queue = slurm_options.queued() if any(state.get("launcher") == "slurm" for state in states) else {}
+    asks = any(state.get("launcher") == "slurm" and state["state"] not in ENDED for state in states)
+    queue = slurm_options.queued() if asks else {}
     return [where(state, queue) for state in states]
 
 
@@ -115,11 +120,16 @@ def status(out: Path) -> None:
 
 
 def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dict[str, Any]) -> None:
+    from submitit.core.utils import FailedJobError
+
     executor = slurm_options.executor(out / SUBMITIT, params)
     jobs = []
-    with executor.batch():
-        for run in runs:
-            jobs.append(executor.submit(FitJob(run, "slurm", slurm["signal_delay"])))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # submitit prints sbatch's refusal: said below
+            for run in runs:
+                jobs.append(executor.submit(FitJob(run, "slurm", slurm["signal_delay"])))
+    except FailedJobError as error:  # one sbatch for the whole array: nothing was submitted
+        raise slurm_options.SlurmFailed(f"sbatch refused the job array, nothing submitted: {one_line(error)}") from None
     for run, job in zip(runs, jobs, strict=True):
         if read_state(run.folder).get("job") != job.job_id:  # the job may have started already and written its own
             write_state(run.folder, state="submitted", launcher="slurm", job=job.job_id)
