@@ -137,28 +137,63 @@ def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dic
 
 
 def _run_local(runs: list[Run], out: Path, parallel: int) -> None:
-    """Every run on this machine, ``parallel`` at once, waiting for them all."""
+    """Every run on this machine, ``parallel`` at once, waiting for them all.
+
+    Ctrl-C in a terminal reaches the runs too (one process group): each stops after its batch with last.ckpt, as ``bam
+    fit`` does, while this waits for them; a second Ctrl-C stops everything at once.
+    """
     import submitit
 
     executor = submitit.LocalExecutor(folder=out / SUBMITIT / "%j")
     executor.update_parameters(timeout_min=60 * 24 * 365)  # no time limit on one's own machine
     waiting, started = list(runs), []
-    while waiting or started:
-        while waiting and len(started) < parallel:
-            run = waiting.pop(0)
-            job = executor.submit(FitJob(run, "local"))
-            write_state(run.folder, state="submitted", launcher="local", job=job.job_id, pid=int(job.job_id))
-            started.append((run, job, time.monotonic()))
-        time.sleep(0.2)
-        for entry in [entry for entry in started if entry[1].done()]:
-            started.remove(entry)
-            run, _, start = entry
-            state, why = where(read_state(run.folder), {})
-            print(f"bam sweep: {run.name} {state} after {time.monotonic() - start:.0f} s{f': {why}' if why else ''}", flush=True)
+    try:
+        while waiting or started:
+            while waiting and len(started) < parallel:
+                _start(executor, waiting.pop(0), started)
+            _report_ended(started)
+    except KeyboardInterrupt:
+        print("bam: Ctrl-C: waiting for the runs to stop after their batch (press it again to stop at once)", file=sys.stderr)
+        while started:
+            _report_ended(started)
+        raise
+
+
+def _start(executor: Any, run: Run, started: list[tuple[Run, Any, float]]) -> None:
+    """The run started, and added to ``started``, by submitit's controller process, which would answer a Ctrl-C by
+    killing the run: it starts with SIGINT blocked, and so does the run under it, until ``bam fit`` is ready for it
+    (``sweep_job._bam``)."""
+    kept = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # the processes started inherit the mask
+    try:
+        job = executor.submit(FitJob(run, "local"))
+        write_state(run.folder, state="submitted", launcher="local", job=job.job_id, pid=int(job.job_id))
+        started.append((run, job, time.monotonic()))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, kept)  # a Ctrl-C meanwhile arrives now, the run in started
+
+
+def _report_ended(started: list[tuple[Run, Any, float]]) -> None:
+    """A line for each run that ended, taken off ``started``."""
+    time.sleep(0.2)
+    for entry in [entry for entry in started if entry[1].done()]:
+        started.remove(entry)
+        run, _, start = entry
+        state, why = where(read_state(run.folder), {})
+        print(f"bam sweep: {run.name} {state} after {time.monotonic() - start:.0f} s{f': {why}' if why else ''}", flush=True)
+
+
+def _args_joined(args: list[str]) -> list[str]:
+    """``--args VALUE`` as ``--args=VALUE``: argparse takes a lone ``--trainer.max_epochs=5`` (no space in it) after
+    ``--args`` for an option of its own, where it can only be the value of ``--args``."""
+    joined, given = [], iter(args)
+    for arg in given:
+        value = next(given, None) if arg == "--args" else None
+        joined.append(arg if value is None else f"--args={value}")
+    return joined
 
 
 def main(args: list[str] | None = None) -> None:
-    options = build_parser().parse_args(args)
+    options = build_parser().parse_args(_args_joined(sys.argv[1:] if args is None else args))
     if options.status is not None:
         return status(options.status)
     slurm = _slurm(options) if options.launcher == "slurm" else None
