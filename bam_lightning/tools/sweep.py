@@ -73,6 +73,8 @@ def _runs(options: Any, slurm: dict[str, Any] | None) -> list[Run]:
         raise InputError("--seeds: the seed list is empty: give one seed or more, e.g. --seeds 0 1 2")
     if len(set(options.seeds)) < len(options.seeds):
         raise InputError(f"--seeds {' '.join(map(str, options.seeds))}: a seed given twice: give each seed once")
+    for seed in options.seeds:
+        check_seed(seed, "--seeds")
     if options.parallel < 1:
         raise InputError(f"--local.parallel {options.parallel}: give 1 or more")
     try:
