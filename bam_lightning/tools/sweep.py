@@ -54,6 +54,9 @@ def _slurm(options: Any) -> dict[str, Any]:
     """The ``--slurm.*`` values by key, each checked."""
     values = {key: getattr(options, f"slurm.{key}") for key in slurm_options.OPTIONS}
     values["sbatch"] = values["sbatch"] or []
+    for key in ("partition", "account", "qos", "mem"):
+        if values[key] is not None and not values[key].strip():
+            raise InputError(f"--slurm.{key} {values[key]!r}: give a value, or leave the option out for the cluster's")
     for key in ("nodes", "time", "array_parallelism", "cpus_per_task"):
         if values[key] is not None and values[key] < 1:
             raise InputError(f"--slurm.{key} {values[key]}: give 1 or more")

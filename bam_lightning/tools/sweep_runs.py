@@ -23,9 +23,10 @@ LOG = "fit.log"
 STATES = ("submitted", "running", "stopped", "done", "failed")  # what a sweep.json may hold
 ENDED = ("done", "failed", "missing")  # no job of the run can be queued or alive
 OWNED = {  # the options the sweep gives every run, and what to give instead
-    "--seed_everything": "give the seeds with --seeds",
-    "--trainer.default_root_dir": "give the sweep's folder with --out (each run trains in OUT/<row>/seed<k>)",
-    "--ckpt_path": "each run resumes from its own last.ckpt (--ckpt_path last)",
+    "--seed_everything": "the sweep sets each run's seed: give the seeds with --seeds",
+    "--trainer.default_root_dir": "the sweep sets each run's folder, OUT/<row>/seed<k>: give OUT with --out",
+    "--ckpt_path": "the sweep sets what each run resumes from: its own last.ckpt",
+    **dict.fromkeys(("--help", "-h", "--print_config"), "each run would print it and end, done, untrained: run bam fit alone"),
 }
 
 
@@ -75,7 +76,7 @@ def read_configs(config: str) -> list[dict[str, Any]]:
     if not row or row.startswith("."):
         raise InputError(
             f"--configs {config!r}: its row would be named {row!r} (after its last file), not a folder --status can list: "
-            "give its last file a name that does not start with '.'"
+            "name its last file as the row (not empty, not starting with '.')"
         )
     return [read_config(file, named=f"--configs row {row!r}: {file}") for file in files]
 
@@ -83,12 +84,12 @@ def read_configs(config: str) -> list[dict[str, Any]]:
 def check_args(args: list[str], rows: dict[str, list[str]]) -> None:
     """Refuse in ``--args`` an option the sweep sets itself for each run (``rows[row]``: a row's DDP options), which the
     sweep's own, given after it, would silently override."""
-    ddp = "for a row on several GPUs the sweep sets it from --slurm.nodes and --slurm.gpus_per_node (dividing the config's batch)"
+    ddp = "the sweep sets it for a row on several GPUs: give --slurm.nodes, --slurm.gpus_per_node (the config's batch divided)"
     owned = OWNED | {option: ddp for options in rows.values() for option in options if option.startswith("--")}
     for arg in args:
         key = arg.split("=", 1)[0].replace(".init_args.", ".")
         if key in owned:
-            raise InputError(f"--args {arg!r}: the sweep sets {key} for each run: {owned[key]}")
+            raise InputError(f"--args {arg!r}: {owned[key]}")
 
 
 def plan(configs: list[str], seeds: list[int], out: Path, args: list[str], rows: dict[str, list[str]]) -> list[Run]:
@@ -117,22 +118,21 @@ def read_state(folder: Path) -> dict[str, Any]:
     short by a full disk, edited by hand) says nothing of the run's job, which may still train: refused, never guessed."""
     path = folder / STATE
     try:
-        text = path.read_text()
+        state = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {"state": "missing"}
-    except UnicodeDecodeError:
-        text = "\0"
-    try:
-        state = json.loads(text)
-    except json.JSONDecodeError as error:
-        state = f"not JSON ({error})" if text.strip() else "empty"
-    if not isinstance(state, dict) or state.get("state") not in STATES:
-        found = state if isinstance(state, str) else f"no state of {', '.join(STATES)}"
-        raise InputError(
-            f"{path}: {found}: if no job of this run still runs (squeue, ps), delete the file: the next bam sweep "
-            "resumes the run from its last.ckpt"
-        )
-    return state
+    except OSError as error:  # a folder, a file one may not read
+        found = f"cannot be read ({error.strerror})"
+    except ValueError as error:  # empty, cut short, not text
+        found = f"not JSON ({error})"
+    else:
+        if isinstance(state, dict) and state.get("state") in STATES:
+            return state
+        found = f"no state of {', '.join(STATES)}"
+    raise InputError(
+        f"{path}: {found}: if no job of this run still runs (squeue, ps), delete the file: the next bam sweep resumes the "
+        "run from its last.ckpt"
+    )
 
 
 def write_state(folder: Path, **state: Any) -> None:

@@ -43,19 +43,27 @@ DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
         (["--configs", f"{DEMO}+.yaml"], "its row would be named '.yaml' (after its last file), not a folder --status can list"),
         (["--configs", DEMO, "--seeds", "-1"], "--seeds -1: a seed is a whole number from 0 to 4294967295"),
         (["--configs", DEMO, "--seeds", "0", "4294967296"], "--seeds 4294967296: a seed is a whole number from 0 to 4294967295"),
-        (["--configs", DEMO, "--args", "--seed_everything 3"], "the sweep sets --seed_everything for each run: give the seeds"),
+        (
+            ["--configs", DEMO, "--args", "--seed_everything 3"],
+            "--args '--seed_everything': the sweep sets each run's seed: give the seeds with --seeds",
+        ),
         (
             ["--configs", DEMO, "--args", "--trainer.default_root_dir=x"],
-            "sets --trainer.default_root_dir for each run: give the sw",
+            "--args '--trainer.default_root_dir=x': the sweep sets each run's folder, OUT/<row>/seed<k>: give OUT with --out",
         ),
         (
             ["--configs", DEMO, "--args", "--ckpt_path best"],
-            "--args '--ckpt_path': the sweep sets --ckpt_path for each run: each",
+            "--args '--ckpt_path': the sweep sets what each run resumes from: its own last.ckpt",
         ),
         (
             ["--configs", DEMO, "--launcher", "slurm", "--slurm.gpus_per_node", "2", "--args", "--data.init_args.batch_size 8"],
-            "--args '--data.init_args.batch_size': the sweep sets --data.batch_size for each run: for a row on several GPUs",
+            "--args '--data.init_args.batch_size': the sweep sets it for a row on several GPUs: give --slurm.nodes",
         ),
+        (
+            ["--configs", DEMO, "--args", "--help"],
+            "--args '--help': each run would print it and end, done, untrained: run bam fit",
+        ),
+        (["--configs", DEMO, "--launcher", "slurm", "--slurm.partition", ""], "--slurm.partition '': give a value, or leave"),
         ([], "bam sweep: give --configs A.yaml [B.yaml+delta.yaml ...] (or --status OUT)"),
         (["--status", "absent"], "--status absent: no such folder: give the --out of a bam sweep"),
         (["--status", "."], "--status .: no run of bam sweep under it (OUT/<row>/seed<k>/sweep.json)"),
@@ -82,7 +90,7 @@ def test_launcher_slurm_without_sbatch_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     "content,found",
     [
-        ("", "empty"),
+        ("", "not JSON (Expecting value: line 1 column 1 (char 0))"),
         ('{"state": "runn', "not JSON (Unterminated string starting at: line 1 column 11 (char 10))"),
         ('{"state": "paused"}', "no state of submitted, running, stopped, done, failed"),
         ("[1]", "no state of submitted, running, stopped, done, failed"),
