@@ -79,6 +79,15 @@ def check_output_folder(folder: str | Path, flag: str) -> None:
                 path.rmdir()
 
 
+def check_seed(seed: Any, flag: str) -> None:
+    """Refuse a seed that Lightning's ``seed_everything`` refuses (numpy's range) before any work: it would end every run
+    in its ValueError traceback. True, False and None are LightningCLI's random seed and no seed."""
+    from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
+
+    if isinstance(seed, int) and not isinstance(seed, bool) and not min_seed_value <= seed <= max_seed_value:
+        raise InputError(f"{flag} {seed}: a seed is a whole number from {min_seed_value} to {max_seed_value}")
+
+
 def warn(message: str) -> None:
     """Print ``bam: warning: <message>`` as one line on stderr: a run that goes on, but likely not as the user meant."""
     print(f"bam: warning: {message}", file=sys.stderr, flush=True)

@@ -64,7 +64,7 @@ def missing() -> str | None:
     return f"{', '.join(absent)} not found: {HOW}" if absent else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -92,7 +92,7 @@ def running_slurm(root: Path) -> Iterator[dict[str, str]]:
     host = socket.gethostname().split(".")[0]
     for folder in ("state", "spool"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    values = {"host": host, "root": root, "ctld_port": _free_port(), "d_port": _free_port()}
+    values = {"host": host, "root": root, "ctld_port": free_port(), "d_port": free_port()}
     conf = root / "slurm.conf"
     conf.write_text(CONF.format(**values, cpus=os.cpu_count(), memory=_memory_mb()))
     env = {**os.environ, "SLURM_CONF": str(conf)}

@@ -16,7 +16,7 @@ from ..commands import DESCRIPTION
 from ..config_errors import explain
 from ..detector import ObjectDetector
 from ..ema import ema_callbacks
-from ..errors import InputError, check_output_folder
+from ..errors import InputError, check_output_folder, check_seed
 from ..module import ImageClassifier
 from ..run_logs import SaveConfig, use_run_logger
 from ..trainer_values import check_trainer_values
@@ -61,6 +61,7 @@ class BamCLI(LightningCLI):
             known = option_keys(self.command_parsers.get(command, parser))
             raise InputError(explain(str(error), command, known, self.args, self.owners())) from None
         subcommand = self.config.get("subcommand")
+        check_seed(self.config.get(subcommand, self.config).get("seed_everything"), "seed_everything")
         if subcommand is None:
             return
         # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that is not a

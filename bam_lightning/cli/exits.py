@@ -80,6 +80,8 @@ def stopped(run: RunState, saved: bool) -> str | None:
         return None
     resume = "last.ckpt holds it up to its last batch: continue with" if saved else "resume from the last checkpoint saved:"
     how = "Ctrl-C (SIGINT)" if run.interrupted else "SIGTERM"
+    if run.argv[:1] == ["sweep"]:  # each run stopped as bam fit does (sweep_job): the sweep resumes them all
+        return f"stopped by {how}; the same bam sweep again resumes its runs"
     return f"stopped by {how}; {resume} --ckpt_path last" if run.argv[:1] == ["fit"] else f"stopped by {how}"
 
 

@@ -112,18 +112,37 @@ def sbatch_lines(params: dict[str, Any], folder: Path, count: int) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH")]
 
 
+class SlurmFailed(InputError):
+    """A SLURM command that failed (a controller down, a partition that does not exist): its own words, in one line."""
+
+
+def _squeue(*args: str) -> str:
+    """``squeue -h ARGS``'s output; a query SLURM cannot answer raises ``SlurmFailed``, never reads as an empty queue."""
+    if shutil.which("squeue") is None:
+        raise SlurmFailed("squeue not found on PATH: run bam sweep where SLURM's commands are (a login node)")
+    listing = subprocess.run(["squeue", "-h", *args], capture_output=True, text=True)
+    if listing.returncode != 0:
+        words = " ".join(listing.stderr.split()) or f"exit status {listing.returncode}"
+        raise SlurmFailed(f"squeue failed: {words}")
+    return listing.stdout
+
+
 def queued() -> dict[str, str]:
     """SLURM's jobs still queued, by id (array tasks as ``<array job>_<task>``): ``pending`` or ``running``."""
-    if shutil.which("squeue") is None:
-        return {}
-    listing = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True)
-    jobs = (line.split("|") for line in listing.stdout.splitlines() if "|" in line)
+    try:
+        listing = _squeue("-r", "-o", "%i|%T")
+    except SlurmFailed as error:
+        raise SlurmFailed(
+            f"{error}: whether the sweep's SLURM jobs still run is unknown: try again once squeue answers"
+        ) from None
+    jobs = (line.split("|") for line in listing.splitlines() if "|" in line)
     return {job: ALIVE[state] for job, state in jobs if state in ALIVE}
 
 
 def time_left_s(job: str) -> int | None:
-    """Seconds SLURM still gives the running ``job`` (``squeue %L``: ``[days-][hours:]minutes:seconds``), or None."""
-    left = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L"], capture_output=True, text=True).stdout.strip()
+    """Seconds SLURM still gives the running ``job`` (``squeue %L``: ``[days-][hours:]minutes:seconds``), or None for
+    no limit; ``SlurmFailed`` where squeue cannot say."""
+    left = _squeue("-j", job, "-o", "%L").strip()
     days, _, clock = left.rpartition("-")
     try:
         hours, minutes, seconds = ([0, 0, 0] + [int(part) for part in clock.split(":")])[-3:]

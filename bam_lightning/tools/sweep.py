@@ -12,18 +12,21 @@ line before anything is submitted. The local launcher waits for its runs and end
 compare``'s table; SLURM's array is submitted and left to run (``--status`` follows it).
 """
 
+import contextlib
+import io
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, check_output_folder
+from ..errors import InputError, check_output_folder, check_seed, one_line
 from . import ToolParser
 from . import slurm as slurm_options
 from .summary import format_table
 from .sweep_job import FitJob
-from .sweep_runs import STATE, Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
+from .sweep_runs import ENDED, STATE, Run, batch_size, plan, read_configs, read_state, row_name, where, write_state
 
 SUBMITIT = ".submitit"  # submitit's job files (pickles, logs) under OUT
 ACTIONS = {"done": "skip", "running": "skip", "pending": "skip", "missing": "start", "stopped": "resume", "failed": "resume"}
@@ -51,6 +54,9 @@ def _slurm(options: Any) -> dict[str, Any]:
     """The ``--slurm.*`` values by key, each checked."""
     values = {key: getattr(options, f"slurm.{key}") for key in slurm_options.OPTIONS}
     values["sbatch"] = values["sbatch"] or []
+    for key in ("partition", "account", "qos", "mem"):
+        if values[key] is not None and not values[key].strip():
+            raise InputError(f"--slurm.{key} {values[key]!r}: give a value, or leave the option out for the cluster's")
     for key in ("nodes", "time", "array_parallelism", "cpus_per_task"):
         if values[key] is not None and values[key] < 1:
             raise InputError(f"--slurm.{key} {values[key]}: give 1 or more")
@@ -70,6 +76,8 @@ def _runs(options: Any, slurm: dict[str, Any] | None) -> list[Run]:
         raise InputError("--seeds: the seed list is empty: give one seed or more, e.g. --seeds 0 1 2")
     if len(set(options.seeds)) < len(options.seeds):
         raise InputError(f"--seeds {' '.join(map(str, options.seeds))}: a seed given twice: give each seed once")
+    for seed in options.seeds:
+        check_seed(seed, "--seeds")
     if options.parallel < 1:
         raise InputError(f"--local.parallel {options.parallel}: give 1 or more")
     try:
@@ -85,9 +93,11 @@ def _runs(options: Any, slurm: dict[str, Any] | None) -> list[Run]:
 
 
 def _states(runs: list[Run]) -> list[tuple[str, str]]:
-    """Where each run stands now (asking SLURM's queue only where a run was submitted to it)."""
+    """Where each run stands now, asking SLURM's queue where a run submitted to it has not ended: a queue that cannot be
+    read is an error (``SlurmFailed``), never an empty queue, which would take a training run for a stopped one."""
     states = [read_state(run.folder) for run in runs]
-    queue = slurm_options.queued() if any(state.get("launcher") == "slurm" for state in states) else {}
+    asks = any(state.get("launcher") == "slurm" and state["state"] not in ENDED for state in states)
+    queue = slurm_options.queued() if asks else {}
     return [where(state, queue) for state in states]
 
 
@@ -115,11 +125,16 @@ def status(out: Path) -> None:
 
 
 def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dict[str, Any]) -> None:
+    from submitit.core.utils import FailedJobError
+
     executor = slurm_options.executor(out / SUBMITIT, params)
     jobs = []
-    with executor.batch():
-        for run in runs:
-            jobs.append(executor.submit(FitJob(run, "slurm", slurm["signal_delay"])))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # submitit prints sbatch's refusal: said below
+            for run in runs:
+                jobs.append(executor.submit(FitJob(run, "slurm", slurm["signal_delay"])))
+    except FailedJobError as error:  # one sbatch for the whole array: nothing was submitted
+        raise slurm_options.SlurmFailed(f"sbatch refused the job array, nothing submitted: {one_line(error)}") from None
     for run, job in zip(runs, jobs, strict=True):
         if read_state(run.folder).get("job") != job.job_id:  # the job may have started already and written its own
             write_state(run.folder, state="submitted", launcher="slurm", job=job.job_id)
@@ -127,28 +142,63 @@ def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dic
 
 
 def _run_local(runs: list[Run], out: Path, parallel: int) -> None:
-    """Every run on this machine, ``parallel`` at once, waiting for them all."""
+    """Every run on this machine, ``parallel`` at once, waiting for them all.
+
+    Ctrl-C in a terminal reaches the runs too (one process group): each stops after its batch with last.ckpt, as ``bam
+    fit`` does, while this waits for them; a second Ctrl-C stops everything at once.
+    """
     import submitit
 
     executor = submitit.LocalExecutor(folder=out / SUBMITIT / "%j")
     executor.update_parameters(timeout_min=60 * 24 * 365)  # no time limit on one's own machine
     waiting, started = list(runs), []
-    while waiting or started:
-        while waiting and len(started) < parallel:
-            run = waiting.pop(0)
-            job = executor.submit(FitJob(run, "local"))
-            write_state(run.folder, state="submitted", launcher="local", job=job.job_id, pid=int(job.job_id))
-            started.append((run, job, time.monotonic()))
-        time.sleep(0.2)
-        for entry in [entry for entry in started if entry[1].done()]:
-            started.remove(entry)
-            run, _, start = entry
-            state, why = where(read_state(run.folder), {})
-            print(f"bam sweep: {run.name} {state} after {time.monotonic() - start:.0f} s{f': {why}' if why else ''}", flush=True)
+    try:
+        while waiting or started:
+            while waiting and len(started) < parallel:
+                _start(executor, waiting.pop(0), started)
+            _report_ended(started)
+    except KeyboardInterrupt:
+        print("bam: Ctrl-C: waiting for the runs to stop after their batch (press it again to stop at once)", file=sys.stderr)
+        while started:
+            _report_ended(started)
+        raise
+
+
+def _start(executor: Any, run: Run, started: list[tuple[Run, Any, float]]) -> None:
+    """The run started, and added to ``started``, by submitit's controller process, which would answer a Ctrl-C by
+    killing the run: it starts with SIGINT blocked, and so does the run under it, until ``bam fit`` is ready for it
+    (``sweep_job._bam``)."""
+    kept = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # the processes started inherit the mask
+    try:
+        job = executor.submit(FitJob(run, "local"))
+        write_state(run.folder, state="submitted", launcher="local", job=job.job_id, pid=int(job.job_id))
+        started.append((run, job, time.monotonic()))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, kept)  # a Ctrl-C meanwhile arrives now, the run in started
+
+
+def _report_ended(started: list[tuple[Run, Any, float]]) -> None:
+    """A line for each run that ended, taken off ``started``."""
+    time.sleep(0.2)
+    for entry in [entry for entry in started if entry[1].done()]:
+        started.remove(entry)
+        run, _, start = entry
+        state, why = where(read_state(run.folder), {})
+        print(f"bam sweep: {run.name} {state} after {time.monotonic() - start:.0f} s{f': {why}' if why else ''}", flush=True)
+
+
+def _args_joined(args: list[str]) -> list[str]:
+    """``--args VALUE`` as ``--args=VALUE``: argparse takes a lone ``--trainer.max_epochs=5`` (no space in it) after
+    ``--args`` for an option of its own, where it can only be the value of ``--args``."""
+    joined, given = [], iter(args)
+    for arg in given:
+        value = next(given, None) if arg == "--args" else None
+        joined.append(arg if value is None else f"--args={value}")
+    return joined
 
 
 def main(args: list[str] | None = None) -> None:
-    options = build_parser().parse_args(args)
+    options = build_parser().parse_args(_args_joined(sys.argv[1:] if args is None else args))
     if options.status is not None:
         return status(options.status)
     slurm = _slurm(options) if options.launcher == "slurm" else None

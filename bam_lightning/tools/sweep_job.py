@@ -28,6 +28,7 @@ from . import slurm as slurm_options
 from .sweep_runs import LOG, Run, last_line, write_state
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
+SIGINT_EXIT = 128 + signal.SIGINT  # Ctrl-C: bam fit's own stop, with last.ckpt; nothing requeues it, the next sweep resumes
 EARLY_S = 60  # how much earlier than asked SLURM may send --signal
 
 
@@ -58,6 +59,8 @@ class FitJob:
             write_state(folder, state="done", **common)
         elif status == SIGTERM_EXIT:
             write_state(folder, state="stopped", why=self._stopped(job) if slurm else "stopped by SIGTERM", **common)
+        elif status == SIGINT_EXIT:
+            write_state(folder, state="stopped", why="stopped by Ctrl-C (SIGINT)", **common)
         else:
             why = last_line(folder)
             write_state(folder, state="failed", why=f"exit status {status}: {why}", **common)
@@ -69,7 +72,10 @@ class FitJob:
         SLURM may send the ``--signal`` up to a minute early (its own docs): within the delay and
         that minute of the end is the time limit's.
         """
-        left = slurm_options.time_left_s(job)
+        try:
+            left = slurm_options.time_left_s(job)
+        except slurm_options.SlurmFailed as error:  # not requeued: SLURM requeues a preempted job itself, the next sweep the rest
+            return f"stopped by SIGTERM; its time left unknown ({error}), not requeued: the next bam sweep resumes it"
         if left is None or left > self.signal_delay_s + EARLY_S:
             return "stopped by SIGTERM (preempted, requeued or cancelled); last.ckpt written"
         requeued = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
@@ -79,14 +85,20 @@ class FitJob:
 
 
 def _bam(args: list[str], log: Path) -> int:
-    """``bam ARGS`` in this process, stdout and stderr (its file descriptors: Lightning's output too) appended to ``log``."""
+    """``bam ARGS`` in this process, stdout and stderr (its file descriptors: Lightning's output too) appended to ``log``.
+
+    A local sweep starts this process with SIGINT blocked (``sweep._start``): a Ctrl-C pressed until now waits, and
+    arrives here, before ``bam`` runs, as the stop of a run that has not begun."""
     from ..cli import main
 
     with _output_to(log):
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             main(args)
         except SystemExit as exit:
             return exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        except KeyboardInterrupt:
+            return SIGINT_EXIT
         except BaseException:  # a bug: its traceback in the log, its last line the failure's reason
             traceback.print_exc()
             return 1

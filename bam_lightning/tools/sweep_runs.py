@@ -20,6 +20,14 @@ from ..given import read_config
 
 STATE = "sweep.json"
 LOG = "fit.log"
+STATES = ("submitted", "running", "stopped", "done", "failed")  # what a sweep.json may hold
+ENDED = ("done", "failed", "missing")  # no job of the run can be queued or alive
+OWNED = {  # the options the sweep gives every run, and what to give instead
+    "--seed_everything": "the sweep sets each run's seed: give the seeds with --seeds",
+    "--trainer.default_root_dir": "the sweep sets each run's folder, OUT/<row>/seed<k>: give OUT with --out",
+    "--ckpt_path": "the sweep sets what each run resumes from: its own last.ckpt",
+    **dict.fromkeys(("--help", "-h", "--print_config"), "each run would print it and end, done, untrained: run bam fit alone"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,41 +61,78 @@ def batch_size(settings: list[dict[str, Any]]) -> int | None:
 
 def row_files(config: str) -> list[str]:
     """The files of one ``--configs`` entry, ``a.yaml+delta.yaml``, in order."""
-    return [file for file in config.split("+") if file]
+    return config.split("+")
 
 
 def read_configs(config: str) -> list[dict[str, Any]]:
-    """The settings of each file of one ``--configs`` entry, refused in one line naming the row where one does not parse."""
-    files = row_files(config)
-    if not files:
-        raise InputError(f"--configs {config!r}: no config file in it: give a.yaml or a.yaml+delta.yaml")
-    return [read_config(file, named=f"--configs row {row_name(config)!r}: {file}") for file in files]
+    """The settings of each file of one ``--configs`` entry, refused in one line naming the row where one does not parse.
+
+    The row's name is its runs' folder under OUT, which ``--status`` finds by listing OUT: an empty one would put them
+    in OUT itself, a hidden one (``.x``) where the listing does not look.
+    """
+    files, row = row_files(config), row_name(config)
+    if not all(files):
+        raise InputError(f"--configs {config!r}: an empty file name in it ('+' at an end or twice): give a.yaml or a.yaml+b.yaml")
+    if not row or row.startswith("."):
+        raise InputError(
+            f"--configs {config!r}: its row would be named {row!r} (after its last file), not a folder --status can list: "
+            "name its last file as the row (not empty, not starting with '.')"
+        )
+    return [read_config(file, named=f"--configs row {row!r}: {file}") for file in files]
+
+
+def check_args(args: list[str], rows: dict[str, list[str]]) -> None:
+    """Refuse in ``--args`` an option the sweep sets itself for each run (``rows[row]``: a row's DDP options), which the
+    sweep's own, given after it, would silently override."""
+    ddp = "the sweep sets it for a row on several GPUs: give --slurm.nodes, --slurm.gpus_per_node (the config's batch divided)"
+    owned = OWNED | {option: ddp for options in rows.values() for option in options if option.startswith("--")}
+    for arg in args:
+        key = arg.split("=", 1)[0].replace(".init_args.", ".")
+        if key in owned:
+            raise InputError(f"--args {arg!r}: {owned[key]}")
 
 
 def plan(configs: list[str], seeds: list[int], out: Path, args: list[str], rows: dict[str, list[str]]) -> list[Run]:
-    """Every config times every seed, in order; ``rows[row]`` then ``args`` (the user's, last) go to each run."""
+    """Every config times every seed, in order. Each run's ``bam fit`` takes its row's files, then ``args`` (the user's:
+    a ``--config`` in them comes after the row's), then the sweep's own options, ``rows[row]`` among them: those win."""
+    check_args(args, rows)
+    for config in configs:
+        read_configs(config)
     names = [row_name(config) for config in configs]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise InputError(f"--configs: rows named {', '.join(twice)} twice: each row is named after its last file")
     runs = []
     for config, row in zip(configs, names, strict=True):
-        read_configs(config)
         files = [str(Path(file).resolve()) for file in row_files(config)]
         for seed in seeds:
             folder = out.resolve() / row / f"seed{seed}"
-            command = ["fit", *(a for f in files for a in ("--config", f))]
-            command += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(folder), *rows.get(row, []), *args]
+            command = ["fit", *(a for f in files for a in ("--config", f)), *args]
+            command += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(folder), *rows.get(row, [])]
             runs.append(Run(row, seed, folder, [*command, "--ckpt_path", "last"]))
     return runs
 
 
 def read_state(folder: Path) -> dict[str, Any]:
-    """The run's ``sweep.json``, or ``{"state": "missing"}`` where no job has started it."""
+    """The run's ``sweep.json``, or ``{"state": "missing"}`` where no job has started it. A file that is no state (cut
+    short by a full disk, edited by hand) says nothing of the run's job, which may still train: refused, never guessed."""
+    path = folder / STATE
     try:
-        return json.loads((folder / STATE).read_text())
+        state = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {"state": "missing"}
+    except OSError as error:  # a folder, a file one may not read
+        found = f"cannot be read ({error.strerror})"
+    except ValueError as error:  # empty, cut short, not text
+        found = f"not JSON ({error})"
+    else:
+        if isinstance(state, dict) and state.get("state") in STATES:
+            return state
+        found = f"no state of {', '.join(STATES)}"
+    raise InputError(
+        f"{path}: {found}: if no job of this run still runs (squeue, ps), delete the file: the next bam sweep resumes the "
+        "run from its last.ckpt"
+    )
 
 
 def write_state(folder: Path, **state: Any) -> None:
@@ -115,7 +160,7 @@ def where(state: dict[str, Any], queued: dict[str, str]) -> tuple[str, str]:
     continue it, the next ``bam sweep`` resumes it.
     """
     name = state["state"]
-    if name in ("done", "failed", "missing"):
+    if name in ENDED:
         return name, state.get("why", "")
     job = str(state.get("job", ""))
     if state.get("launcher") == "slurm" and job in queued:

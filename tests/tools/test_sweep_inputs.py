@@ -38,6 +38,32 @@ DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
             ["--configs", DEMO, "--launcher", "slurm", "--slurm.gpus_per_node", "3"],
             "--configs row 'demo_digits' on 3 GPUs: its config has batch size 64, not a multiple of it: set data.batch_size",
         ),
+        (["--configs", f"{DEMO}+"], f"--configs '{DEMO}+': an empty file name in it ('+' at an end or twice)"),
+        (["--configs", "+.yaml"], "--configs '+.yaml': an empty file name in it"),
+        (["--configs", f"{DEMO}+.yaml"], "its row would be named '.yaml' (after its last file), not a folder --status can list"),
+        (["--configs", DEMO, "--seeds", "-1"], "--seeds -1: a seed is a whole number from 0 to 4294967295"),
+        (["--configs", DEMO, "--seeds", "0", "4294967296"], "--seeds 4294967296: a seed is a whole number from 0 to 4294967295"),
+        (
+            ["--configs", DEMO, "--args", "--seed_everything 3"],
+            "--args '--seed_everything': the sweep sets each run's seed: give the seeds with --seeds",
+        ),
+        (
+            ["--configs", DEMO, "--args", "--trainer.default_root_dir=x"],
+            "--args '--trainer.default_root_dir=x': the sweep sets each run's folder, OUT/<row>/seed<k>: give OUT with --out",
+        ),
+        (
+            ["--configs", DEMO, "--args", "--ckpt_path best"],
+            "--args '--ckpt_path': the sweep sets what each run resumes from: its own last.ckpt",
+        ),
+        (
+            ["--configs", DEMO, "--launcher", "slurm", "--slurm.gpus_per_node", "2", "--args", "--data.init_args.batch_size 8"],
+            "--args '--data.init_args.batch_size': the sweep sets it for a row on several GPUs: give --slurm.nodes",
+        ),
+        (
+            ["--configs", DEMO, "--args", "--help"],
+            "--args '--help': each run would print it and end, done, untrained: run bam fit",
+        ),
+        (["--configs", DEMO, "--launcher", "slurm", "--slurm.partition", ""], "--slurm.partition '': give a value, or leave"),
         ([], "bam sweep: give --configs A.yaml [B.yaml+delta.yaml ...] (or --status OUT)"),
         (["--status", "absent"], "--status absent: no such folder: give the --out of a bam sweep"),
         (["--status", "."], "--status .: no run of bam sweep under it (OUT/<row>/seed<k>/sweep.json)"),
@@ -59,3 +85,34 @@ def test_launcher_slurm_without_sbatch_is_one_line(tmp_path):
         "bam: error: --launcher slurm: sbatch, srun, squeue, scontrol not found on PATH: run bam sweep where SLURM's "
         "commands are (a login node), or use --launcher local"
     )
+
+
+@pytest.mark.parametrize(
+    "content,found",
+    [
+        ("", "not JSON (Expecting value: line 1 column 1 (char 0))"),
+        ('{"state": "runn', "not JSON (Unterminated string starting at: line 1 column 11 (char 10))"),
+        ('{"state": "paused"}', "no state of submitted, running, stopped, done, failed"),
+        ("[1]", "no state of submitted, running, stopped, done, failed"),
+    ],
+    ids=["empty", "cut", "unknown", "list"],
+)
+def test_a_damaged_sweep_json_is_one_line_naming_it_and_nothing_runs(tmp_path, content, found):
+    """It may belong to a run still training: neither --status nor the sweep again takes it for a stopped one."""
+    state = tmp_path / "out" / "demo_digits" / "seed0" / "sweep.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(content)
+    for args in (["--status", "out"], ["--configs", DEMO, "--seeds", "0", "--out", "out"]):
+        line = refusal(bam("sweep", *args, cwd=tmp_path, check=False))
+        fix = "if no job of this run still runs (squeue, ps), delete the file: the next bam sweep resumes the run from its last"
+        assert line.startswith("bam: error: ") and line.endswith(f"out/demo_digits/seed0/sweep.json: {found}: {fix}.ckpt"), line
+    assert [path.name for path in state.parent.iterdir()] == ["sweep.json"] and state.read_text() == content
+
+
+def test_a_seed_outside_lightnings_range_is_one_line_in_bam_fit(tmp_path):
+    for seed in ("-1", "4294967296"):
+        result = bam(
+            "fit", "--config", DEMO, "--seed_everything", seed, "--trainer.default_root_dir", "out", cwd=tmp_path, check=False
+        )
+        assert refusal(result) == f"bam: error: seed_everything {seed}: a seed is a whole number from 0 to 4294967295"
+    assert not (tmp_path / "out").exists()

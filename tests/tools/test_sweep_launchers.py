@@ -9,6 +9,7 @@ SLURM check is in one test (xdist group "slurm"): one SLURM, one of each sweep.
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm import slurm_cluster  # noqa: F401 (a fixture)
+from slurm import free_port, slurm_cluster  # noqa: F401 (a fixture)
 
-from bam_lightning.tools.sweep_runs import LOG, read_state
+from bam_lightning.tools.sweep_runs import LOG, read_state, write_state
 
-from command import bam
+from command import bam, refusal
 from test_resume import assert_same_run
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -36,7 +37,8 @@ PAUSED = {
     row: f"{TINY} --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 6 --trainer.callbacks.run {row}/seed0"
     for row in NAMES
 }  # TINY, and the row's seed 0 run waits mid-epoch once
-HERE = {"PYTHONPATH": str(Path(__file__).parent)}  # where the runs import sweep_pause from
+# where the runs import sweep_pause from, before the package's own folder where one is set (a worktree's)
+HERE = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
 SLURM = ["--launcher", "slurm", "--slurm.cpus_per_task", "1", "--slurm.time", "10"]
 
 
@@ -136,6 +138,31 @@ def test_status_shows_each_run(local):
         ["demo_digits/seed0", "done"],
         ["table1b_max/seed0", "done"],
     ]
+
+
+def test_ctrl_c_stops_a_local_sweep_as_bam_fit_and_the_same_sweep_resumes_it(tmp_path):
+    """Ctrl-C in a terminal: SIGINT to the sweep's process group (its runs' processes too), while its run waits mid-epoch."""
+    paused = f"{TINY} --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 2 --trainer.callbacks.run seed0"
+    args = ["sweep", "--configs", DEMO, "--seeds", "0", "--out", "out", "--args", paused]
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **HERE}
+    command = [sys.executable, "-m", "bam_lightning.cli", *args]
+    sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)  # fmt: skip
+    run = tmp_path / "out" / "demo_digits" / "seed0"
+    try:
+        wait_for("the run's pause", (run / "paused").exists, 120)
+        os.killpg(sweep.pid, signal.SIGINT)
+        printed = sweep.communicate(timeout=120)[0]
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130 and "Traceback" not in printed, printed
+    lines = printed.splitlines()
+    assert re.fullmatch(r"bam sweep: demo_digits/seed0 stopped after \d+ s: stopped by Ctrl-C \(SIGINT\)", lines[-2]), printed
+    assert lines[-1] == "bam: stopped by Ctrl-C (SIGINT); the same bam sweep again resumes its runs", printed
+    assert read_state(run)["state"] == "stopped"
+    assert "bam: stopped by Ctrl-C (SIGINT); last.ckpt holds it up to its last batch" in (run / LOG).read_text()
+    again = bam(*args, "--dry_run", cwd=tmp_path).stdout
+    assert "  demo_digits/seed0  stopped  resume  stopped by Ctrl-C (SIGINT)\n" in again, again
 
 
 def slurm_command(env: dict[str, str], *args: str) -> str:
@@ -272,3 +299,32 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
     again = bam("sweep", *args, cwd=root, env=env).stdout
     assert "bam sweep: nothing to submit" in again and "one job array" not in again
     assert slurm_command(env, "squeue", "-h") == ""
+
+
+@pytest.mark.xdist_group("slurm")
+def test_slurm_refusing_a_job_or_not_answering_submits_nothing(slurm_cluster, tmp_path):  # noqa: F811 (the fixture)
+    """sbatch's refusal is one line with its reason; a queue that cannot be read is not an empty one: a run SLURM may
+    still be training is neither shown as stopped nor submitted again. Down: the clients pointed at a controller that
+    is not there (a copy of the config on a port nothing listens on, answered at once)."""
+    conf = Path(slurm_cluster["SLURM_CONF"]).read_text()
+    down = tmp_path / "down.conf"
+    down.write_text(re.sub(r"^SlurmctldPort=\d+$", f"SlurmctldPort={free_port()}", conf, flags=re.M) + "MessageTimeout=1\n")
+    up, env_down = {**slurm_cluster, **HERE}, {**slurm_cluster, **HERE, "SLURM_CONF": str(down)}
+    sweep = ["sweep", *SLURM, "--configs", DEMO, "--seeds", "0", "--out", "out"]
+    refused = refusal(bam(*sweep, "--slurm.partition", "nosuch", cwd=tmp_path, env=up, check=False))
+    assert refused == (
+        "bam: error: sbatch refused the job array, nothing submitted: sbatch: error: invalid partition specified: nosuch"
+        " sbatch: error: Batch job submission failed: Invalid partition name specified"
+    )
+    refused = refusal(bam(*sweep, cwd=tmp_path, env=env_down, check=False))
+    assert refused.endswith("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)")
+    assert not (tmp_path / "out" / "demo_digits").exists()  # no run recorded as submitted
+
+    run = tmp_path / "out" / "demo_digits" / "seed0"
+    write_state(run, state="running", launcher="slurm", job="1_0")  # as its job, running, wrote it
+    for args in (["sweep", "--status", "out"], sweep):
+        assert refusal(bam(*args, cwd=tmp_path, env=env_down, check=False)) == (
+            "bam: error: squeue failed: slurm_load_jobs error: Unable to contact slurm controller (connect failure): "
+            "whether the sweep's SLURM jobs still run is unknown: try again once squeue answers"
+        )
+    assert read_state(run) == {"state": "running", "launcher": "slurm", "job": "1_0"}
