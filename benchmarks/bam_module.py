@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from bam_lightning.compiling import compile_model
+from bam_lightning.engine.compiling import compile_model
 from bam_lightning.models import activation_bytes
 from bam_lightning.nn import BAM, OfficialBAM
 

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from bam_lightning.data import SyntheticDataModule
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
 
 from .common import synchronize, synthetic_fit
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from bam_lightning import create_model
-from bam_lightning.attention_maps import capture_attention, overlay, rescale
+from bam_lightning.models.attention_maps import capture_attention, overlay, rescale
 from bam_lightning.nn import BAM, BAMS, OfficialBAM, attention_blocks
 
 TINY = {"depth": 10, "widen_factor": 1}  # WRN-10-1: BAM after layer1 (16 ch, 16x16) and layer2 (32 ch, 8x8) at 16 px

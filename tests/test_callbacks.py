@@ -12,10 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import Normalize
 
-from bam_lightning.callbacks import AttentionMapLogger, LastCheckpoint, _displayable
 from bam_lightning.data import CIFAR100DataModule
+from bam_lightning.engine.callbacks import AttentionMapLogger, LastCheckpoint, _displayable
 from bam_lightning.errors import TrainingDiverged
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
 
 from command import bam
 from datasets import write_cifar100

@@ -10,7 +10,7 @@ import torch
 
 from bam_lightning.checkpoints import AtomicCheckpointIO, ReadCheckpoint, atomic_save, check_fits, read_checkpoint
 from bam_lightning.errors import InputError
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
 
 TINY = {"backbone_kwargs": {"depth": 10, "widen_factor": 1}}
 

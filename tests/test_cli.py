@@ -202,7 +202,7 @@ DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
         (["--trainer.gradient_clip_val", "-1.5"], "trainer.gradient_clip_val -1.5: a negative limit would reverse"),
         (["--trainer.min_epochs", "5"], "trainer.min_epochs 5 is above trainer.max_epochs 1, where the run would stop"),
         (
-            ["--trainer.callbacks+=bam_lightning.callbacks.AttentionMapLogger", "--trainer.callbacks.every_n_epochs", "0"],
+            ["--trainer.callbacks+=bam_lightning.engine.callbacks.AttentionMapLogger", "--trainer.callbacks.every_n_epochs", "0"],
             "trainer.callbacks.every_n_epochs: 0 is not a valid PositiveInt",
         ),
     ],

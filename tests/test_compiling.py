@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bam_lightning.compiling import compile_model
+from bam_lightning.engine.compiling import compile_model
 from bam_lightning.errors import InputError
 from bam_lightning.models import create_model
 from bam_lightning.nn import BAM, SqueezeExcite, attention_blocks

@@ -7,9 +7,9 @@ does not depend on jsonargparse's message: each is given a message no jsonargpar
 import pytest
 from lightning.pytorch import Trainer
 
-from bam_lightning.config_errors import explain
-from bam_lightning.given import merged, sources
-from bam_lightning.module import ImageClassifier
+from bam_lightning.cli.config_errors import explain
+from bam_lightning.cli.given import merged, sources
+from bam_lightning.tasks.classification import ImageClassifier
 
 KEYS = ["model", "model.attention", "model.optimizer", "model.optimizer.class_path", "model.optimizer.init_args.lr",
         "trainer", "trainer.max_epochs", "data"]  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_module import loader, tiny_classifier
 
-from bam_lightning.compiling import compile_model
+from bam_lightning.engine.compiling import compile_model
 from bam_lightning.nn import BAM
 
 from command import bam

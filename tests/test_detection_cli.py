@@ -10,8 +10,8 @@ from torchvision.utils import save_image
 
 from bam_lightning.cli import task_of
 from bam_lightning.data.digit_canvases import write_coco
-from bam_lightning.detector import ObjectDetector
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
+from bam_lightning.tasks.detection import ObjectDetector
 
 from command import bam, refusal
 from datasets import write_voc

@@ -17,7 +17,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 from torchvision.transforms.functional import to_tensor
 
-from bam_lightning.detector import ObjectDetector
+from bam_lightning.tasks.detection import ObjectDetector
 
 from command import bam, refusal
 from test_detection_own_data import CANVASES, DIGITS, coco_args, voc_args, write_canvases

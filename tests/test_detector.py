@@ -6,8 +6,8 @@ import lightning.pytorch as L
 import torch
 from torch.utils.data import DataLoader
 
-from bam_lightning.detector import ObjectDetector
 from bam_lightning.models import create_model
+from bam_lightning.tasks.detection import ObjectDetector
 
 SMALL = {"backbone": "mobilenet_v1", "backbone_kwargs": {"width_mult": 0.25}, "detector": "ssd300", "num_classes": 2}
 

@@ -20,7 +20,7 @@ import torch
 from bam_lightning import checkpoints
 from bam_lightning.checkpoints import read_checkpoint
 from bam_lightning.cli import main
-from bam_lightning.distributed import failure_message
+from bam_lightning.cli.distributed import failure_message
 
 from command import bam
 from datasets import write_cifar100, write_image_folder

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bam_lightning.mixing import BatchMixing
+from bam_lightning.data.mixing import BatchMixing
 
 from command import refusal
 from datasets import write_cifar100

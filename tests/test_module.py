@@ -6,10 +6,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from bam_lightning.engine.optimization import parameter_groups
 from bam_lightning.errors import InputError
-from bam_lightning.module import ImageClassifier, dilation_warning
 from bam_lightning.nn import BAM
-from bam_lightning.training import parameter_groups
+from bam_lightning.tasks.classification import ImageClassifier, dilation_warning
 
 TINY = {"depth": 10, "widen_factor": 1}  # WRN-10-1: 3 stages of one block, 16/32/64 channels
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from bam_lightning.data import CIFAR100DataModule
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
 
 from command import bam, refusal
 from datasets import write_cifar100

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bam_lightning.schedules import WarmupCosine
+from bam_lightning.engine.schedules import WarmupCosine
 
 from command import bam, refusal
 from datasets import write_cifar100
@@ -64,7 +64,7 @@ def schedule(tmp_path, total: int | None, warmup: int) -> list[str]:
     delta = tmp_path / "warmup_cosine.yaml"
     length = "" if total is None else f"total: {total}, "
     delta.write_text(
-        "model:\n  scheduler_interval: step\n  lr_scheduler:\n    class_path: bam_lightning.schedules.WarmupCosine\n"
+        "model:\n  scheduler_interval: step\n  lr_scheduler:\n    class_path: bam_lightning.engine.schedules.WarmupCosine\n"
         f"    init_args: {{{length}warmup: {warmup}, start_factor: 0.25}}\n"
     )
     return ["--config", str(delta)]
@@ -99,6 +99,6 @@ def test_without_a_total_a_run_of_no_known_length_is_refused(tmp_path):
     write_cifar100(tmp_path / "data", n_train=64, n_test=16)
     endless = cifar_args(tmp_path, "--trainer.max_epochs", "-1", "--trainer.limit_train_batches", "1", "--data.val_size", "0")
     delta = tmp_path / "warmup_cosine.yaml"
-    delta.write_text("model:\n  lr_scheduler:\n    class_path: bam_lightning.schedules.WarmupCosine\n")
+    delta.write_text("model:\n  lr_scheduler:\n    class_path: bam_lightning.engine.schedules.WarmupCosine\n")
     line = refusal(bam("fit", *endless, "--config", str(delta), cwd=tmp_path, check=False))
     assert "WarmupCosine without a total" in line, line

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bam_lightning.trainer_values import check_trainer_values
+from bam_lightning.cli.trainer_values import check_trainer_values
 
 
 @pytest.mark.parametrize("value", ["00:00:00:30", {"minutes": 1}, 0.25, 3])

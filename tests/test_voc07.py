@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from bam_lightning.voc07 import VOC07MeanAP
+from bam_lightning.tasks.voc07 import VOC07MeanAP
 
 
 def pred(boxes: list, scores: list, labels: list) -> dict:

@@ -10,19 +10,19 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from ..callbacks import AttentionMapLogger, LastCheckpoint
 from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits, checkpoint_file
-from ..commands import DESCRIPTION
-from ..config_errors import explain
-from ..detector import ObjectDetector
-from ..ema import ema_callbacks
+from ..engine.callbacks import AttentionMapLogger, LastCheckpoint
+from ..engine.ema import ema_callbacks
+from ..engine.run_logs import SaveConfig, use_run_logger
 from ..errors import InputError, check_output_folder, check_seed
-from ..module import ImageClassifier
-from ..run_logs import SaveConfig, use_run_logger
-from ..trainer_values import check_trainer_values
+from ..tasks.classification import ImageClassifier
+from ..tasks.detection import ObjectDetector
+from .commands import DESCRIPTION
+from .config_errors import explain
 from .reconcile import reconcile
 from .runs import earlier_checkpoint, prepare_predictions
 from .task import data_class, given_data_class, task_of
+from .trainer_values import check_trainer_values
 
 # Always on, each with its --<group>.* options. Lightning's save_last only writes when the monitored metric improved,
 # a stale last.ckpt to resume from; last_checkpoint's is rewritten every epoch, and when SIGTERM stops the run.
@@ -121,7 +121,7 @@ class BamCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
-        # The EMA of the weights, off unless a decay is given (bam_lightning.ema; fit only: a checkpoint holds the average).
+        # The EMA of the weights, off unless a decay is given (engine.ema; fit only: a checkpoint holds the average).
         parser.add_argument("--ema.decay", type=float | None, default=None, help="EMA of the weights, e.g. 0.9999")
 
     def before_run(self) -> None:

@@ -16,11 +16,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from .. import distributed
-from ..commands import TOOLS
-from ..config_errors import explain
 from ..errors import InputError, TrainingDiverged, one_line
+from . import distributed
 from .app import build_cli
+from .commands import TOOLS
+from .config_errors import explain
 
 # Warnings from inside the libraries that a user can do nothing about, by exact message start and module.
 LIBRARY_WARNINGS = [

@@ -10,7 +10,7 @@ import yaml
 from jsonargparse import Namespace
 
 from ..errors import InputError
-from ..given import sources
+from .given import sources
 
 
 def as_typed(value: Any) -> str:

@@ -6,10 +6,10 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 from ..checkpoints import best_checkpoint, newest_checkpoint
 from ..data.predict import find_images
-from ..detections import DetectionsCSV
-from ..detector import ObjectDetector
+from ..engine.detections import DetectionsCSV
+from ..engine.predictions import PredictionsCSV
 from ..errors import InputError
-from ..predictions import PredictionsCSV
+from ..tasks.detection import ObjectDetector
 
 
 def earlier_checkpoint(trainer: Trainer, subcommand: str, which: str) -> str | None:

@@ -6,9 +6,9 @@ from typing import Any
 
 from .. import data
 from ..data import DetectionDataModule, ImageDataModule
-from ..detector import ObjectDetector
-from ..given import at, merged
-from ..module import ImageClassifier
+from ..tasks.classification import ImageClassifier
+from ..tasks.detection import ObjectDetector
+from .given import at, merged
 
 
 def data_class(value: Any) -> type | None:

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..config_errors import explain
+from ..cli.config_errors import explain
 from ..errors import InputError
 
 if TYPE_CHECKING:

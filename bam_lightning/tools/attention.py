@@ -31,17 +31,17 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms as T
 
-from ..attention_maps import capture_attention, overlay, rescale
 from ..checkpoints import read_checkpoint
 from ..data import CIFAR100DataModule
 from ..data.base import Statistics, input_statistics
 from ..data.imagenet import MEAN as IMAGENET_MEAN
 from ..data.imagenet import STD as IMAGENET_STD
-from ..ema import holds_ema
+from ..engine.ema import holds_ema
 from ..errors import InputError, check_output_folder, one_line
 from ..models import get_model_entry
-from ..module import ImageClassifier
+from ..models.attention_maps import capture_attention, overlay, rescale
 from ..nn import BAMS, attention_blocks
+from ..tasks.classification import ImageClassifier
 from . import parse
 from .cams import METHODS, class_maps
 

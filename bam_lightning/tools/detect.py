@@ -15,8 +15,8 @@ from torchvision.transforms.functional import to_tensor
 from torchvision.utils import make_grid, save_image
 
 from ..checkpoints import read_checkpoint
-from ..detector import ObjectDetector, describe, draw_detections
 from ..errors import InputError, check_output_folder, one_line
+from ..tasks.detection import ObjectDetector, describe, draw_detections
 from . import parse
 from .attention import read_image
 

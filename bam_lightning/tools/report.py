@@ -1,7 +1,7 @@
 """What ``bam compare --paper`` adds to the pooled runs: the paper's printed figure, Welch's test, the bar chart.
 
 The printed figure of a run comes from its configuration only (dataset, backbone and its options,
-input size, attention and its options, ``PAPER_SETTINGS``) through ``bam_lightning.paper``, never
+input size, attention and its options, ``PAPER_SETTINGS``) through ``bam_lightning.paper.rows``, never
 from folder names: a run of BAM at other settings than the paper's, placed elsewhere (BAM-C), of
 another attention, or trained with a modern recipe's extras, has no printed figure.
 """
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..nn import ATTENTION_LAYERS
-from ..paper import find_paper_model, printed_row
+from ..paper.rows import find_paper_model, printed_row
 from .summary import BAM_FORMS
 
 PAPER_DATASETS = {"CIFAR100": "cifar100", "ImageNet": "imagenet"}  # datamodule name -> paper_tables.json table

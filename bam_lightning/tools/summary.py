@@ -2,7 +2,7 @@
 
 Parameters and GMACs are counted on models built here (``count_parameters``, ``count_macs``),
 never copied; the paper's figures come only from ``paper_tables.json`` through
-``bam_lightning.paper``, so a disagreement shows instead of being hidden.
+``bam_lightning.paper.rows``, so a disagreement shows instead of being hidden.
 
     bam summary --model wrn28_8 [--backbone_kwargs '{...}'] [--attention bam] [--num_classes 100]
     bam summary --config configs/cifar100_wrn.yaml
@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..models import count_macs, count_parameters, create_model, get_model_entry
 from ..models.detection import create_detector
 from ..nn import AttentionName
-from ..paper import KNOWN_DIFFERENCES, TABLE_3, TABLE_4, find_paper_model, printed_detection_row, printed_row
+from ..paper.rows import KNOWN_DIFFERENCES, TABLE_3, TABLE_4, find_paper_model, printed_detection_row, printed_row
 from . import parse
 
 Format = Literal["table", "markdown", "csv"]
@@ -178,7 +178,7 @@ def spec_from_config(path: str | Path) -> ModelSpec:
 
 
 def table_3_specs() -> list[ModelSpec]:
-    """Every network of ``bam_lightning.paper.TABLE_3``, with the paper's BAM and its dataset's classes."""
+    """Every network of ``bam_lightning.paper.rows.TABLE_3``, with the paper's BAM and its dataset's classes."""
     return [
         ModelSpec(m.backbone, m.backbone_kwargs, num_classes=100 if m.dataset == "cifar100" else 1000, input_size=m.input_size)
         for m in TABLE_3

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cli.given import read_config
 from ..errors import InputError
-from ..given import read_config
 
 STATE = "sweep.json"
 LOG = "fit.log"

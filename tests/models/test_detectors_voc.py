@@ -11,7 +11,7 @@ from bam_lightning.models.detection import get_detector_entry
 from bam_lightning.models.detection.ssd import ssd300
 from bam_lightning.models.detection.stairnet import stairnet300
 from bam_lightning.nn import ATTENTION_LAYERS, BAM, OfficialBAM
-from bam_lightning.reference import load_reference
+from bam_lightning.paper.reference import load_reference
 
 ROWS = load_reference("paper_tables")["detection"]["voc2007"]["rows"]
 BACKBONES = {"VGG16": "vgg16", "MobileNet": "mobilenet_v1"}

@@ -11,7 +11,7 @@ from bam_lightning import from_official_checkpoint
 from bam_lightning.errors import InputError
 from bam_lightning.models import create_model
 from bam_lightning.models.official import official_to_ours
-from bam_lightning.reference import load_reference
+from bam_lightning.paper.reference import load_reference
 
 SHAPES = load_reference("official_resnet50_bam_state_dict")["state_dict_shapes"]
 

@@ -4,7 +4,7 @@ import pytest
 
 from bam_lightning.errors import InputError
 from bam_lightning.models import count_parameters, create_model
-from bam_lightning.reference import load_reference
+from bam_lightning.paper.reference import load_reference
 
 OFFICIAL = load_reference("official_param_counts")["params"]
 

@@ -6,7 +6,7 @@ from bam_lightning.errors import InputError
 from bam_lightning.nn import BAM, CBAM, OfficialBAM, SqueezeExcite
 from bam_lightning.nn.bam import SpatialGate, dilation_past_the_map
 from bam_lightning.nn.bam_official import OfficialSpatialGate
-from bam_lightning.reference import load_reference
+from bam_lightning.paper.reference import load_reference
 
 
 def branch_outputs(bam, x):

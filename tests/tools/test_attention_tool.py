@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from bam_lightning.cli import main
 from bam_lightning.data import CIFAR100DataModule
 from bam_lightning.data.imagenet import MEAN
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
 from bam_lightning.tools.attention import input_size, load_checkpoint_classifier, normalization, run_statistics
 from bam_lightning.tools.cams import last_stage
 

@@ -10,8 +10,8 @@ from test_attention_tool import fit_checkpoint
 from torch import nn
 
 from bam_lightning.cli import main
-from bam_lightning.detector import ObjectDetector
-from bam_lightning.module import ImageClassifier
+from bam_lightning.tasks.classification import ImageClassifier
+from bam_lightning.tasks.detection import ObjectDetector
 from bam_lightning.tools import export
 
 from command import bam

@@ -10,8 +10,8 @@ import torch
 
 from bam_lightning.errors import InputError
 from bam_lightning.models import count_macs, count_parameters, create_model, get_model_entry
-from bam_lightning.paper import KNOWN_DIFFERENCES, TABLE_3, paper_row, printed_row
-from bam_lightning.reference import load_reference
+from bam_lightning.paper.reference import load_reference
+from bam_lightning.paper.rows import KNOWN_DIFFERENCES, TABLE_3, paper_row, printed_row
 from bam_lightning.tools import summary
 from bam_lightning.tools.summary import COLUMNS, ModelSpec, main, spec_from_config, summarize, table_3_specs
 

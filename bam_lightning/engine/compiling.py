@@ -19,8 +19,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .errors import InputError, first_line
-from .nn import attention_blocks
+from ..errors import InputError, first_line
+from ..nn import attention_blocks
 
 Compile = Literal["attention", "network"] | bool  # false, attention or network (true is refused: say which)
 

@@ -6,7 +6,7 @@ losses; validation and test measure mean average precision as the paper prints i
 percent: ``map`` (IoU .5:.95), ``map_50``, ``map_75`` and ``map_{small,medium,large}`` from
 torchmetrics' COCO evaluation. With ``metric: voc07`` (the VOC configs) ``map_50`` is the
 PASCAL VOC 2007 figure instead (11-point interpolation, "difficult" objects left out:
-``bam_lightning.voc07``), the one the SSD and StairNet papers report, and the COCO-style
+``bam_lightning.tasks.voc07``), the one the SSD and StairNet papers report, and the COCO-style
 101-point figure at IoU .5 is ``map_50_coco``.
 """
 
@@ -20,11 +20,11 @@ from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes
 
-from .compiling import Compile
-from .models import DEFAULT_ATTENTION, Attention, Placement
-from .models.detection import build_detector
-from .models.weights import load_backbone_weights
-from .task import TaskModule
+from ..engine.compiling import Compile
+from ..models import DEFAULT_ATTENTION, Attention, Placement
+from ..models.detection import build_detector
+from ..models.weights import load_backbone_weights
+from .base import TaskModule
 from .voc07 import VOC07MeanAP
 
 Batch = tuple[tuple[Tensor, ...], tuple[dict[str, Tensor], ...]]
@@ -81,7 +81,7 @@ class ObjectDetector(TaskModule):
         decay_norm_and_bias: false excludes biases and norm scales from weight decay.
         log_images: every this many epochs, the first validation images with predicted (red,
             score >= 0.3) and true (green) boxes go to TensorBoard; 0 for never.
-        compile: what ``torch.compile`` fuses (``bam_lightning.compiling``).
+        compile: what ``torch.compile`` fuses (``bam_lightning.engine.compiling``).
     """
 
     RUN_OPTIONS = ("compile", "log_images")  # how to run the network, not what it is: given, they beat a checkpoint's

@@ -20,10 +20,10 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
-from .attention_maps import capture_attention, overlay, rescale
-from .data.base import input_statistics
-from .errors import InputError
-from .nn import BAMS, attention_blocks
+from ..data.base import input_statistics
+from ..errors import InputError
+from ..models.attention_maps import capture_attention, overlay, rescale
+from ..nn import BAMS, attention_blocks
 
 
 def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:

@@ -22,8 +22,8 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 
-from .checkpoints import newest_checkpoint
-from .errors import TrainingDiverged
+from ..checkpoints import newest_checkpoint
+from ..errors import TrainingDiverged
 
 
 def _last_good(trainer: L.Trainer) -> str:

@@ -8,7 +8,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .models import get_model_entry
+from ..models import get_model_entry
 from .reference import load_reference
 
 

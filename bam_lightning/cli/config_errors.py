@@ -15,8 +15,8 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
+from ..errors import nearest
 from .commands import COMMANDS
-from .errors import nearest
 from .given import at, combined, sources
 
 NOT_OPTIONS = ("class_path", "init_args", "dict_kwargs")  # the keys of a class given by class_path

@@ -24,8 +24,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from .checkpoints import newest_checkpoint
-from .errors import first_line
+from ..checkpoints import newest_checkpoint
+from ..errors import first_line
 
 EXIT_STATUS = 1
 # gloo raises a plain RuntimeError when the other end of a connection has gone; NCCL a DistError.

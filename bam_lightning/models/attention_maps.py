@@ -14,8 +14,8 @@ from matplotlib import colormaps
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .models.probe import probing
-from .nn import BAMS, attention_blocks
+from ..nn import BAMS, attention_blocks
+from .probe import probing
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import lightning.pytorch as L
 import torch
 from torch import nn
 
+from ..errors import InputError
 from .compiling import Compile, compile_model
-from .errors import InputError
 
 
 def parameter_groups(model: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import lightning.pytorch as L
 
-from .data.coco import COCOImageFiles
-from .data.predict import ImageFiles
+from ..data.coco import COCOImageFiles
+from ..data.predict import ImageFiles
 from .predictions import PredictionWriter, Row
 
 DECIMALS = 2  # of a box corner in pixels: a hundredth of a pixel is far below any detector's precision

@@ -1,8 +1,7 @@
 """What a ``bam`` command line gives: each ``--config`` file's settings and the ``--a.b value`` arguments, as mappings.
 
 Read from the user's own words, before or beside jsonargparse: the task a config is for
-(``cli.task``), what the user wrote for a value jsonargparse retypes (``trainer_values``), and
-where a mistake is (``config_errors``).
+(``cli.task``), where a mistake is (``config_errors``), and the files of a ``bam sweep`` row (``read_config``).
 """
 
 from collections.abc import Mapping, Sequence
@@ -11,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError, one_line
+from ..errors import InputError, one_line
 
 
 def read_config(path: str, command: str | None = None, named: str | None = None) -> dict:

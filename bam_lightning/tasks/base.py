@@ -6,11 +6,11 @@ import lightning.pytorch as L
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from .compiling import Compile, check_choice
-from .divergence import DivergenceGuard
-from .errors import InputError
-from .schedules import WarmupCosine
-from .training import compile_for_the_run, optimization
+from ..engine.compiling import Compile, check_choice
+from ..engine.divergence import DivergenceGuard
+from ..engine.optimization import compile_for_the_run, optimization
+from ..engine.schedules import WarmupCosine
+from ..errors import InputError
 
 
 class TaskModule(L.LightningModule):

@@ -18,15 +18,15 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from .compiling import Compile
-from .errors import InputError, first_line, warn
-from .mixing import BatchMixing
-from .models import DEFAULT_ATTENTION, Attention, Placement, create_model
-from .models.probe import input_sizes, probing, total_stride
-from .nn import attention_blocks
-from .nn.bam import Dilated, SpatialGate, dilation_past_the_map
-from .nn.bam_official import OfficialSpatialGate
-from .task import TaskModule
+from ..data.mixing import BatchMixing
+from ..engine.compiling import Compile
+from ..errors import InputError, first_line, warn
+from ..models import DEFAULT_ATTENTION, Attention, Placement, create_model
+from ..models.probe import input_sizes, probing, total_stride
+from ..nn import attention_blocks
+from ..nn.bam import Dilated, SpatialGate, dilation_past_the_map
+from ..nn.bam_official import OfficialSpatialGate
+from .base import TaskModule
 
 
 def dilation_warning(past: dict[str, Dilated]) -> str:
@@ -47,7 +47,7 @@ class ImageClassifier(TaskModule):
         backbone: a name from ``bam_lightning.models.list_models()``, ``timm/<name>`` (any of timm's models), or a module.
         num_classes: linked from the datamodule by the ``bam`` command.
         image_size: linked from the datamodule; where a given module's bottlenecks are found.
-        attention: block at every bottleneck (``bam``, ``bam_official``, ``se``, ``cbam``, null),
+        attention: block at every bottleneck (``bam``, ``bam_official``, ``se``, ``cbam``, ``timm/<name>``, null),
             or ``extra_block``: one more block of the stage there instead (the paper's Table 1c).
         attention_kwargs: options of that block, e.g. ``{reduction: 8, dilation: 2}``.
         placement: ``bottleneck`` (the paper's BAM), ``every_block`` (BAM-C, Table 2) or
@@ -58,7 +58,7 @@ class ImageClassifier(TaskModule):
         cutmix_alpha: CutMix's likewise (0: off; 1.0 in timm's); with both on, each batch gets one of them.
             The loss takes the soft targets; ``train/acc1`` counts the dominant label (``mixing.BatchMixing``).
         optimizer: ``class_path``/``init_args`` in YAML; called with the parameter groups.
-        lr_scheduler: likewise, called with the optimizer (e.g. ``bam_lightning.schedules.WarmupCosine``).
+        lr_scheduler: likewise, called with the optimizer (e.g. ``bam_lightning.engine.schedules.WarmupCosine``).
         scheduler_interval: ``epoch`` (the paper's step schedules) or ``step``: when the scheduler steps.
         decay_norm_and_bias: false excludes biases and norm scales from weight decay.
         channels_last: keep the network's weights and inputs in NHWC memory order, which
@@ -67,7 +67,7 @@ class ImageClassifier(TaskModule):
         compile: what ``torch.compile`` fuses when the trainer sets the model up: false
             (nothing), ``attention`` (each attention block: BAM's element-wise passes, tens
             of seconds of compiling per map size) or ``network`` (everything, minutes of
-            compiling); the checkpoint's keys do not change (``bam_lightning.compiling``).
+            compiling); the checkpoint's keys do not change (``bam_lightning.engine.compiling``).
         class_names: the data's class names, by class index; ``bam fit`` stores those of its
             datamodule here (so its checkpoints carry them) and ``bam predict`` writes them.
     """

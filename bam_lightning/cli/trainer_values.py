@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 # key: (the numbers refused, what to give). A 0 of the first two ends in a ZeroDivisionError at the first epoch;
 # a negative clip reverses every gradient (torch scales them by norm/limit).

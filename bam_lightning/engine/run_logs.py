@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.tensorboard.summary import hparams
 
-from .checkpoints import newest_checkpoint
+from ..checkpoints import newest_checkpoint
 
 LAYOUT = {
     "classification": {

@@ -17,7 +17,7 @@ import lightning.pytorch as L
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from .data.predict import ImageFiles
+from ..data.predict import ImageFiles
 
 Row = tuple[Any, ...]  # (index, readable, what the model made of the image...)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
-from .checkpoints import ReadCheckpoint
-from .errors import InputError
+from ..checkpoints import ReadCheckpoint
+from ..errors import InputError
 
 
 def ema_callbacks(command: str, decay: float | None, checkpoint: ReadCheckpoint | None) -> list[EMAWeightAveraging]:
