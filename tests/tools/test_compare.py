@@ -24,7 +24,7 @@ from command import bam, refusal
 from test_cli import one_line_error
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
-PAPER = json.loads((Path(__file__).parents[2] / "bam_lightning" / "reference" / "paper_tables.json").read_text())
+PAPER = json.loads((Path(__file__).parents[2] / "bam_lightning" / "paper" / "reference" / "paper_tables.json").read_text())
 STEPS_PER_EPOCH = 10
 # val/err1 per epoch of each (attention, seed): finals 22, 23 | 21, 20 and bests 21, 23 | 20, 19.5.
 ERRORS = {
