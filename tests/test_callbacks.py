@@ -17,8 +17,8 @@ from bam_lightning.engine.callbacks import AttentionMapLogger, LastCheckpoint, _
 from bam_lightning.errors import TrainingDiverged
 from bam_lightning.tasks.classification import ImageClassifier
 
-from command import bam
-from datasets import write_cifar100
+from helpers.command import bam
+from helpers.datasets import write_cifar100
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
 BAMS = ["layer1.attn", "layer2.attn"]  # of WRN-10-1

@@ -5,44 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bam_lightning.cli import build_cli, main
 
-from command import bam, refusal
-from datasets import write_cifar10, write_cifar100, write_image_folder
-
-CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
-TINY_MODEL = ["--model.backbone", "wrn", "--model.backbone_kwargs", "{depth: 10, widen_factor: 1}"]
-EAGER = ["--model.compile", "false"]  # the paper configs compile BAM: tens of seconds a run, kept for one fit (fitted)
-CPU = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
-    """``bam ARGS`` run in this process (``cli.main``, the command's entry point): its exit status 2 and last line."""
-    with pytest.raises(SystemExit) as exit:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit.value.code == 2 and "Traceback" not in err, err[-2000:]
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("bam: error:"), last
-    return last
-
-
-def cifar_args(root: Path, *extra: str, eager: bool = True) -> list[str]:
-    """The main config on tiny data; ``eager=False`` keeps its ``compile: attention`` (tens of seconds of compiling)."""
-    return [
-        "--config", str(CONFIG), *TINY_MODEL, *CPU, *(EAGER if eager else []),
-        "--data.root", str(root / "data"), "--data.verify_md5", "false", "--data.num_workers", "0",
-        "--data.batch_size", "16", "--data.pin_memory", "false",
-        "--trainer.default_root_dir", str(root / "runs"), "--trainer.log_every_n_steps", "1", *extra,
-    ]  # fmt: skip
-
-
-def scalars(run_dir: Path) -> dict[str, list[float]]:
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+from helpers.cli_args import CONFIG, CPU, EAGER, cifar_args
+from helpers.command import bam, one_line_error, refusal
+from helpers.datasets import write_cifar10, write_cifar100, write_image_folder
+from helpers.scalars import scalars
 
 
 @pytest.fixture(scope="module")

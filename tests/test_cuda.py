@@ -8,14 +8,14 @@ of one bf16 operation on values of order one, since the fused and reference form
 import lightning.pytorch as L
 import pytest
 import torch
-from test_module import loader, tiny_classifier
 
 from bam_lightning.engine.compiling import compile_model
 from bam_lightning.nn import BAM
 
-from command import bam
-from datasets import write_cifar100
-from test_cli import cifar_args
+from helpers.classifier import loader, tiny_classifier
+from helpers.cli_args import cifar_args
+from helpers.command import bam
+from helpers.datasets import write_cifar100
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")

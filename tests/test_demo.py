@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from command import bam
-from test_cli import scalars
+from helpers.command import bam
+from helpers.scalars import scalars
 
 CONFIG = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
 

@@ -13,9 +13,10 @@ from bam_lightning.data.digit_canvases import write_coco
 from bam_lightning.tasks.classification import ImageClassifier
 from bam_lightning.tasks.detection import ObjectDetector
 
-from command import bam, refusal
-from datasets import write_voc
-from test_cli import CPU, one_line_error, scalars
+from helpers.cli_args import CPU
+from helpers.command import bam, one_line_error, refusal
+from helpers.datasets import write_voc
+from helpers.scalars import scalars
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 SHORT = [

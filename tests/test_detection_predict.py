@@ -17,12 +17,12 @@ from PIL import Image
 from pycocotools.coco import COCO
 from torchvision.transforms.functional import to_tensor
 
+from bam_lightning.data.digit_canvases import main as write_canvases
 from bam_lightning.tasks.detection import ObjectDetector
 
-from command import bam, refusal
-from test_detection_own_data import CANVASES, DIGITS, coco_args, voc_args, write_canvases
+from helpers.canvases import CANVASES, DIGITS, coco_args, voc_args
+from helpers.command import bam, refusal
 
-# The paper's plain predictors, not the demo's separable ones: those start at a tiny init, so two steps leave every
 # class score near 1/4 and the 200 kept per image are chosen among ties that another thread count breaks otherwise.
 PLAIN = ["--model.detector_kwargs", "{head: conv, extras_norm: none}"]
 KEPT = 200  # SSD's detections per image

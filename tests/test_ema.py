@@ -8,16 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_resume import assert_same_run, fit, last, sigterm_then_resume
+from helpers.command import bam, refusal
+from helpers.datasets import write_cifar100
+from helpers.resume import TESTS, assert_same_run, fit, last, sigterm_then_resume
 
 EMA = ["--ema.decay", "0.5"]  # a short memory: over 8 steps the average is far from the trained weights
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    """The EMA run that never stopped (test_resume's tiny CIFAR-100: 2 epochs, 8 steps)."""
+    """The EMA run that never stopped (helpers.resume's tiny CIFAR-100: 2 epochs, 8 steps)."""
     root = tmp_path_factory.mktemp("ema")
     write_cifar100(root / "data", n_train=64, n_test=32)
     result = fit(root, "straight", 2, *EMA)
@@ -42,7 +42,7 @@ def test_bam_test_of_the_checkpoint_says_it_evaluates_the_average(root, tmp_path
 
 
 def test_stopped_by_sigterm_and_resumed_with_the_ema_ends_as_the_run_that_never_stopped(root, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
+    monkeypatch.setenv("PYTHONPATH", TESTS)  # the subprocess imports helpers.resume.SigtermAt from there
     sigterm_then_resume(partial(fit, root, "sigterm", 2, *EMA))
     assert_same_run(root, "sigterm", also=("current_model_state", "averaging_state"))
 

@@ -22,9 +22,9 @@ from bam_lightning.checkpoints import read_checkpoint
 from bam_lightning.cli import main
 from bam_lightning.cli.distributed import failure_message
 
-from command import bam
-from datasets import write_cifar100, write_image_folder
-from test_cli import CONFIG, CPU, EAGER, TINY_MODEL
+from helpers.cli_args import CONFIG, CPU, EAGER, TINY_MODEL
+from helpers.command import bam
+from helpers.datasets import write_cifar100, write_image_folder
 
 CONFIGS = CONFIG.parent
 

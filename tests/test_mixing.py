@@ -8,9 +8,9 @@ import torch
 
 from bam_lightning.data.mixing import BatchMixing
 
-from command import refusal
-from datasets import write_cifar100
-from test_resume import assert_same_run, fit, logged, sigterm_then_resume
+from helpers.command import refusal
+from helpers.datasets import write_cifar100
+from helpers.resume import TESTS, assert_same_run, fit, logged, sigterm_then_resume
 
 MIX = ["--model.mixup_alpha", "0.4", "--model.cutmix_alpha", "1.0"]
 
@@ -48,7 +48,7 @@ def root(tmp_path_factory):
 
 
 def test_stopped_by_sigterm_and_resumed_with_mixing_ends_as_the_run_that_never_stopped(root, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
+    monkeypatch.setenv("PYTHONPATH", TESTS)  # the subprocess imports helpers.resume.SigtermAt from there
     sigterm_then_resume(partial(fit, root, "sigterm", 2, *MIX))
     assert_same_run(root, "sigterm")
 

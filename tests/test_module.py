@@ -4,26 +4,14 @@ import lightning.pytorch as L
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from bam_lightning.engine.optimization import parameter_groups
 from bam_lightning.errors import InputError
 from bam_lightning.nn import BAM
 from bam_lightning.tasks.classification import ImageClassifier, dilation_warning
 
-TINY = {"depth": 10, "widen_factor": 1}  # WRN-10-1: 3 stages of one block, 16/32/64 channels
-
-
-def loader(n=32, num_classes=4, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % num_classes
-    x = torch.randn(n, 3, size, size, generator=g) * 0.1 + y[:, None, None, None].float()
-    return DataLoader(TensorDataset(x, y), batch_size=8)
-
-
-def tiny_classifier(**kwargs):
-    defaults = dict(backbone="wrn", num_classes=4, backbone_kwargs=TINY, optimizer=partial(torch.optim.SGD, lr=0.05))
-    return ImageClassifier(**{**defaults, **kwargs})
+from helpers.classifier import loader, tiny_classifier
 
 
 def test_builds_the_named_backbone_with_its_attention():

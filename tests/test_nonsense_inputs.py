@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_module import tiny_classifier
 from torch import nn
 
 from bam_lightning.errors import InputError
 from bam_lightning.models import create_model
 from bam_lightning.models.probe import total_stride
 
-from command import bam
-from datasets import write_image_folder
-from test_cli import CPU
+from helpers.classifier import tiny_classifier
+from helpers.cli_args import CPU
+from helpers.command import bam
+from helpers.datasets import write_image_folder
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 DEMO = ["--config", str(CONFIGS / "demo_digits.yaml")]  # WRN-10-1 + BAM after layer1 (32x32) and layer2 (16x16) at 32 px

@@ -11,9 +11,9 @@ from PIL import Image
 from bam_lightning.data import CIFAR100DataModule
 from bam_lightning.tasks.classification import ImageClassifier
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_cli import cifar_args
+from helpers.cli_args import cifar_args
+from helpers.command import bam, refusal
+from helpers.datasets import write_cifar100
 
 IMAGES = ["a.jpg", "sub/b.png", "sub/d.bmp", "sub/deeper/c.PNG", "z.jpeg"]  # sorted by folder and name: the rows' order
 

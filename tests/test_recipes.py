@@ -5,10 +5,10 @@ from pathlib import Path
 
 import torch
 
-from command import bam
-from datasets import write_cifar100
-from test_cli import CPU, cifar_args
-from test_resume import assert_same_run, last, sigterm_then_resume
+from helpers.cli_args import CPU, cifar_args
+from helpers.command import bam
+from helpers.datasets import write_cifar100
+from helpers.resume import TESTS, assert_same_run, last, sigterm_then_resume
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 MODERN = ["--config", str(CONFIGS / "demo_digits.yaml"), "--config", str(CONFIGS / "recipes" / "modern.yaml"), *CPU]
@@ -27,7 +27,7 @@ def test_the_demo_trains_with_the_modern_recipe_and_tests_its_ema(tmp_path):
 
 
 def modern_fit(root: Path, name: str, *extra: str, check: bool = True):
-    """test_resume's tiny CIFAR-100 run (2 epochs, 8 steps, deterministic) with the whole modern delta on."""
+    """helpers.resume's tiny CIFAR-100 run (2 epochs, 8 steps, deterministic) with the whole modern delta on."""
     delta = ["--config", str(CONFIGS / "recipes" / "modern.yaml"), "--model.lr_scheduler.init_args.warmup", "1"]
     exact = ["--seed_everything", "0", "--trainer.deterministic", "true", "--ema.decay", "0.5"]
     run = ["--trainer.default_root_dir", str(root / name), "--trainer.max_epochs", "2"]
@@ -37,7 +37,7 @@ def modern_fit(root: Path, name: str, *extra: str, check: bool = True):
 def test_stopped_by_sigterm_and_resumed_with_the_modern_delta_ends_as_the_run_that_never_stopped(tmp_path, monkeypatch):
     write_cifar100(tmp_path / "data", n_train=64, n_test=32)
     modern_fit(tmp_path, "straight")
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the subprocess imports SigtermAt from here
+    monkeypatch.setenv("PYTHONPATH", TESTS)  # the subprocess imports helpers.resume.SigtermAt from there
     sigterm_then_resume(partial(modern_fit, tmp_path, "sigterm"))
     straight = last(tmp_path, "straight")
     assert straight["hyper_parameters"]["cutmix_alpha"] == 1.0 and "averaging_state" in straight

@@ -8,9 +8,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_cli import cifar_args
+from helpers.cli_args import cifar_args
+from helpers.command import bam, refusal
+from helpers.datasets import write_cifar100
 
 
 def events(run: Path) -> EventAccumulator:

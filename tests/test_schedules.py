@@ -7,9 +7,10 @@ import torch
 
 from bam_lightning.engine.schedules import WarmupCosine
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_cli import cifar_args, scalars
+from helpers.cli_args import cifar_args
+from helpers.command import bam, refusal
+from helpers.datasets import write_cifar100
+from helpers.scalars import scalars
 
 
 def learning_rates(steps: int, **options) -> list[float]:

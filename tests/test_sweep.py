@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets import write_cifar100
+from helpers.datasets import write_cifar100
 
 ROOT = Path(__file__).parents[1]
 TINY = {

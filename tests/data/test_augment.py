@@ -8,9 +8,9 @@ from torchvision.transforms import v2
 
 from bam_lightning.data import CIFAR100DataModule, ImageNetDataModule
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_cli import cifar_args
+from helpers.cli_args import cifar_args
+from helpers.command import bam, refusal
+from helpers.datasets import write_cifar100
 
 POLICY_CLASS = {
     "randaugment": v2.RandAugment,

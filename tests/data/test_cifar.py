@@ -15,7 +15,7 @@ from bam_lightning.data.cifar_pickles import CIFARPickles
 from bam_lightning.data.sampler import EpochShuffle
 from bam_lightning.errors import DatasetNotFoundError, InputError
 
-from datasets import write_cifar10, write_cifar100
+from helpers.datasets import write_cifar10, write_cifar100
 
 
 @dataclass

@@ -7,7 +7,7 @@ from bam_lightning.data import COCODataModule
 from bam_lightning.data.sampler import SeededSamples
 from bam_lightning.errors import DatasetNotFoundError, InputError
 
-from datasets import write_coco
+from helpers.datasets import write_coco
 
 
 def make(root, **kwargs):

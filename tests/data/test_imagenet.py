@@ -7,7 +7,7 @@ from PIL import Image
 from bam_lightning.data import ImageNetDataModule
 from bam_lightning.errors import DatasetNotFoundError, InputError
 
-from datasets import write_image_folder
+from helpers.datasets import write_image_folder
 
 
 def make(root, **kwargs):

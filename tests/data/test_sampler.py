@@ -16,7 +16,7 @@ from bam_lightning.cli import build_cli
 from bam_lightning.data.base import ImageDataModule
 from bam_lightning.data.sampler import EpochShuffle, ResumableBatchSampler, ResumableLoader, SeededSamples, ignore_stop_signals
 
-from datasets import write_cifar100
+from helpers.datasets import write_cifar100
 
 
 def order(sampler: EpochShuffle) -> list[int]:

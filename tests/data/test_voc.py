@@ -9,7 +9,7 @@ from bam_lightning.data.digit_canvases import write_voc as write_canvases
 from bam_lightning.data.sampler import SeededSamples
 from bam_lightning.errors import DatasetNotFoundError, InputError
 
-from datasets import VOC_NAMES, write_voc
+from helpers.datasets import VOC_NAMES, write_voc
 
 
 def make(root, **kwargs):

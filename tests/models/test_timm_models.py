@@ -10,11 +10,11 @@ from bam_lightning.errors import InputError
 from bam_lightning.models import count_parameters, create_model, get_model_entry, list_models
 from bam_lightning.nn import BAM
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_cli import cifar_args, one_line_error, scalars
+from helpers.cli_args import cifar_args
+from helpers.command import bam, one_line_error, refusal
+from helpers.datasets import write_cifar100
+from helpers.scalars import scalars
 
-# The channels of the map each BAM refines, read off timm's own stage widths (its feature_info):
 # after every stage whose output the next one downsamples, the stem and the last stage excluded.
 EXPECTED = {
     "convnext_tiny": [96, 192, 384],

@@ -10,9 +10,9 @@ from bam_lightning.models import create_model
 from bam_lightning.nn import attention_blocks, create_attn, create_attns
 from bam_lightning.nn.timm_attention import TIMM_ATTENTION, TimmAttention
 
-from command import bam, refusal
-from datasets import write_cifar100
-from test_cli import cifar_args
+from helpers.cli_args import cifar_args
+from helpers.command import bam, refusal
+from helpers.datasets import write_cifar100
 
 
 def tiny(attention: str | None, **kwargs) -> torch.nn.Module:

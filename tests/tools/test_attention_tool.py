@@ -4,12 +4,10 @@ import shutil
 import sys
 from functools import partial
 
-import lightning.pytorch as L
 import pytest
 import torch
 from PIL import Image
 from skimage import data as photos
-from torch.utils.data import DataLoader, TensorDataset
 
 from bam_lightning.cli import main
 from bam_lightning.data import CIFAR100DataModule
@@ -18,25 +16,11 @@ from bam_lightning.tasks.classification import ImageClassifier
 from bam_lightning.tools.attention import input_size, load_checkpoint_classifier, normalization, run_statistics
 from bam_lightning.tools.cams import last_stage
 
-from command import bam
-from test_cli import one_line_error
+from helpers.classifier import fit_checkpoint
+from helpers.command import bam, one_line_error
 
 PANEL = 256
 BAMS = 2  # WRN-10-1
-
-
-def fit_checkpoint(path, attention):
-    model = ImageClassifier(
-        "wrn",
-        4,
-        attention=attention,
-        backbone_kwargs={"depth": 10, "widen_factor": 1},
-        optimizer=partial(torch.optim.SGD, lr=0.01),
-    )
-    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.arange(8) % 4), batch_size=8))
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

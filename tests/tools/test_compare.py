@@ -20,8 +20,7 @@ from bam_lightning.errors import InputError
 from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper
 from bam_lightning.tools.report import printed_figure, welch
 
-from command import bam, refusal
-from test_cli import one_line_error
+from helpers.command import bam, one_line_error, refusal
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
 PAPER = json.loads((Path(__file__).parents[2] / "bam_lightning" / "paper" / "reference" / "paper_tables.json").read_text())

@@ -6,7 +6,6 @@ import lightning.pytorch as L
 import onnxruntime
 import pytest
 import torch
-from test_attention_tool import fit_checkpoint
 from torch import nn
 
 from bam_lightning.cli import main
@@ -14,7 +13,8 @@ from bam_lightning.tasks.classification import ImageClassifier
 from bam_lightning.tasks.detection import ObjectDetector
 from bam_lightning.tools import export
 
-from command import bam
+from helpers.classifier import fit_checkpoint
+from helpers.command import bam
 
 
 @pytest.fixture(scope="module")

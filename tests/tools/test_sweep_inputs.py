@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from command import bam, refusal
+from helpers.command import bam, refusal
 
 DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
 

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm import free_port, slurm_cluster  # noqa: F401 (a fixture)
 
 from bam_lightning.tools.sweep_runs import LOG, read_state, write_state
 
-from command import bam, refusal
-from test_resume import assert_same_run
+from helpers.command import bam, refusal
+from helpers.resume import assert_same_run
+from helpers.slurm import free_port, slurm_cluster  # noqa: F401 (a fixture)
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 DEMO = str(CONFIGS / "demo_digits.yaml")

@@ -6,7 +6,8 @@ a fresh process per command: a real process, with the command's working director
 arguments in ``sys.argv``, output to files, and an exit status set by the console script's entry
 point (``bam_lightning.cli:main``), as ``bam`` itself sets it. A command whose processes start
 other interpreters from ``sys.argv`` (a multi-process DDP run) takes ``fresh=True``: ``python -m
-bam_lightning.cli``.
+bam_lightning.cli``. ``one_line_error`` runs a command in the test's own process instead, for the refusals that end it
+before any work.
 """
 
 import atexit
@@ -18,6 +19,8 @@ import tempfile
 import traceback
 import warnings
 from pathlib import Path
+
+import pytest
 
 _forkserver = multiprocessing.get_context("forkserver")
 _forkserver.set_forkserver_preload(["bam_lightning.cli"])
@@ -107,4 +110,17 @@ def refusal(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("bam: error: "), last
+    return last
+
+
+def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    """``bam ARGS`` run in this process (``cli.main``, the command's entry point): its exit status 2 and last line."""
+    from bam_lightning.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "Traceback" not in err, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("bam: error:"), last
     return last

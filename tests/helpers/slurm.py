@@ -4,7 +4,7 @@ Debian's packages (``apt-get install slurmctld slurmd munge``, as root: the daem
 here). Everything they write is under one folder: their own munge key and socket, a minimal
 ``slurm.conf`` (no accounting, no cgroups: ``proctrack/linuxproc``, ``task/none``), state, spool
 and logs; the clients find it through ``SLURM_CONF``. The daemons run in the foreground as this
-process's children and are stopped by their pid at the end. ``python tests/slurm.py`` starts one
+process's children and are stopped by their pid at the end. ``python tests/helpers/slurm.py`` starts one
 by hand and prints the ``SLURM_CONF`` to export.
 """
 
