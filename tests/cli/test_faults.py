@@ -135,7 +135,7 @@ def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True, sessio
     """``bam args`` in the background (``module=False``: ``python args``, e.g. torchrun), output appended to ``log``;
     ``session``: in a process group of its own, as a terminal runs a command (Ctrl-C signals the whole group)."""
     env = {
-        "OMP_NUM_THREADS": "1",  # as test_cli.py: two threads on two shared cores run a tiny fit slower
+        "OMP_NUM_THREADS": "1",  # as helpers.command: two threads on two shared cores run a tiny fit slower
         **os.environ,
         "PYTHONWARNINGS": "ignore",
         "TMPDIR": str(tmpdir),  # Lightning's own writer would leave a killed save's temporary file here

@@ -18,7 +18,7 @@ from helpers.command import bam, one_line_error, refusal
 from helpers.datasets import write_voc
 from helpers.scalars import scalars
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 SHORT = [
     "--trainer.max_epochs",
     "1",

@@ -26,7 +26,7 @@ from helpers.resume import TESTS, assert_same_run, fit, last, logged, sigterm_th
 
 # The digits demo, 2 epochs of 6 steps on 96 images, validated on 64: the learning rate 30 times larger after epoch 0
 # makes epoch 1 worse, so the best checkpoint is epoch 0's.
-DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
+DEMO = Path(__file__).parents[2] / "configs" / "demo_digits.yaml"
 BEST_FIRST = [
     "--config", str(DEMO), *CPU, "--seed_everything", "0", "--trainer.deterministic", "true", "--trainer.max_epochs", "2",
     "--data.batch_size", "16", "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "4",

@@ -9,7 +9,7 @@ import pytest
 
 from helpers.datasets import write_cifar100
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TINY = {
     "--data.root": None,  # filled per test
     "--data.verify_md5": "false",

@@ -147,7 +147,7 @@ def test_a_misspelt_key_inside_a_dict_option_names_the_nearest(tmp_path, overrid
     assert "wrn has no option 'widen' (did you mean 'widen_factor'?)" in one_line_error(summary, capsys)
 
 
-DEMO = Path(__file__).parents[1] / "configs" / "demo_digits.yaml"
+DEMO = Path(__file__).parents[2] / "configs" / "demo_digits.yaml"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from helpers.cli_args import CPU
 from helpers.command import bam
 from helpers.datasets import write_image_folder
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 DEMO = ["--config", str(CONFIGS / "demo_digits.yaml")]  # WRN-10-1 + BAM after layer1 (32x32) and layer2 (16x16) at 32 px
 
 

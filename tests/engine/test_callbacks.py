@@ -20,7 +20,7 @@ from bam_lightning.tasks.classification import ImageClassifier
 from helpers.command import bam
 from helpers.datasets import write_cifar100
 
-CONFIG = Path(__file__).parents[1] / "configs" / "cifar100_wrn.yaml"
+CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
 BAMS = ["layer1.attn", "layer2.attn"]  # of WRN-10-1
 
 
