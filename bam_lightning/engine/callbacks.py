@@ -132,8 +132,8 @@ def validate_again(trainer: L.Trainer) -> None:
     validation batch (processed one behind started) and skips the rest of it otherwise; its
     metrics so far are in no checkpoint. Leaving the last batch unfinished makes the resumed
     run validate again. No public API says where a loop is: this is the package's one use of
-    Lightning's loop progress counters, guarded by ``tests/test_callbacks.py`` (the counters'
-    layout) and ``tests/test_resume.py`` (resume from a SIGTERM during validation, to the bit).
+    Lightning's loop progress counters, guarded by ``tests/engine/test_callbacks.py`` (the counters'
+    layout) and ``tests/engine/test_resume.py`` (resume from a SIGTERM during validation, to the bit).
     """
     progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
     for counts in (progress.total, progress.current):

@@ -43,7 +43,7 @@ def skips_on_device(trainer: L.Trainer, module: L.LightningModule) -> torch.opti
     if not module.automatic_optimization or getattr(trainer.precision_plugin, "scaler", None) is not None:
         return None
     optimizer = trainer.optimizers[0] if len(trainer.optimizers) == 1 else None
-    # torch's flag for a step that reads ``found_inf`` (GradScaler's protocol; tests/test_divergence.py)
+    # torch's flag for a step that reads ``found_inf`` (GradScaler's protocol; tests/engine/test_divergence.py)
     fused = getattr(optimizer, "_step_supports_amp_scaling", False) and optimizer.defaults.get("fused")
     return optimizer if fused and optimizer.state else None
 
