@@ -69,7 +69,7 @@ class FitJob:
         import submitit
 
         env, slurm = submitit.JobEnvironment(), self.launcher == "slurm"
-        usr = signal.Signals[f"SIG{env.USR_SIG}"] if slurm else None  # submitit's time-limit signal: USR2
+        usr = signal.Signals[f"SIG{env.USR_SIG}"]  # submitit's time-limit signal: USR2 (a local job's never comes)
         job, lead, folder = env.job_id if slurm else str(os.getpid()), env.global_rank == 0, self.run.folder
         common: dict[str, Any] = {"launcher": self.launcher, "job": job, "host": socket.gethostname(), "pid": os.getpid()}
         common["attempt"] = int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1  # SLURM counts the requeues
@@ -106,13 +106,10 @@ class FitJob:
 
 
 @contextmanager
-def _time_limit_stops(usr: signal.Signals | None) -> Iterator[list[int]]:
+def _time_limit_stops(usr: signal.Signals) -> Iterator[list[int]]:
     """While ``bam fit`` runs, submitit's time-limit signal ``usr`` stops it as SIGTERM does (the batch finished,
     ``last.ckpt`` written); the list yielded holds the signal once it came. submitit's handler is restored at the end."""
     came: list[int] = []
-    if usr is None:
-        yield came
-        return
     submitits = signal.signal(usr, lambda signum, _: came.append(signum) or os.kill(os.getpid(), signal.SIGTERM))
     try:
         yield came
