@@ -1,11 +1,12 @@
 """``bam sweep --launcher slurm``: its ``--slurm.*`` options, the submitit executor they make, and the queue's state.
 
-One sweep is one SLURM job array (submitit's ``executor.batch()``). Each job asks for SIGTERM
-``--slurm.signal_delay`` seconds before its time limit (``#SBATCH --signal=TERM@<s>``: ``bam fit``
-answers SIGTERM with ``last.ckpt``; submitit's own USR2 would kill it without one) and is requeueable
-(``--requeue``). A row on several GPUs is the DDP recipe of docs/training.md: one task per GPU
-(``--ntasks-per-node``), ``--trainer.num_nodes``/``devices``/``strategy ddp``, and the config's batch
-divided among the processes, so that the global batch stays the config's.
+One sweep is one SLURM job array (submitit's ``executor.batch()``). Each job asks for submitit's
+time-limit signal ``--slurm.signal_delay`` seconds before its time limit (its ``signal_delay_s``:
+``#SBATCH --signal=USR2@<s>``; sweep_job.py says who answers it) and is requeueable (``--requeue``,
+which submitit does not ask for: SLURM requeues a preempted job itself). A row on several GPUs is
+the DDP recipe of docs/training.md: one task per GPU (``--ntasks-per-node``),
+``--trainer.num_nodes``/``devices``/``strategy ddp``, and the config's batch divided among the
+processes, so that the global batch stays the config's.
 """
 
 import shutil
@@ -26,7 +27,7 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "qos": (str, None, "the quality of service (sbatch --qos)"),
     "mem": (str, None, "memory per node in SLURM's units, e.g. 32G (sbatch --mem)"),
     "array_parallelism": (int, 256, "runs of the array at most running at once"),
-    "signal_delay": (int, 120, "seconds before the time limit at which SLURM sends SIGTERM (sbatch --signal)"),
+    "signal_delay": (int, 120, "seconds before the time limit at which SLURM signals the job to stop and requeue"),
     "sbatch": (str, [], "one more #SBATCH option, repeatable: constraint=a100, or a flag alone: exclusive"),
 }
 ALIVE = {
@@ -34,6 +35,7 @@ ALIVE = {
     "SUSPENDED": "pending", "RUNNING": "running", "CONFIGURING": "running", "COMPLETING": "running",
     "SIGNALING": "running", "STAGE_OUT": "running", "RESIZING": "running",
 }  # fmt: skip
+REQUEUES = 10**6  # submitit's max_num_timeout: its default, 3 requeues at a time limit, would end a long run
 
 
 def check_sbatch() -> None:
@@ -90,8 +92,7 @@ def parameters(options: dict[str, Any], name: str) -> dict[str, Any]:
     params |= {key: options[key] for key in ("partition", "cpus_per_task", "account", "qos", "mem") if options[key] is not None}
     if gpus:
         params["gpus_per_node"] = gpus
-    extra = {"signal": f"TERM@{options['signal_delay']}", "requeue": True}
-    params["additional_parameters"] = extra | extra_lines(options["sbatch"])
+    params["additional_parameters"] = {"requeue": True} | extra_lines(options["sbatch"])
     return params
 
 
@@ -99,7 +100,7 @@ def executor(folder: Path, params: dict[str, Any]) -> Any:
     """A submitit SlurmExecutor writing its job files under ``folder``."""
     import submitit
 
-    slurm = submitit.SlurmExecutor(folder=folder / "%j")
+    slurm = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=REQUEUES)
     slurm.update_parameters(**params)
     return slurm
 
@@ -116,36 +117,16 @@ class SlurmFailed(InputError):
     """A SLURM command that failed (a controller down, a partition that does not exist): its own words, in one line."""
 
 
-def _squeue(*args: str) -> str:
-    """``squeue -h ARGS``'s output; a query SLURM cannot answer raises ``SlurmFailed``, never reads as an empty queue."""
+def queued() -> dict[str, str]:
+    """SLURM's jobs still queued, by id (array tasks as ``<array job>_<task>``): ``pending`` or ``running``. A query
+    SLURM cannot answer raises ``SlurmFailed``, never reads as an empty queue."""
     if shutil.which("squeue") is None:
         raise SlurmFailed("squeue not found on PATH: run bam sweep where SLURM's commands are (a login node)")
-    listing = subprocess.run(["squeue", "-h", *args], capture_output=True, text=True)
+    listing = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True)
     if listing.returncode != 0:
         words = " ".join(listing.stderr.split()) or f"exit status {listing.returncode}"
-        raise SlurmFailed(f"squeue failed: {words}")
-    return listing.stdout
-
-
-def queued() -> dict[str, str]:
-    """SLURM's jobs still queued, by id (array tasks as ``<array job>_<task>``): ``pending`` or ``running``."""
-    try:
-        listing = _squeue("-r", "-o", "%i|%T")
-    except SlurmFailed as error:
         raise SlurmFailed(
-            f"{error}: whether the sweep's SLURM jobs still run is unknown: try again once squeue answers"
-        ) from None
-    jobs = (line.split("|") for line in listing.splitlines() if "|" in line)
+            f"squeue failed: {words}: whether the sweep's SLURM jobs still run is unknown: try again once squeue answers"
+        )
+    jobs = (line.split("|") for line in listing.stdout.splitlines() if "|" in line)
     return {job: ALIVE[state] for job, state in jobs if state in ALIVE}
-
-
-def time_left_s(job: str) -> int | None:
-    """Seconds SLURM still gives the running ``job`` (``squeue %L``: ``[days-][hours:]minutes:seconds``), or None for
-    no limit; ``SlurmFailed`` where squeue cannot say."""
-    left = _squeue("-j", job, "-o", "%L").strip()
-    days, _, clock = left.rpartition("-")
-    try:
-        hours, minutes, seconds = ([0, 0, 0] + [int(part) for part in clock.split(":")])[-3:]
-        return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
-    except ValueError:  # UNLIMITED, INVALID, a job SLURM no longer lists
-        return None

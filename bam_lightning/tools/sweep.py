@@ -124,7 +124,7 @@ def status(out: Path) -> None:
     print(_table(runs, states))
 
 
-def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dict[str, Any]) -> None:
+def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any]) -> None:
     from submitit.core.utils import FailedJobError
 
     executor = slurm_options.executor(out / SUBMITIT, params)
@@ -132,7 +132,7 @@ def _submit_slurm(runs: list[Run], out: Path, params: dict[str, Any], slurm: dic
     try:
         with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # submitit prints sbatch's refusal: said below
             for run in runs:
-                jobs.append(executor.submit(FitJob(run, "slurm", slurm["signal_delay"])))
+                jobs.append(executor.submit(FitJob(run, "slurm")))
     except FailedJobError as error:  # one sbatch for the whole array: nothing was submitted
         raise slurm_options.SlurmFailed(f"sbatch refused the job array, nothing submitted: {one_line(error)}") from None
     for run, job in zip(runs, jobs, strict=True):
@@ -224,7 +224,7 @@ def main(args: list[str] | None = None) -> None:
         print(f"bam sweep: dry run: {len(todo)} runs would be submitted; nothing submitted")
         return
     if todo and slurm is not None:
-        return _submit_slurm(todo, options.out, params, slurm)
+        return _submit_slurm(todo, options.out, params)
     if todo:
         _run_local(todo, options.out, options.parallel)
     else:

@@ -1,9 +1,9 @@
 """`bam sweep` end to end, through the real command: the demo sweep run locally, then as a SLURM job array on a real SLURM.
 
 The local sweep (both demo rows, seed 0) is also the uninterrupted run the preempted SLURM run must
-end as, to the bit. The SLURM sweep (2 rows x 2 seeds) runs beside a sweep of a bad config; one of
-its runs pauses mid-epoch (``sweep_pause.PauseOnce``) and is preempted there by ``scontrol requeue``,
-then released from the BeginTime SLURM gives a requeued job, and resumes from its last.ckpt. Every
+end as, to the bit. The SLURM sweep (2 rows x 2 seeds) runs beside an array of a run cut by its time
+limit and a bad config; one of its runs pauses mid-epoch (``sweep_pause.PauseOnce``) and is preempted
+there by ``scontrol requeue``, then released from the BeginTime SLURM gives a requeued job, and resumes from its last.ckpt. Every
 SLURM check is in one test (xdist group "slurm"): one SLURM, one of each sweep.
 """
 
@@ -172,7 +172,7 @@ def slurm_command(env: dict[str, str], *args: str) -> str:
 def check_dry_runs(root: Path, args: list[str], env: dict[str, str]) -> None:
     """The sweep's plan and its #SBATCH lines, nothing submitted; the DDP recipe of a row on 2 nodes x 4 GPUs."""
     plan = bam("sweep", *args, "--dry_run", cwd=root, env=env).stdout
-    assert "#SBATCH --array=0-3%4\n" in plan and "#SBATCH --signal=TERM@120\n" in plan and "#SBATCH --requeue\n" in plan
+    assert "#SBATCH --array=0-3%4\n" in plan and "#SBATCH --signal=USR2@120\n" in plan and "#SBATCH --requeue\n" in plan
     assert "bam sweep: dry run: 4 runs would be submitted; nothing submitted" in plan and not (root / "slurm").exists()
     options = ["--slurm.gpus_per_node", "4", "--slurm.nodes", "2", "--slurm.partition", "gpu", "--slurm.account", "lab"]
     options += [
@@ -234,11 +234,13 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
 
     start = time.monotonic()
     timed = root / "timed" / "demo_digits" / "seed0"  # a run that reaches its time limit, first in the queue
+    bad = root / "timed" / "typo" / "seed0"  # in the same array: submitit requeues an array task at its time limit
     bam(
         "sweep",
         *SLURM,
         "--configs",
         DEMO,
+        f"{DEMO}+{root / 'typo.yaml'}",
         "--seeds",
         "0",
         "--out",
@@ -250,10 +252,8 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
     )
     submitted = bam("sweep", *args, cwd=root, env=env).stdout
     assert "bam sweep: submitted 4 runs as SLURM job array" in submitted
-    bad = ["--configs", f"{DEMO}+{root / 'typo.yaml'}", "--seeds", "0", "--out", str(root / "bad")]
-    bam("sweep", *SLURM, *bad, cwd=root, env=env)
 
-    # The time limit: cut to 2 minutes while the run waits mid-epoch, so that SLURM sends its --signal=TERM@120 now.
+    # The time limit: cut to 2 minutes while the run waits mid-epoch, so that SLURM sends its --signal=USR2@120 now.
     wait_for("the timed run's pause", (timed / "paused").exists, 120)
     slurm_command(env, "scontrol", "update", f"JobId={read_state(timed)['job']}", "TimeLimit=2")
     # Preemption: scontrol requeue while the run waits mid-epoch.
@@ -268,11 +268,11 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
     assert "demo_digits/seed0  pending  SLURM job" in pending, pending
     release(preempted, env)
     requeue_to_resume = time.monotonic() - requeued
-    signal = wait_for("the time limit's SIGTERM", lambda: "before its time limit" in read_state(timed).get("why", ""), 90)
+    signal = wait_for("the time limit's signal", lambda: "its time limit's signal" in read_state(timed).get("why", ""), 90)
     wait_pending(timed, env)
     release(timed, env, "TimeLimit=10")  # not cut again
 
-    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [timed, root / "bad" / "typo" / "seed0"]
+    runs = [root / "slurm" / name / f"seed{seed}" for name in NAMES for seed in (0, 1)] + [timed, bad]
     wait_for("every run", lambda: all(read_state(run)["state"] in ("done", "failed") for run in runs), 240)
     wait_for("every job's end", lambda: slurm_command(env, "squeue", "-h") == "", 60)  # a job writes its state, then ends
     took = time.monotonic() - start
@@ -282,19 +282,20 @@ def test_slurm_sweep_resumes_preempted_and_timed_out_runs_fails_a_bad_config_and
     # 2 configs x 2 seeds: 4 runs done.
     status = bam("sweep", "--status", str(root / "slurm"), cwd=root, env=env).stdout
     assert status.splitlines()[0] == f"bam sweep: 4 runs under {root / 'slurm'}: 4 done", status
-    # The preempted run and the one at its time limit (SLURM's --signal, then its job requeued itself): each stopped
+    # The preempted run and the one at its time limit (SLURM's --signal, then submitit requeued its job): each stopped
     # mid-epoch with last.ckpt, requeued, resumed, and ended as the run that never stopped.
     for run in (preempted, timed):
         log = (run / LOG).read_text()
         assert "bam: stopped by SIGTERM; last.ckpt" in log and "bam: resuming from" in log, run
         assert read_state(run)["state"] == "done" and read_state(run)["attempt"] == 2, run  # the same job, requeued once
         assert_same_run(root, str(run.relative_to(root)))
+    assert re.fullmatch(r"\d+_0", read_state(timed)["job"])  # an array's task, requeued by submitit
     # The bad config: failed with its log's last line, not requeued.
-    failed = read_state(root / "bad" / "typo" / "seed0")
+    failed = read_state(bad)
     assert failed["state"] == "failed" and failed["attempt"] == 1 and "'reductoin'" in failed["why"], failed
     assert "Restarts=0" in slurm_command(env, "scontrol", "show", "job", failed["job"])
-    status = bam("sweep", "--status", str(root / "bad"), cwd=root, env=env).stdout
-    assert "typo/seed0  failed  exit status 2: bam: error:" in status, status
+    status = bam("sweep", "--status", str(root / "timed"), cwd=root, env=env).stdout
+    assert re.search(r"typo/seed0 +failed +exit status 2: bam: error:", status), status
     # The same sweep again: nothing submitted.
     again = bam("sweep", *args, cwd=root, env=env).stdout
     assert "bam sweep: nothing to submit" in again and "one job array" not in again
