@@ -2,7 +2,7 @@
 
 The local sweep (both demo rows, seed 0) is also the uninterrupted run the preempted SLURM run must
 end as, to the bit. The SLURM sweep (2 rows x 2 seeds) runs beside an array of a run cut by its time
-limit and a bad config; one of its runs pauses mid-epoch (``sweep_pause.PauseOnce``) and is preempted
+limit and a bad config; one of its runs pauses mid-epoch (``helpers.sweep_pause.PauseOnce``) and is preempted
 there by ``scontrol requeue``, then released from the BeginTime SLURM gives a requeued job, and resumes from its last.ckpt. Every
 SLURM check is in one test (xdist group "slurm"): one SLURM, one of each sweep.
 """
@@ -33,12 +33,12 @@ TINY = (
     "--trainer.max_epochs 2 --trainer.limit_train_batches 4 --trainer.limit_val_batches 2 --trainer.log_every_n_steps 1"
     " --trainer.enable_progress_bar false --trainer.deterministic true"
 )  # 4 steps an epoch
+PAUSE = "--trainer.callbacks+=helpers.sweep_pause.PauseOnce --trainer.callbacks.step"
 PAUSED = {
-    row: f"{TINY} --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 6 --trainer.callbacks.run {row}/seed0"
-    for row in NAMES
+    row: f"{TINY} {PAUSE} 6 --trainer.callbacks.run {row}/seed0" for row in NAMES
 }  # TINY, and the row's seed 0 run waits mid-epoch once
-# where the runs import sweep_pause from, before the package's own folder where one is set (a worktree's)
-HERE = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
+# where the runs import helpers.sweep_pause from, before the package's own folder where one is set (a worktree's)
+HERE = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
 SLURM = ["--launcher", "slurm", "--slurm.cpus_per_task", "1", "--slurm.time", "10"]
 
 
@@ -142,7 +142,7 @@ def test_status_shows_each_run(local):
 
 def test_ctrl_c_stops_a_local_sweep_as_bam_fit_and_the_same_sweep_resumes_it(tmp_path):
     """Ctrl-C in a terminal: SIGINT to the sweep's process group (its runs' processes too), while its run waits mid-epoch."""
-    paused = f"{TINY} --trainer.callbacks+=sweep_pause.PauseOnce --trainer.callbacks.step 2 --trainer.callbacks.run seed0"
+    paused = f"{TINY} {PAUSE} 2 --trainer.callbacks.run seed0"
     args = ["sweep", "--configs", DEMO, "--seeds", "0", "--out", "out", "--args", paused]
     env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **HERE}
     command = [sys.executable, "-m", "bam_lightning.cli", *args]
