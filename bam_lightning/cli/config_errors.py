@@ -169,10 +169,10 @@ def explain(
     if found:
         return f"{found} ({hint})"
     lines = [line.strip() for line in message.splitlines() if line.strip()] or ["invalid arguments"]
-    keyed = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])  # the key, where jsonargparse names one
+    keyed = re.match(r'Parser key "([^"]+)"(?: element \d+)?:\s*(.*)', lines[0])  # the key, where jsonargparse names one
     if not keyed:
         return f"{lines[0]} ({hint})"
-    value = at(everything, keyed[1])
+    value = None if " element " in lines[0] else at(everything, keyed[1])  # an item of a list: the report names it
     worded = _refused(keyed[1], value, "\n".join(lines))
     if worded:
         return f"{worded} ({hint})"
@@ -184,8 +184,11 @@ def _refused(key: str, value: Any, report: str) -> str | None:
     """jsonargparse's report that ``value`` fits no type of ``key`` worded as ``_value_mistake`` words a config's, where it
     names the types (``Expected a <class 'int'>``, a Union's ``Subtypes: [...]``) or the choices (``typing.Literal[...]``);
     a tool parsed by jsonargparse has no signature to ask, so its report is read instead."""
-    if not isinstance(value, bool | int | float | str):
-        return None
+    got = re.search(r"Got value: (.*)", report)
+    if not isinstance(value, bool | int | float | str):  # an item of a list: the one refused
+        if got is None:
+            return None
+        value = got[1]
     literal = re.search(r"typing\.Literal\[(.*?)\]\. Got value", report)
     if literal:
         choices = [str(choice) for choice in ast.literal_eval(f"[{literal[1]}]")]
@@ -193,4 +196,6 @@ def _refused(key: str, value: Any, report: str) -> str | None:
     subtypes = re.search(r"Subtypes: \[(.*)\]", report)
     expected = subtypes[1] if subtypes else (re.search(r"Expected a (<class '[\w.]+'>)", report) or [None, ""])[1]
     names = ["null" if name == "NoneType" else name for name in re.findall(r"<class '(?:\w+\.)*(\w+)'>", expected)]
+    if names == ["list"]:  # jsonargparse's two ways to give a list option
+        return f"{key}: {value!r} is not a list: give --{key} '[{value}, ...]', or --{key}+ {value} once for each item"
     return f"{key}: {value!r} is not a valid {' or '.join(names)}" if names else None

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import InputError
 
 # --slurm.<key>: (type, default, help). The submitit parameter of the same name, but for sbatch and signal_delay.
-OPTIONS: dict[str, tuple[type, Any, str]] = {
+OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "partition": (str, None, "the partition (sbatch --partition)"),
     "nodes": (int, 1, "nodes per run; above 1 (or gpus_per_node above 1) the run is DDP over all their GPUs"),
     "gpus_per_node": (int, 0, "GPUs per node, one task (process) each"),
@@ -28,7 +28,7 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "mem": (str, None, "memory per node in SLURM's units, e.g. 32G (sbatch --mem)"),
     "array_parallelism": (int, 256, "runs of the array at most running at once"),
     "signal_delay": (int, 120, "seconds before the time limit at which SLURM signals the job to stop and requeue"),
-    "sbatch": (str, [], "one more #SBATCH option, repeatable: constraint=a100, or a flag alone: exclusive"),
+    "sbatch": (list[str], [], "more #SBATCH options: '[constraint=a100, exclusive]', or one a time: --slurm.sbatch+ KEY=VALUE"),
 }
 ALIVE = {
     "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",

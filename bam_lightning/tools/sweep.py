@@ -19,10 +19,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from jsonargparse import ArgumentParser
 
 from ..errors import InputError, check_output_folder, check_seed, one_line
-from . import ToolParser
+from . import parse
 from . import slurm as slurm_options
 from .summary import format_table
 from .sweep_job import FitJob
@@ -32,27 +34,28 @@ SUBMITIT = ".submitit"  # submitit's job files (pickles, logs) under OUT
 ACTIONS = {"done": "skip", "running": "skip", "pending": "skip", "missing": "start", "stopped": "resume", "failed": "resume"}
 
 
-def build_parser() -> ToolParser:
-    parser = ToolParser(prog="bam sweep", description="Configs times seeds, one bam fit each: locally or as a SLURM job array.")
-    parser.add_argument("--configs", nargs="+", metavar="CONFIG[+DELTA]", help="one row each; a Table 3 config+its delta")
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="each row runs once per seed")
-    parser.add_argument("--out", type=Path, default=Path("runs/sweep"), help="runs go to OUT/<row>/seed<k>/")
-    parser.add_argument("--args", default="", help='more bam fit options for every run, as one string: "--trainer.max_epochs 5"')
-    parser.add_argument("--launcher", choices=["local", "slurm"], default="local")
-    parser.add_argument("--local.parallel", dest="parallel", type=int, default=1, metavar="N", help="runs at once (default: 1)")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="bam sweep",
+        exit_on_error=False,  # mistakes raise, for parse to word in one line
+        description="Configs times seeds, one bam fit each: locally or as a SLURM job array.",
+    )
+    parser.add_argument("--configs", type=str, nargs="+", metavar="CONFIG[+DELTA]", help="a row each; a Table 3 config+its delta")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="each row runs once per seed")
+    parser.add_argument("--out", type=str, default="runs/sweep", help="runs go to OUT/<row>/seed<k>/")
+    parser.add_argument("--args", type=str, default="", help='more bam fit options for every run: "--trainer.max_epochs 5"')
+    parser.add_argument("--launcher", type=Literal["local", "slurm"], default="local")
+    parser.add_argument("--local.parallel", type=int, default=1, help="runs at once")
     for key, (kind, default, text) in slurm_options.OPTIONS.items():
-        many = {"action": "append"} if isinstance(default, list) else {"default": default}
-        shown = f"{text} (default: {default})" if default not in (None, []) else text
-        metavar = "N" if kind is int else "VALUE"
-        parser.add_argument(f"--slurm.{key}", dest=f"slurm.{key}", type=kind, metavar=metavar, help=shown, **many)
+        parser.add_argument(f"--slurm.{key}", type=kind if default is not None else kind | None, default=default, help=text)
     parser.add_argument("--dry_run", action="store_true", help="print the plan and the sbatch options; submit nothing")
-    parser.add_argument("--status", type=Path, metavar="OUT", help="print where each run of the sweep under OUT stands")
+    parser.add_argument("--status", type=str | None, metavar="OUT", help="print where each run of the sweep under OUT stands")
     return parser
 
 
 def _slurm(options: Any) -> dict[str, Any]:
     """The ``--slurm.*`` values by key, each checked."""
-    values = {key: getattr(options, f"slurm.{key}") for key in slurm_options.OPTIONS}
+    values = {key: options[f"slurm.{key}"] for key in slurm_options.OPTIONS}
     values["sbatch"] = values["sbatch"] or []
     for key in ("partition", "account", "qos", "mem"):
         if values[key] is not None and not values[key].strip():
@@ -78,18 +81,18 @@ def _runs(options: Any, slurm: dict[str, Any] | None) -> list[Run]:
         raise InputError(f"--seeds {' '.join(map(str, options.seeds))}: a seed given twice: give each seed once")
     for seed in options.seeds:
         check_seed(seed, "--seeds")
-    if options.parallel < 1:
-        raise InputError(f"--local.parallel {options.parallel}: give 1 or more")
+    if options.local.parallel < 1:
+        raise InputError(f"--local.parallel {options.local.parallel}: give 1 or more")
     try:
         args = shlex.split(options.args)
     except ValueError as error:
         raise InputError(f"--args {options.args!r}: {error}: quote as a shell does") from None
-    check_output_folder(options.out, "--out")
+    check_output_folder(Path(options.out), "--out")
     ddp = {}
     if slurm is not None and slurm_options.world_size(slurm) > 1:
         for config in options.configs:
             ddp[row_name(config)] = slurm_options.ddp_args(slurm, batch_size(read_configs(config)), row_name(config))
-    return plan(options.configs, options.seeds, options.out, args, ddp)
+    return plan(options.configs, options.seeds, Path(options.out), args, ddp)
 
 
 def _states(runs: list[Run]) -> list[tuple[str, str]]:
@@ -198,9 +201,10 @@ def _args_joined(args: list[str]) -> list[str]:
 
 
 def main(args: list[str] | None = None) -> None:
-    options = build_parser().parse_args(_args_joined(sys.argv[1:] if args is None else args))
+    options = parse(build_parser(), _args_joined(sys.argv[1:] if args is None else args))
     if options.status is not None:
-        return status(options.status)
+        return status(Path(options.status))
+    out = Path(options.out)
     slurm = _slurm(options) if options.launcher == "slurm" else None
     runs = _runs(options, slurm)
     if slurm is not None:
@@ -209,28 +213,24 @@ def main(args: list[str] | None = None) -> None:
     actions = [ACTIONS[state] for state, _ in states]
     todo = [run for run, action in zip(runs, actions, strict=True) if action != "skip"]
     rows = len(dict.fromkeys(run.row for run in runs))
-    print(
-        f"bam sweep: {len(runs)} runs ({rows} rows x {len(options.seeds)} seeds) under {options.out}, launcher {options.launcher}"
-    )
+    print(f"bam sweep: {len(runs)} runs ({rows} rows x {len(options.seeds)} seeds) under {out}, launcher {options.launcher}")
     print(_table(runs, states, actions))
-    params = slurm_options.parameters(slurm, f"bam-sweep-{options.out.resolve().name}") if slurm is not None else {}
+    params = slurm_options.parameters(slurm, f"bam-sweep-{out.resolve().name}") if slurm is not None else {}
     if todo and slurm is not None:
         print(f"  one job array of {len(todo)}:")
-        print(
-            "\n".join(f"    {line}" for line in slurm_options.sbatch_lines(params, options.out.resolve() / SUBMITIT, len(todo)))
-        )
+        print("\n".join(f"    {line}" for line in slurm_options.sbatch_lines(params, out.resolve() / SUBMITIT, len(todo))))
     if options.dry_run:
         print("\n".join(f"  {run.name}: bam {shlex.join(run.command)}" for run in todo))
         print(f"bam sweep: dry run: {len(todo)} runs would be submitted; nothing submitted")
         return
     if todo and slurm is not None:
-        return _submit_slurm(todo, options.out, params)
+        return _submit_slurm(todo, out, params)
     if todo:
-        _run_local(todo, options.out, options.parallel)
+        _run_local(todo, out, options.local.parallel)
     else:
         print("bam sweep: nothing to submit")
     if slurm is None or all(state == "done" for state, _ in states):  # SLURM's runs still queued: --status follows them
-        _finish(runs, options.out)
+        _finish(runs, out)
 
 
 def _finish(runs: list[Run], out: Path) -> None:

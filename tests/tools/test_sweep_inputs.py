@@ -18,10 +18,13 @@ DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
         (["--configs", DEMO, DEMO], "--configs: rows named demo_digits twice: each row is named after its last file"),
         (["--configs", DEMO, "--seeds"], "--seeds: the seed list is empty: give one seed or more, e.g. --seeds 0 1 2"),
         (["--configs", DEMO, "--seeds", "0", "0"], "--seeds 0 0: a seed given twice: give each seed once"),
-        (["--configs", DEMO, "--seeds", "x"], "bam sweep: argument --seeds: invalid int value: 'x'"),
+        (["--configs", DEMO, "--seeds", "x"], "bam sweep: seeds: 'x' is not a valid int ("),
         (["--configs", DEMO, "--out", "a_file"], "--out a_file is a file, not a folder: give a folder"),
         (["--configs", DEMO, "--args", "--a 'b"], '--args "--a \'b": No closing quotation: quote as a shell does'),
-        (["--configs", DEMO, "--launcher", "slrum"], "bam sweep: argument --launcher: invalid choice: 'slrum'"),
+        (
+            ["--configs", DEMO, "--launcher", "slrum"],
+            "bam sweep: launcher: 'slrum' is not one of local, slurm (did you mean 'slurm'?)",
+        ),
         (["--configs", DEMO, "--local.parallel", "0"], "--local.parallel 0: give 1 or more"),
         (["--configs", DEMO, "--launcher", "slurm", "--slurm.partitoin", "gpu"], "(did you mean 'slurm.partition'?)"),
         (["--configs", DEMO, "--launcher", "slurm", "--slurm.time", "0"], "--slurm.time 0: give 1 or more"),
@@ -31,8 +34,12 @@ DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
             "--slurm.signal_delay 120 s is not shorter than --slurm.time 2 min",
         ),
         (
-            ["--configs", DEMO, "--launcher", "slurm", "--slurm.sbatch", "two words"],
+            ["--configs", DEMO, "--launcher", "slurm", "--slurm.sbatch+", "two words"],
             "--slurm.sbatch 'two words': give one sbatch option, as KEY=VALUE or --KEY=VALUE",
+        ),
+        (
+            ["--configs", DEMO, "--launcher", "slurm", "--slurm.sbatch", "exclusive"],
+            "slurm.sbatch: 'exclusive' is not a list: give --slurm.sbatch '[exclusive, ...]', or --slurm.sbatch+ exclusive once",
         ),
         (
             ["--configs", DEMO, "--launcher", "slurm", "--slurm.gpus_per_node", "3"],

@@ -182,13 +182,15 @@ def check_dry_runs(root: Path, args: list[str], env: dict[str, str]) -> None:
         "64G",
         "--slurm.array_parallelism",
         "1",
-        "--slurm.sbatch",
+        "--slurm.sbatch+",
         "constraint=a100",
+        "--slurm.sbatch+",
+        "exclusive",
     ]
     ddp = ["--launcher", "slurm", *options, "--configs", DEMO, "--seeds", "0", "1", "--out", "ddp", "--dry_run"]
     plan = bam("sweep", *ddp, cwd=root, env=env).stdout
     for line in ("--array=0-1%1", "--partition=gpu", "--account=lab", "--qos=high", "--mem=64G", "--nodes=2",
-                 "--gpus-per-node=4", "--ntasks-per-node=4", "--constraint=a100"):  # fmt: skip
+                 "--gpus-per-node=4", "--ntasks-per-node=4", "--constraint=a100", "--exclusive"):  # fmt: skip
         assert f"#SBATCH {line}\n" in plan, line
     assert "--trainer.num_nodes 2 --trainer.devices 4 --trainer.strategy ddp --data.batch_size 8" in plan  # 8 x 8 = 64
     assert not (root / "ddp").exists()
