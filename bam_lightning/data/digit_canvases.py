@@ -12,14 +12,15 @@ they read the real datasets::
 (not ``python -m``: the package imports this module's package first, and runpy warns about that).
 """
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from xml.etree import ElementTree
 
 import numpy as np
+from jsonargparse import ArgumentParser
 from PIL import Image
 
 from ..errors import InputError
@@ -227,12 +228,12 @@ def write_voc(
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="bam_lightning.data.digit_canvases",
         description="Write handwritten digits pasted on canvases as a COCO or PASCAL VOC detection dataset.",
     )
-    parser.add_argument("--format", choices=("coco", "voc"), required=True)
-    parser.add_argument("--out", type=Path, required=True, help="dataset root to write into")
+    parser.add_argument("--format", type=Literal["coco", "voc"], required=True)
+    parser.add_argument("--out", type=str, required=True, help="dataset root to write into")
     parser.add_argument("--train", type=int, default=512, help="training canvases (VOC: trainval)")
     parser.add_argument("--val", type=int, default=128, help="validation canvases (VOC: test)")
     parser.add_argument("--size", type=int, default=128, help="canvas side in pixels")
@@ -240,4 +241,4 @@ def main(args: Sequence[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, nargs="+", default=list(DIGITS), help="digits to use, e.g. 0 1 2")
     parsed = parser.parse_args(args)
     write = write_coco if parsed.format == "coco" else write_voc
-    print(write(parsed.out, parsed.train, parsed.val, parsed.size, parsed.seed, parsed.classes))
+    print(write(Path(parsed.out), parsed.train, parsed.val, parsed.size, parsed.seed, parsed.classes))

@@ -10,12 +10,12 @@ they take CIFAR. ``main`` writes test digits as PNGs, the input ``make demo`` gi
 (not ``python -m``: the package imports this module first, and runpy warns about that).
 """
 
-import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jsonargparse import ArgumentParser
 from jsonargparse.typing import ClosedUnitInterval
 from PIL import Image
 from torch import Tensor
@@ -136,11 +136,11 @@ class DigitsDataModule(ImageDataModule):
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="bam_lightning.data.digits", description="Write test digits 0, 1, 2, ... as PNGs at the demo's input size."
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="one PNG per digit, in label order")
+    parser.add_argument("paths", nargs="+", type=str, help="one PNG per digit, in label order")
     parser.add_argument("--image_size", type=int, default=32)
     parsed = parser.parse_args(args)
-    DigitsDataModule(image_size=parsed.image_size).save_test_digits(parsed.paths)
+    DigitsDataModule(image_size=parsed.image_size).save_test_digits([Path(path) for path in parsed.paths])
     print(" ".join(map(str, parsed.paths)))
