@@ -6,18 +6,21 @@ mistake of ``bam``, in one ``bam: error:`` line and status 2 (``parse``); ``--he
 
 import argparse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+from jsonargparse import ArgumentParser, Namespace
 
 from ..cli.config_errors import explain
 from ..errors import InputError
 
-if TYPE_CHECKING:
-    import jsonargparse
-
-__all__ = ["parse"]
+__all__ = ["parse", "tool_parser"]
 
 
-def parse(parser: "jsonargparse.ArgumentParser", args: Sequence[str] | None) -> "jsonargparse.Namespace":
+def tool_parser(prog: str, description: str) -> ArgumentParser:
+    """A tool's parser, whose mistakes raise (``exit_on_error=False``) for ``parse`` to word in one line."""
+    return ArgumentParser(prog=prog, description=description, exit_on_error=False)
+
+
+def parse(parser: ArgumentParser, args: Sequence[str] | None) -> Namespace:
     """``parser.parse_args(args)`` for a tool's parser built with ``exit_on_error=False``, its mistakes worded in one line
     by ``config_errors.explain`` as the Trainer subcommands' are (an unknown option gets the nearest of the known ones).
     Its ``error`` is not overridden: jsonargparse builds internal parsers of the class and catches theirs."""

@@ -42,7 +42,7 @@ from ..models import get_model_entry
 from ..models.attention_maps import capture_attention, overlay, rescale
 from ..nn import BAMS, attention_blocks
 from ..tasks.classification import ImageClassifier
-from . import parse
+from . import parse, tool_parser
 from .cams import METHODS, class_maps
 
 DPI = 100
@@ -167,11 +167,7 @@ def attention_figure(
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="bam attention",
-        exit_on_error=False,  # mistakes raise, for parse to word in one line
-        description="Draw each BAM's spatial attention map over images, one row per image, into one PNG.",
-    )
+    parser = tool_parser("bam attention", "Draw each BAM's spatial attention map over images, one row per image, into one PNG.")
     parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint written by bam fit (a model with BAM)")
     parser.add_argument("--image", type=str, action="append", required=True, help="an image file; repeat for more rows")
     parser.add_argument("--out", type=str, default="attention_maps.png", help="the PNG to write")

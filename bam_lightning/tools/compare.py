@@ -33,7 +33,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ..errors import InputError
 from ..models import get_model_entry, list_models
-from . import parse
+from . import parse, tool_parser
 from .report import Bar, Welch, plot, printed_figure, ttest_ind, welch
 from .summary import format_table, with_options
 
@@ -417,10 +417,8 @@ def write_report(records: list[dict[str, Any]], metric: str, out: Path) -> list[
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="bam compare",
-        exit_on_error=False,  # mistakes raise, for parse to word in one line
-        description="Runs of `bam fit` grouped by configuration: mean ± std over seeds, and attention minus baseline.",
+    parser = tool_parser(
+        "bam compare", "Runs of `bam fit` grouped by configuration: mean ± std over seeds, and attention minus baseline."
     )
     parser.add_argument("runs", nargs="+", type=str, help="version folders, or any folder above them (searched recursively)")
     parser.add_argument("--metric", type=str, default="val/err1", help="a scalar tag, e.g. val/acc1, val/loss")

@@ -17,7 +17,7 @@ from torchvision.utils import make_grid, save_image
 from ..checkpoints import read_checkpoint
 from ..errors import InputError, check_output_folder, one_line
 from ..tasks.detection import ObjectDetector, describe, draw_detections
-from . import parse
+from . import parse, tool_parser
 from .attention import read_image
 
 
@@ -35,11 +35,7 @@ def load_detector(ckpt_path: str | Path) -> ObjectDetector:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="bam detect",
-        exit_on_error=False,  # mistakes raise, for parse to word in one line
-        description="Draw a trained detector's boxes on images, into one PNG.",
-    )
+    parser = tool_parser("bam detect", "Draw a trained detector's boxes on images, into one PNG.")
     parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint written by bam fit with a detection config")
     parser.add_argument("--image", type=str, action="append", required=True, help="an image file; repeat for more")
     parser.add_argument("--out", type=str, default="detections.png", help="the PNG to write")

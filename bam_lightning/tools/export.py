@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError, check_output_folder, one_line
 from ..nn import BAMS, attention_blocks
-from . import parse
+from . import parse, tool_parser
 from .attention import input_size, load_checkpoint_classifier
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}  # the suffixes --out may end in, the first the default's
@@ -165,11 +165,7 @@ def exporter_reason(error: Exception) -> str:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="bam export",
-        exit_on_error=False,  # mistakes raise, for parse to word in one line
-        description="Write a trained classifier's network as an ONNX or TorchScript file.",
-    )
+    parser = tool_parser("bam export", "Write a trained classifier's network as an ONNX or TorchScript file.")
     parser.add_argument(
         "--ckpt_path", type=str, required=True, help="checkpoint written by bam fit (a classifier, with or without BAM)"
     )

@@ -27,7 +27,7 @@ from ..models import count_macs, count_parameters, create_model, get_model_entry
 from ..models.detection import create_detector
 from ..nn import AttentionName
 from ..paper.rows import KNOWN_DIFFERENCES, TABLE_3, TABLE_4, find_paper_model, printed_detection_row, printed_row
-from . import parse
+from . import parse, tool_parser
 
 Format = Literal["table", "markdown", "csv"]
 BAM_FORMS = ("bam", "bam_official")  # the attention the paper's "+ BAM" rows stand beside
@@ -212,11 +212,9 @@ def detection_table(fmt: Format = "table") -> str:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="bam summary",
-        exit_on_error=False,  # mistakes raise, for parse to word in one line
-        description="Parameters and GMACs without and with attention, beside the paper's Table 3. "
-        "Give one of --model, --config or --all.",
+    parser = tool_parser(
+        "bam summary",
+        "Parameters and GMACs without and with attention, beside the paper's Table 3. Give one of --model, --config or --all.",
     )
     parser.add_argument("--model", type=str | None, help="a name from bam_lightning.models.list_models()")
     parser.add_argument("--backbone_kwargs", type=dict[str, Any] | None, help="with --model, e.g. '{widen_factor: 2.0}'")

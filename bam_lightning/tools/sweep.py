@@ -24,7 +24,7 @@ from typing import Any, Literal
 from jsonargparse import ArgumentParser
 
 from ..errors import InputError, check_output_folder, check_seed, one_line
-from . import parse
+from . import parse, tool_parser
 from . import slurm as slurm_options
 from .summary import format_table
 from .sweep_job import FitJob
@@ -35,11 +35,7 @@ ACTIONS = {"done": "skip", "running": "skip", "pending": "skip", "missing": "sta
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="bam sweep",
-        exit_on_error=False,  # mistakes raise, for parse to word in one line
-        description="Configs times seeds, one bam fit each: locally or as a SLURM job array.",
-    )
+    parser = tool_parser("bam sweep", "Configs times seeds, one bam fit each: locally or as a SLURM job array.")
     parser.add_argument("--configs", type=str, nargs="+", metavar="CONFIG[+DELTA]", help="a row each; a Table 3 config+its delta")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="each row runs once per seed")
     parser.add_argument("--out", type=str, default="runs/sweep", help="runs go to OUT/<row>/seed<k>/")
