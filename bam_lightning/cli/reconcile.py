@@ -13,9 +13,18 @@ from ..errors import InputError
 from .given import sources
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, with numbers of a subclass (jsonargparse's ``ClosedUnitInterval``, ``PositiveInt``: the types
+    of ``--model.label_smoothing``, ``--model.mixup_alpha``) written as numbers: the safe one refuses any subclass."""
+
+
+_Dumper.add_multi_representer(float, _Dumper.represent_float)
+_Dumper.add_multi_representer(int, _Dumper.represent_int)
+
+
 def as_typed(value: Any) -> str:
     """A value as a user writes it in a config or on the command line: ``null``, ``true``, ``{reduction: 8}``."""
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+    return yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
 
 
 def reconcile(given: Namespace, loaded: Namespace, args: list[str], run_options: tuple[str, ...], ckpt_path: str) -> None:

@@ -31,7 +31,7 @@ import yaml
 from jsonargparse import ArgumentParser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ..errors import InputError
+from ..errors import InputError, check_output_folder
 from ..models import get_model_entry, list_models
 from . import parse, tool_parser
 from .report import Bar, Welch, plot, printed_figure, ttest_ind, welch
@@ -125,7 +125,7 @@ def _config(run: Path) -> dict[str, Any] | None:
     path = run / "config.yaml"
     try:
         config = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError):
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):  # OSError: a folder, or a file not ours to read
         config = None
     sections = ("model", "data", "trainer")  # LightningCLI saves each as a mapping
     if not isinstance(config, dict) or not all(isinstance(config.get(key) or {}, dict) for key in sections):
@@ -171,9 +171,13 @@ def _label_differences(rows: list[dict[str, Any]]) -> None:
 
 
 def _scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
-    """``tag -> step -> (wall time, value)`` of one run folder, every value kept (no reservoir sampling)."""
+    """``tag -> step -> (wall time, value)`` of one run folder, every value kept (no reservoir sampling); nothing where its
+    events cannot be opened (a folder, a file not ours to read): the run counts as waiting, as one that logged nothing."""
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    events.Reload()
+    try:
+        events.Reload()
+    except OSError:
+        return {}
     return {tag: {e.step: (e.wall_time, e.value) for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
 
 
@@ -186,7 +190,7 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
 
     Best is the lowest value for an error or a loss, the highest otherwise; epochs count the
     values logged (one per validation). Runs that have logged no ``metric`` yet are ``waiting``
-    in their group's row; a group none of whose runs has logged it has no row.
+    in their group's row; a group none of whose runs has logged it has no row, and a line on stderr names its runs.
     """
     groups: dict[str, dict[str, Any]] = {}
     merged: dict[tuple[str, Any], dict[int, tuple[float, float]]] = defaultdict(dict)
@@ -214,12 +218,14 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
         raise InputError(f"no {metric!r} logged in {', '.join(sorted(folders[next(iter(folders))]))} nor any other run; "
                          f"logged: {', '.join(sorted(tags))}")  # fmt: skip
     series: dict[str, list[list[float]]] = defaultdict(list)
-    waiting: dict[str, int] = defaultdict(int)
-    for (key, _), steps in merged.items():
+    waiting: dict[str, list[str]] = defaultdict(list)  # the folders of the runs that have logged no metric yet
+    for identity, steps in merged.items():
         if steps:
-            series[key].append([value for _, (_, value) in sorted(steps.items())])
+            series[identity[0]].append([value for _, (_, value) in sorted(steps.items())])
         else:
-            waiting[key] += 1
+            waiting[identity[0]] += folders[identity]
+    for key in waiting.keys() - series.keys():  # an experiment all of whose runs are waiting: said, never dropped unsaid
+        print(f"bam compare: no row yet for {', '.join(sorted(waiting[key]))}: no {metric!r} logged yet", file=sys.stderr)
     rows = []
     for key, runs in series.items():
         finals, bests = [values[-1] for values in runs], [best(values) for values in runs]
@@ -230,7 +236,7 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
             | {
                 "metric": metric,
                 "runs": len(runs),
-                "waiting": waiting[key],
+                "waiting": len(waiting[key]),
                 "final": finals,
                 "best": bests,
                 "final_mean": final_mean,
@@ -442,6 +448,7 @@ def main(args: list[str] | None = None) -> None:
     out = Path(options.out or options.runs[0])
     if out.is_file():
         raise InputError(f"bam compare --paper: --out {out} is a file; give a folder")
+    check_output_folder(out, "bam compare --paper: --out")  # under a file, not writable: refused before any work
     records = paper_report(collect(options.runs, options.metric), options.metric)
     print(render_paper(records, options.metric, options.format))
     written = write_report(records, options.metric, out)
