@@ -13,8 +13,9 @@ and ``bam test`` or a resumed ``bam fit`` would start an unrelated ``version_N+1
   module's ``HPARAM_METRICS``: TensorBoard fills them with the last value of those scalars
   in the run's folder, so a ``bam test`` logged into that folder (``run_of_checkpoint``)
   adds its column to the same row.
-- ``SaveConfig``: LightningCLI's ``config.yaml``; a ``bam test`` (``bam validate``) logged into
-  the run it evaluates writes ``config_test.yaml`` (``config_validate.yaml``) beside the run's own.
+- ``SaveConfig``: LightningCLI's ``config.yaml``, for a fit; ``bam test`` (``validate``, ``predict``)
+  writes ``config_test.yaml`` (``config_validate.yaml``, ``config_predict.yaml``): beside the run's own
+  where it evaluates a run's checkpoint, and never a ``config.yaml`` that ``bam compare`` would take for a run.
 """
 
 import os
@@ -154,9 +155,10 @@ class RunSummary(L.Callback):
 
 
 class SaveConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` for a fit alone: every other command writes ``config_<command>.yaml``, so that
+    a run's own config stays, and only a fit's folder looks like a run to ``bam compare`` (a config and events)."""
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # trainer.log_dir broadcasts: every process asks for it, as LightningCLI's own setup does.
-        if stage != "fit" and self.save_to_log_dir and not self.already_saved:
-            if (Path(trainer.log_dir) / self.config_filename).is_file():  # the run's own config stays
-                self.config_filename = f"config_{TrainerFn(stage).value}.yaml"
+        if stage != "fit":
+            self.config_filename = f"config_{TrainerFn(stage).value}.yaml"
         super().setup(trainer, pl_module, stage)

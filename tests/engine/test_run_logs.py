@@ -76,6 +76,17 @@ def test_a_test_of_a_runs_checkpoint_logs_into_that_run_and_keeps_its_config(run
     assert (run / "config_test.yaml").is_file()
 
 
+def test_a_test_of_a_checkpoint_kept_elsewhere_is_no_run_for_bam_compare(runs, tmp_path):
+    """Its own folder has events and config_test.yaml, no config.yaml: bam compare counts the fits alone."""
+    kept = tmp_path / "kept.ckpt"
+    kept.write_bytes((runs["bam"] / "checkpoints" / "last.ckpt").read_bytes())
+    root = runs["bam"].parents[2]
+    bam("test", *cifar_args(root, "--trainer.default_root_dir", str(tmp_path / "tests"), "--ckpt_path", str(kept)), cwd=root)
+    (tested,) = (tmp_path / "tests" / "lightning_logs").iterdir()
+    assert (tested / "config_test.yaml").is_file() and not (tested / "config.yaml").exists()
+    assert "no row yet" not in bam("compare", str(runs["bam"].parents[1]), str(tmp_path / "tests"), cwd=root).stderr
+
+
 def test_attention_maps_are_logged_for_bam_and_not_for_the_baseline(runs):
     assert events(runs["bam"]).Tags()["images"] == ["attention/maps"]
     assert events(runs["null"]).Tags()["images"] == []
