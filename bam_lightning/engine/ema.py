@@ -18,11 +18,12 @@ from ..errors import InputError
 def ema_callbacks(command: str, decay: float | None, checkpoint: ReadCheckpoint | None) -> list[EMAWeightAveraging]:
     """The callback for a fit's ``--ema.decay``, or none; for any command, say when ``checkpoint``'s weights are an EMA.
 
-    Only a fit averages: the other commands use what the checkpoint holds (a run's config.yaml has its decay).
+    Only a fit averages: the other commands use what the checkpoint holds (a run's config.yaml has its decay, checked
+    by every command alike: a decay no fit takes is a mistake wherever it is given).
     """
+    if decay is not None and not 0 < decay < 1:
+        raise InputError(f"--ema.decay {decay}: give a decay between 0 and 1, e.g. 0.9999 (about the last 10,000 steps)")
     if command == "fit" and decay is not None:
-        if not 0 < decay < 1:
-            raise InputError(f"--ema.decay {decay}: give a decay between 0 and 1, e.g. 0.9999 (about the last 10,000 steps)")
         print(f"bam: EMA of the weights (decay {decay}): validation and checkpoints use the average", file=sys.stderr)
         return [EMAWeightAveraging(decay=decay)]
     if checkpoint is not None and holds_ema(checkpoint.content):

@@ -369,3 +369,46 @@ def test_bam_compare_command_on_damaged_and_mixed_runs(tmp_path):
     assert f"skipped the run in {tmp_path / 'bad' / 'version_0'}" in done.stderr and "Traceback" not in done.stderr
     line = refusal(bam("compare", str(tmp_path / "bad"), cwd=tmp_path, check=False))
     assert line == "bam: error: bam compare: no run with a readable config.yaml (the damaged ones are named above)"
+
+
+# What a new user points it at (issue 36's probe).
+
+
+def test_paper_out_that_cannot_be_made_is_refused_before_any_table(tmp_path: Path):
+    """--out under a file, or where no folder can be made (/proc, even for root): one line, nothing printed before it."""
+    write_run(tmp_path / "runs" / "version_0", "bam", 0, [21.0])
+    (tmp_path / "file").write_text("")
+    for out, why in (("file/report", "is under file, a file, not a folder"), ("/proc/report", "cannot be made")):
+        done = bam("compare", "runs", "--paper", "--out", out, cwd=tmp_path, check=False)
+        assert refusal(done) == f"bam: error: bam compare --paper: --out {out} {why}" + (
+            ": give a folder" if out.startswith("file") else " (No such file or directory): give a folder you can write to"
+        )
+        assert done.stdout == ""
+
+
+def test_a_config_or_events_file_that_is_a_folder_is_no_traceback(tmp_path: Path):
+    """A config.yaml that cannot be read is a damaged run, skipped and named; events that cannot be read count as waiting."""
+    good, no_config, no_events = (tmp_path / name / "version_0" for name in ("good", "no_config", "no_events"))
+    write_run(good, "bam", 0, [21.0])
+    write_run(no_config, "bam", 1, [23.0])
+    (no_config / "config.yaml").unlink()
+    (no_config / "config.yaml").mkdir()
+    write_run(no_events, "bam", 2, [25.0])
+    (events,) = no_events.glob("events.out.tfevents.*")
+    events.unlink()
+    events.mkdir()
+    done = bam("compare", str(tmp_path), "--paper", "--out", "report", cwd=tmp_path)
+    assert "| CIFAR100 | wrn28_8 | bam | 1 | 21.00 ± — | 19.06 | +1.94 | — | — | — | 1 | 1 waiting |" in done.stdout
+    assert f"skipped the run in {no_config}: {no_config / 'config.yaml'} is not a YAML mapping" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_experiment_none_of_whose_runs_has_validated_yet_is_named(tmp_path: Path):
+    """Its row cannot be made yet, but it is not left out unsaid: a sweep's newest config would seem never to have run."""
+    write_run(tmp_path / "done" / "version_0", "bam", 0, [21.0])
+    write_run(tmp_path / "started" / "version_0", "bam", 0, [], trainer__max_epochs=3)
+    done = bam("compare", str(tmp_path), cwd=tmp_path)
+    assert "| CIFAR100 | wrn28_8 | bam | 1 | 21.00 ± — | 21.00 ± — | 1 |" in done.stdout
+    assert done.stderr.splitlines() == [
+        f"bam compare: no row yet for {tmp_path / 'started' / 'version_0'}: no 'val/err1' logged yet"
+    ]

@@ -1,13 +1,14 @@
-"""The recipe options as a new user tries them (issue 36's probe), on a checkpoint of the digits demo trained with mixup."""
+"""A recipe option given with a checkpoint (issue 36's probe): one the checkpoint contradicts is refused by name, on a
+checkpoint of the digits demo trained with mixup."""
 
 from pathlib import Path
 
 import pytest
 
-from command import bam, refusal
-from test_cli import CPU
+from helpers.cli_args import CPU
+from helpers.command import bam, refusal
 
-DEMO = ["--config", str(Path(__file__).parents[1] / "configs" / "demo_digits.yaml"), *CPU]
+DEMO = ["--config", str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml"), *CPU]
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +29,10 @@ def test_a_recipe_option_the_checkpoint_contradicts_is_refused_by_name(mixup_che
         f"bam: error: --model.{option} {float(value)} contradicts the checkpoint {mixup_checkpoint},"
         f" trained with {option}={trained}:"
     )
+
+
+def test_an_ema_decay_no_fit_takes_is_refused_by_every_command(mixup_checkpoint):
+    """A test uses the checkpoint's weights, not the decay; but 1.5 is no decay at all, wherever it is given."""
+    args = ["--ckpt_path", str(mixup_checkpoint), "--trainer.limit_test_batches", "1", "--ema.decay", "1.5"]
+    line = refusal(bam("test", *DEMO, *args, cwd=mixup_checkpoint.parent, check=False))
+    assert line == "bam: error: --ema.decay 1.5: give a decay between 0 and 1, e.g. 0.9999 (about the last 10,000 steps)"
