@@ -34,12 +34,14 @@ def _exit_status(code: object) -> int:
     return 1
 
 
-def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
-    """The forked process: what ``bam ARGS`` does, from its imports on."""
+def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str, session: bool = False) -> None:
+    """The forked process: what ``bam ARGS`` does, from its imports on; ``session``: in a process group of its own."""
     import torch
 
     from bam_lightning.cli import main
 
+    if session:
+        os.setsid()
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -103,6 +105,41 @@ def bam(
     if check and result.returncode != 0:
         raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+class Background:
+    """``bam ARGS`` started from the forkserver and left running: what the tests use of ``subprocess.Popen``."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process, self.pid = process, process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status, minus the signal's number for a process a signal ended (as Popen's); None while it runs."""
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(["bam"], timeout)
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+
+def bam_background(*args: str, cwd: Path, log: Path, env: dict[str, str] | None = None, session: bool = False) -> Background:
+    """``bam ARGS`` in the background, stdout and stderr appended to ``log``, as ``bam`` runs: a process of its own,
+    forked from the forkserver (its imports paid once), its environment ``env`` over this one's, one thread by default.
+    ``session``: in a process group of its own, as a terminal runs a command (Ctrl-C signals the whole group)."""
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    log.touch()
+    process = _forkserver.Process(target=_run, args=(list(args), str(cwd), env, str(log), str(log), session))
+    process.start()
+    return Background(process)
 
 
 def refusal(result: subprocess.CompletedProcess) -> str:
