@@ -131,9 +131,7 @@ def test_a_diverged_loss_names_its_step_and_a_whole_checkpoint_from_just_before(
     assert path in saved  # written by the CLI's atomic writer
 
 
-def bam_process(
-    *args: str, tmpdir: Path, log: Path, module: bool = True, session: bool = False
-) -> subprocess.Popen | Background:
+def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True, session: bool = False) -> subprocess.Popen | Background:
     """``bam args`` in the background, forked from helpers.command's forkserver (``module=False``: ``python args`` in a
     fresh interpreter, e.g. torchrun), output appended to ``log``; ``session``: in a process group of its own, as a
     terminal runs a command (Ctrl-C signals the whole group)."""
