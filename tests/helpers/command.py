@@ -4,10 +4,12 @@ Importing torch, torchvision, torchmetrics and Lightning costs about 9 s of CPU,
 commands the tests run. A forkserver imports ``bam_lightning.cli`` once per test worker and forks
 a fresh process per command: a real process, with the command's working directory, environment,
 arguments in ``sys.argv``, output to files, and an exit status set by the console script's entry
-point (``bam_lightning.cli:main``), as ``bam`` itself sets it. A command whose processes start
-other interpreters from ``sys.argv`` (a multi-process DDP run) takes ``fresh=True``: ``python -m
-bam_lightning.cli``. ``one_line_error`` runs a command in the test's own process instead, for the refusals that end it
-before any work.
+point (``bam_lightning.cli:main``), as ``bam`` itself sets it. ``sys.argv[0]`` is the ``bam`` console script
+beside this interpreter (``make install`` writes it; ``make sweep`` runs it too), as for a user's ``bam``: a
+multi-process DDP run starts its other ranks from it, fresh interpreters, as a user's run does. ``fresh=True``:
+``python -m bam_lightning.cli`` in a fresh interpreter. ``bam_background`` leaves a forked command running (killed,
+signalled by the test). ``one_line_error`` runs a command in the test's own process instead, for the refusals that
+end it before any work.
 """
 
 import atexit
@@ -24,6 +26,7 @@ import pytest
 
 _forkserver = multiprocessing.get_context("forkserver")
 _forkserver.set_forkserver_preload(["bam_lightning.cli"])
+SCRIPT = Path(sys.executable).parent / "bam"  # the console script, where Lightning's DDP launcher finds it: sys.argv[0]
 
 
 def _exit_status(code: object) -> int:
@@ -54,7 +57,7 @@ def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str, ses
     if env.get("PYTHONWARNINGS") == "ignore":
         warnings.simplefilter("ignore")
     torch.set_num_threads(int(env.get("OMP_NUM_THREADS", torch.get_num_threads())))  # read by torch's import, done
-    sys.argv = ["bam", *args]
+    sys.argv = [str(SCRIPT), *args]
     try:
         main()
         status = 0
