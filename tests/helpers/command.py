@@ -15,6 +15,7 @@ end it before any work.
 import atexit
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,8 @@ def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str, ses
         file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # appended: stdout and stderr may share a file
         os.dup2(file, fd)
         os.close(file)
-    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)  # noqa: SIM115
+    # stderr line-buffered, as the interpreter's own (stdout, a file here, is block-buffered as its own is)
+    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     if env.get("PYTHONWARNINGS") == "ignore":
         warnings.simplefilter("ignore")
     torch.set_num_threads(int(env.get("OMP_NUM_THREADS", torch.get_num_threads())))  # read by torch's import, done
@@ -132,6 +134,10 @@ class Background:
 
     def send_signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            self.send_signal(signal.SIGKILL)
 
 
 def bam_background(*args: str, cwd: Path, log: Path, env: dict[str, str] | None = None, session: bool = False) -> Background:
