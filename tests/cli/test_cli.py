@@ -93,7 +93,7 @@ def test_imagefolder_fit(tmp_path):
 def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path, strategy):
     write_cifar100(tmp_path / "data", n_train=32, n_test=16)
     args = cifar_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.strategy", strategy, "--trainer.devices", "2")
-    bam("fit", *args, cwd=tmp_path, fresh=strategy == "ddp")  # sync_batchnorm needs GPUs: torch refuses it on CPU
+    bam("fit", *args, cwd=tmp_path)  # sync_batchnorm needs GPUs: torch refuses it on CPU
     checkpoints = sorted(p.name for p in (tmp_path / "runs").rglob("*.ckpt"))
     assert len(checkpoints) == 2 and "last.ckpt" in checkpoints  # one best, one last: written once, not per process
     checkpoint = torch.load(next((tmp_path / "runs").rglob("last.ckpt")), weights_only=True)

@@ -23,7 +23,7 @@ from bam_lightning.cli import main
 from bam_lightning.cli.distributed import failure_message
 
 from helpers.cli_args import CONFIG, CPU, EAGER, TINY_MODEL
-from helpers.command import bam
+from helpers.command import Background, bam, bam_background
 from helpers.datasets import write_cifar100, write_image_folder
 
 CONFIGS = CONFIG.parent
@@ -101,7 +101,7 @@ def test_an_unreadable_image_stops_the_run_in_one_line_naming_it_and_the_flag(tm
     bad = tmp_path / "imagenet" / "train" / "n00000001" / "train_1_0.JPEG"
     bad.write_text("not an image")
     line = refused(
-        capsys, "fit", "--config", str(CONFIGS / "imagenet" / "resnet18_bam.yaml"), *CPU, "--trainer.logger", "false",
+        capsys, "fit", "--config", str(CONFIGS / "imagenet" / "resnet18_bam.yaml"), *CPU, *EAGER, "--trainer.logger", "false",
         "--data.root", str(tmp_path / "imagenet"), "--data.image_size", "32", "--data.resize_size", "32",
         "--data.batch_size", "4", "--data.num_workers", "1", "--data.pin_memory", "false",
         "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "runs"),
@@ -131,21 +131,19 @@ def test_a_diverged_loss_names_its_step_and_a_whole_checkpoint_from_just_before(
     assert path in saved  # written by the CLI's atomic writer
 
 
-def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True, session: bool = False) -> subprocess.Popen:
-    """``bam args`` in the background (``module=False``: ``python args``, e.g. torchrun), output appended to ``log``;
-    ``session``: in a process group of its own, as a terminal runs a command (Ctrl-C signals the whole group)."""
-    env = {
-        "OMP_NUM_THREADS": "1",  # as helpers.command: two threads on two shared cores run a tiny fit slower
-        **os.environ,
-        "PYTHONWARNINGS": "ignore",
-        "TMPDIR": str(tmpdir),  # Lightning's own writer would leave a killed save's temporary file here
-    }
+def bam_process(*args: str, tmpdir: Path, log: Path, module: bool = True, session: bool = False) -> subprocess.Popen | Background:
+    """``bam args`` in the background, forked from helpers.command's forkserver (``module=False``: ``python args`` in a
+    fresh interpreter, e.g. torchrun), output appended to ``log``; ``session``: in a process group of its own, as a
+    terminal runs a command (Ctrl-C signals the whole group)."""
+    env = {"TMPDIR": str(tmpdir)}  # Lightning's own writer would leave a killed save's temporary file here
+    if module:
+        return bam_background(*args, cwd=log.parent, log=log, env=env, session=session)
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **env}  # as helpers.command's
     with open(log, "ab") as out:
-        command = [sys.executable, *(["-m", "bam_lightning.cli"] if module else []), *args]
-        return subprocess.Popen(command, stdout=out, stderr=out, env=env, start_new_session=session)
+        return subprocess.Popen([sys.executable, *args], stdout=out, stderr=out, env=env, start_new_session=session)
 
 
-def wait_for_save(path: Path, after: int | None, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+def wait_for_save(path: Path, after: int | None, proc: subprocess.Popen | Background, log: Path, timeout: float = 180.0) -> None:
     """Until ``path`` has been written (again) by ``proc``."""
     deadline = time.monotonic() + timeout
     while not (path.exists() and path.stat().st_mtime_ns != after):

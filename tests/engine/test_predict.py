@@ -34,11 +34,11 @@ def run(tmp_path_factory):
     return root
 
 
-def predict(root: Path, *extra: str, fresh: bool = False):
+def predict(root: Path, *extra: str):
     """``bam predict`` on the fit's last.ckpt, with CIFAR's data root pointing nowhere: predicting needs no dataset."""
     checkpoint = next((root / "runs").rglob("last.ckpt"))
     args = cifar_args(root, "--ckpt_path", str(checkpoint), "--data.predict_dir", str(root / "images"))
-    return bam("predict", *args, "--data.root", str(root / "nowhere"), *extra, cwd=root, check=False, fresh=fresh)
+    return bam("predict", *args, "--data.root", str(root / "nowhere"), *extra, cwd=root, check=False)
 
 
 def rows(result) -> list[list[str]]:
@@ -72,7 +72,7 @@ def test_two_processes_write_one_file_with_each_image_once_in_order(run):
     """Five images over two processes (three and two): the same file as one process writes."""
     single = rows(predict(run, "--data.bad_images", "skip"))
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--data.batch_size", "2"]
-    assert rows(predict(run, "--data.bad_images", "skip", *ddp, fresh=True)) == single
+    assert rows(predict(run, "--data.bad_images", "skip", *ddp)) == single
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,18 @@ Importing torch, torchvision, torchmetrics and Lightning costs about 9 s of CPU,
 commands the tests run. A forkserver imports ``bam_lightning.cli`` once per test worker and forks
 a fresh process per command: a real process, with the command's working directory, environment,
 arguments in ``sys.argv``, output to files, and an exit status set by the console script's entry
-point (``bam_lightning.cli:main``), as ``bam`` itself sets it. A command whose processes start
-other interpreters from ``sys.argv`` (a multi-process DDP run) takes ``fresh=True``: ``python -m
-bam_lightning.cli``. ``one_line_error`` runs a command in the test's own process instead, for the refusals that end it
-before any work.
+point (``bam_lightning.cli:main``), as ``bam`` itself sets it. ``sys.argv[0]`` is the ``bam`` console script
+beside this interpreter (``make install`` writes it; ``make sweep`` runs it too), as for a user's ``bam``: a
+multi-process DDP run starts its other ranks from it, fresh interpreters, as a user's run does. ``fresh=True``:
+``python -m bam_lightning.cli`` in a fresh interpreter. ``bam_background`` leaves a forked command running (killed,
+signalled by the test). ``one_line_error`` runs a command in the test's own process instead, for the refusals that
+end it before any work.
 """
 
 import atexit
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,7 @@ import pytest
 
 _forkserver = multiprocessing.get_context("forkserver")
 _forkserver.set_forkserver_preload(["bam_lightning.cli"])
+SCRIPT = Path(sys.executable).parent / "bam"  # the console script, where Lightning's DDP launcher finds it: sys.argv[0]
 
 
 def _exit_status(code: object) -> int:
@@ -34,12 +38,14 @@ def _exit_status(code: object) -> int:
     return 1
 
 
-def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
-    """The forked process: what ``bam ARGS`` does, from its imports on."""
+def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str, session: bool = False) -> None:
+    """The forked process: what ``bam ARGS`` does, from its imports on; ``session``: in a process group of its own."""
     import torch
 
     from bam_lightning.cli import main
 
+    if session:
+        os.setsid()
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -48,11 +54,12 @@ def _run(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> 
         file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # appended: stdout and stderr may share a file
         os.dup2(file, fd)
         os.close(file)
-    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)  # noqa: SIM115
+    # stderr line-buffered, as the interpreter's own (stdout, a file here, is block-buffered as its own is)
+    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     if env.get("PYTHONWARNINGS") == "ignore":
         warnings.simplefilter("ignore")
     torch.set_num_threads(int(env.get("OMP_NUM_THREADS", torch.get_num_threads())))  # read by torch's import, done
-    sys.argv = ["bam", *args]
+    sys.argv = [str(SCRIPT), *args]
     try:
         main()
         status = 0
@@ -103,6 +110,45 @@ def bam(
     if check and result.returncode != 0:
         raise AssertionError(f"bam {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+class Background:
+    """``bam ARGS`` started from the forkserver and left running: what the tests use of ``subprocess.Popen``."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process, self.pid = process, process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status, minus the signal's number for a process a signal ended (as Popen's); None while it runs."""
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(["bam"], timeout)
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            self.send_signal(signal.SIGKILL)
+
+
+def bam_background(*args: str, cwd: Path, log: Path, env: dict[str, str] | None = None, session: bool = False) -> Background:
+    """``bam ARGS`` in the background, stdout and stderr appended to ``log``, as ``bam`` runs: a process of its own,
+    forked from the forkserver (its imports paid once), its environment ``env`` over this one's, one thread by default.
+    ``session``: in a process group of its own, as a terminal runs a command (Ctrl-C signals the whole group)."""
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    log.touch()
+    process = _forkserver.Process(target=_run, args=(list(args), str(cwd), env, str(log), str(log), session))
+    process.start()
+    return Background(process)
 
 
 def refusal(result: subprocess.CompletedProcess) -> str:

@@ -38,10 +38,10 @@ def trained(tmp_path_factory):
     return root, root / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
-def predict(root: Path, checkpoint: Path, *extra: str, layout: str = "coco", check: bool = True, fresh: bool = False):
+def predict(root: Path, checkpoint: Path, *extra: str, layout: str = "coco", check: bool = True):
     given = ["--ckpt_path", str(checkpoint), *PLAIN, *extra]
     args = coco_args(root, *given) if layout == "coco" else voc_args(root, "--data.classes", DIGITS, *given)
-    return bam("predict", *args, cwd=root, check=check, fresh=fresh)
+    return bam("predict", *args, cwd=root, check=check)
 
 
 def written(result, name: str) -> Path:
@@ -155,7 +155,7 @@ def test_two_processes_write_the_file_one_process_writes(trained):
     one = ["--data.batch_size", "1"]  # each image alone in both runs: the same arithmetic, to the bit
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp"]
     single = csv_rows(predict(root, checkpoint, *one))
-    assert csv_rows(predict(root, checkpoint, *one, *ddp, fresh=True)) == single
+    assert csv_rows(predict(root, checkpoint, *one, *ddp)) == single
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import pytest
 
 from bam_lightning.tools.sweep_runs import LOG, read_state, write_state
 
-from helpers.command import bam, refusal
+from helpers.command import bam, bam_background, refusal
 from helpers.resume import assert_same_run
 from helpers.slurm import free_port, slurm_cluster  # noqa: F401 (a fixture)
 
@@ -144,17 +144,16 @@ def test_ctrl_c_stops_a_local_sweep_as_bam_fit_and_the_same_sweep_resumes_it(tmp
     """Ctrl-C in a terminal: SIGINT to the sweep's process group (its runs' processes too), while its run waits mid-epoch."""
     paused = f"{TINY} {PAUSE} 2 --trainer.callbacks.run seed0"
     args = ["sweep", "--configs", DEMO, "--seeds", "0", "--out", "out", "--args", paused]
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONWARNINGS": "ignore", **HERE}
-    command = [sys.executable, "-m", "bam_lightning.cli", *args]
-    sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)  # fmt: skip
+    log = tmp_path / "printed"  # stdout and stderr, as a terminal shows them
+    sweep = bam_background(*args, cwd=tmp_path, log=log, env=HERE, session=True)
     run = tmp_path / "out" / "demo_digits" / "seed0"
     try:
         wait_for("the run's pause", (run / "paused").exists, 120)
         os.killpg(sweep.pid, signal.SIGINT)
-        printed = sweep.communicate(timeout=120)[0]
+        sweep.wait(timeout=120)
     finally:
         sweep.kill()
+    printed = log.read_text()
     assert sweep.returncode == 130 and "Traceback" not in printed, printed
     lines = printed.splitlines()
     assert re.fullmatch(r"bam sweep: demo_digits/seed0 stopped after \d+ s: stopped by Ctrl-C \(SIGINT\)", lines[-2]), printed
