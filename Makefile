@@ -11,7 +11,7 @@ install:
 	$(BIN)/pip install -e ".[dev]"
 
 # Lint, formatting and the import layers first (seconds; ruff's settings and the import-linter contracts in
-# pyproject.toml), then the whole suite, on CPU, in under ten minutes on two cores.
+# pyproject.toml), then the whole suite, on CPU, in under six minutes on two cores.
 test:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
