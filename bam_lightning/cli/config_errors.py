@@ -66,7 +66,12 @@ def _value_mistake(key: str, value: Any, hint: Any) -> str | None:
     others = [member for member in members if typing.get_origin(member) is not typing.Literal]
     if hint is None or not all(map(_scalar, others)) or _fits(value, hint):
         return None
-    names = ["null" if member is type(None) else member.__name__ for member in others]
+    return _not_a(key, value, choices, ["null" if member is type(None) else member.__name__ for member in others])
+
+
+def _not_a(key: str, value: Any, choices: Sequence[Any], names: Sequence[str]) -> str:
+    """``value`` refused for ``key``, as one line: not one of its ``choices`` (the nearest named) and types, or not of
+    its types ``names``: for a config's value and a tool's alike."""
     if choices:
         near = nearest(str(value), map(str, choices))
         return f"{key}: {value!r} is not one of {', '.join(map(str, [*choices, *names]))}{near}"
@@ -191,11 +196,10 @@ def _refused(key: str, value: Any, report: str) -> str | None:
         value = got[1]
     literal = re.search(r"typing\.Literal\[(.*?)\]\. Got value", report)
     if literal:
-        choices = [str(choice) for choice in ast.literal_eval(f"[{literal[1]}]")]
-        return f"{key}: {value!r} is not one of {', '.join(choices)}{nearest(str(value), choices)}"
+        return _not_a(key, value, [str(choice) for choice in ast.literal_eval(f"[{literal[1]}]")], [])
     subtypes = re.search(r"Subtypes: \[(.*)\]", report)
     expected = subtypes[1] if subtypes else (re.search(r"Expected a (<class '[\w.]+'>)", report) or [None, ""])[1]
     names = ["null" if name == "NoneType" else name for name in re.findall(r"<class '(?:\w+\.)*(\w+)'>", expected)]
     if names == ["list"]:  # jsonargparse's two ways to give a list option
         return f"{key}: {value!r} is not a list: give --{key} '[{value}, ...]', or --{key}+ {value} once for each item"
-    return f"{key}: {value!r} is not a valid {' or '.join(names)}" if names else None
+    return _not_a(key, value, [], names) if names else None
