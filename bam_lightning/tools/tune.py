@@ -254,7 +254,8 @@ class Driver:
             active.job = started[0][1]
         else:
             job = self.executor.submit(FitJob(active.run, "slurm"))
-            write_state(active.run.folder, state="submitted", launcher="slurm", job=job.job_id)
+            if read_state(active.run.folder).get("job") != job.job_id:  # the job may have started and written its own
+                write_state(active.run.folder, state="submitted", launcher="slurm", job=job.job_id)
 
     def follow(self) -> None:
         """Each active trial's new epochs reported (pruned where Optuna says); the trials whose run ended told."""
