@@ -124,7 +124,8 @@ def check_metric(plan: Plan, metric: str) -> None:
     if metric not in logged:
         from ..errors import nearest
 
-        raise InputError(f"--metric {metric}: not a metric {model_class.__name__} logs every epoch{nearest(metric, logged)}: give one of {', '.join(logged)}")
+        every = f"not a metric {model_class.__name__} logs every epoch{nearest(metric, logged)}"
+        raise InputError(f"--metric {metric}: {every}: give one of {', '.join(logged)}")
 
 
 def check_trial_config(plan: Plan, space: dict[str, Any], where: str) -> None:

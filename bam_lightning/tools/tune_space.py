@@ -37,7 +37,7 @@ def _check(key: str, spec: Any, where: str) -> dict[str, Any]:
     extra = [field for field in spec if field not in FIELDS[kind]]
     if extra:
         raise InputError(
-            f"{where}: {key}: a {kind} takes no {extra[0]!r}{nearest(str(extra[0]), FIELDS[kind])}: it takes "
+            f"{where}: {key}: type {kind} takes no {extra[0]!r}{nearest(str(extra[0]), FIELDS[kind][1:])}: it takes "
             f"{', '.join(FIELDS[kind][1:])}"
         )
     if kind == "categorical":
@@ -107,7 +107,10 @@ def corners(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The values at either end of every distribution (all lows, or first choices; all highs, or last choices): what
     ``bam fit`` is asked to accept before any trial is launched."""
     return [
-        {key: spec["choices"][end] if spec["type"] == "categorical" else spec[("low", "high")[end]] for key, spec in space.items()}
+        {
+            key: spec["choices"][end] if spec["type"] == "categorical" else spec[("low", "high")[end]]
+            for key, spec in space.items()
+        }
         for end in (0, -1)
     ]
 

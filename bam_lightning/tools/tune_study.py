@@ -80,7 +80,8 @@ def trial_rows(study: Any, out: Path) -> tuple[list[str], list[list[str | None]]
     header = ["trial", *keys, study.user_attrs[ATTR]["metric"], "state", "run"]
     cells = []
     for trial in study.get_trials(deepcopy=False):
-        value = trial.value if trial.value is not None else (max(trial.intermediate_values.items())[1] if trial.intermediate_values else None)
+        reported = trial.intermediate_values  # a trial not finished: its last epoch's
+        value = trial.value if trial.value is not None else (reported[max(reported)] if reported else None)
         retry = trial.user_attrs.get("retry_of")
         state = STATES.get(trial.state.name, trial.state.name.lower()) + (f" (retry of {retry})" if retry is not None else "")
         folder = trial.user_attrs.get("run")
@@ -116,7 +117,8 @@ def finish(study: Any, out: Path) -> list[Path]:
         return []
     best = study.best_trial
     metric = study.user_attrs[ATTR]["metric"]
-    write_delta(out / "best.yaml", best.params, f"bam tune: trial {best.number} of study {study.study_name}, {metric} {best.value:.6g}")
+    said = f"bam tune: trial {best.number} of study {study.study_name}, {metric} {best.value:.6g}"
+    write_delta(out / "best.yaml", best.params, said)
     written = [out / "best.yaml"]
     import matplotlib
 

@@ -71,7 +71,9 @@ def running_postgres() -> Iterator[str]:
         try:
             yield f"postgresql+psycopg://bam@/postgres?host={root}"
         finally:
-            subprocess.run(_as_server([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True)
+            subprocess.run(
+                _as_server([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -97,7 +97,8 @@ def test_a_study_in_postgresql_on_slurm_prunes_resumes_a_preempted_trial_and_con
     assert "started" not in again and "bam tune: study tiny: 4 trials (3 complete, 1 pruned)" in again, again
     status = bam("tune", "--status", "--storage", postgres_url, "--study", "tiny", "--out", str(out), cwd=tmp_path).stdout
     assert [line.split()[:4] for line in status.splitlines()[2:]] == [
-        ["0", "0.2", "91.41", "done"], ["1", "0.2", "91.41", "done"], ["2", "0", "92.19", "pruned"], ["3", "0.2", "91.41", "done"],
+        ["0", "0.2", "91.41", "done"], ["1", "0.2", "91.41", "done"],
+        ["2", "0", "92.19", "pruned"], ["3", "0.2", "91.41", "done"],
     ], status  # fmt: skip
     space.write_text("model.optimizer.init_args.lr: {type: categorical, choices: [0.2, 0.1]}\n")
     assert refusal(bam(*args, cwd=tmp_path, env=env, check=False)) == (
