@@ -1,11 +1,14 @@
 """bam tune's space file, read and checked in this process, and the config delta a trial's values make."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from bam_lightning.errors import InputError
 from bam_lightning.tools.tune_space import as_config, corners, distributions, read_space, write_delta
 
+SPACES = sorted((Path(__file__).parents[2] / "configs" / "tune").glob("*.yaml"))  # shipped, with the demo's
 GOOD = """\
 model.optimizer.init_args.lr: {type: float, low: 0.01, high: 0.3, log: true}
 trainer.max_epochs: {type: int, low: 2, high: 8, step: 2}
@@ -62,3 +65,8 @@ def test_values_are_a_nested_config_delta(tmp_path):
     text = (tmp_path / "best.yaml").read_text()
     assert text.startswith("# trial 3\n") and yaml.safe_load(text) == as_config(values)
     assert [path.name for path in tmp_path.iterdir()] == ["best.yaml"]  # nothing left beside it
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda path: path.name)
+def test_the_shipped_spaces_read(path):
+    assert distributions(read_space(str(path)))
