@@ -47,6 +47,7 @@ from .tune_study import ATTR, PLOTS, finish, open_study, settings, storage, tabl
 
 VALUES = "values.yaml"  # a trial's sampled values, in its run folder: the config delta its bam fit reads
 POLL_S = 2.0  # how often the driver reads the running trials' metrics and states
+RESUMES = 3  # a trial whose run stops more often than this, in one driver, is failed: something kills it (memory?)
 TUNE_OWNED = OWNED | {
     "--seed_everything": "bam tune sets every trial's seed: give it with --seed",
     "--trainer.default_root_dir": "bam tune sets each trial's folder, OUT/trial<N>: give OUT with --out",
@@ -175,6 +176,7 @@ class Active:
     job: Any = None
     pruned: bool = False
     reported: set[int] = field(default_factory=set)
+    resumed: int = 0  # by this driver, after its run stopped
 
 
 class Driver:
@@ -283,8 +285,11 @@ class Driver:
                     self._fail(active, f"it logged no {self.metric}")
             elif state == "failed":
                 self._fail(active, why)
+            elif active.resumed >= RESUMES:
+                self._fail(active, f"stopped {RESUMES + 1} times, the last: {why}")
             else:  # stopped (preempted and not requeued, a SIGTERM from outside): resumed
                 print(f"bam tune: trial {number} {state} ({why}): resumed", flush=True)
+                active.resumed += 1
                 self._launch(active)
                 self.active.append(active)
 
@@ -328,6 +333,8 @@ class Driver:
             print("bam: Ctrl-C: waiting for the trials to stop after their batch", file=sys.stderr)
             while any(active.job is not None and not active.job.done() for active in self.active):
                 time.sleep(0.2)
+            for active in self.active:  # submitit's job objects let go now, not at the interpreter's teardown (a traceback)
+                active.job = None
             raise
 
     def _waiting(self) -> bool:
