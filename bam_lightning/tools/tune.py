@@ -68,6 +68,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--mode", type=Literal["min", "max"], default="min")
     parser.add_argument("--pruner", type=Literal["median", "halving", "none"], default="median", help="Optuna's pruner")
     parser.add_argument("--prune_after", type=int, default=5, help="median: finished trials before it prunes")
+    parser.add_argument("--prune_warmup", type=int, default=0, help="median: epochs each trial runs before it may be pruned")
     parser.add_argument("--seed", type=int, default=0, help="every trial's seed_everything, and the sampler's")
     parser.add_argument("--args", type=str, default="", help='more bam fit options for every trial: "--trainer.max_epochs 5"')
     parser.add_argument("--launcher", type=Literal["local", "slurm"], default="local")
@@ -111,9 +112,9 @@ def _plan(options: Any, slurm: dict[str, Any] | None) -> Plan:
 
 
 def _check_numbers(options: Any) -> None:
-    for key in ("trials", "parallel", "prune_after"):
-        if options[key] < (0 if key == "prune_after" else 1):
-            raise InputError(f"--{key} {options[key]}: give {0 if key == 'prune_after' else 1} or more")
+    for key, least in (("trials", 1), ("parallel", 1), ("prune_after", 0), ("prune_warmup", 0)):
+        if options[key] < least:
+            raise InputError(f"--{key} {options[key]}: give {least} or more")
 
 
 def check_metric(plan: Plan, metric: str) -> None:
@@ -352,7 +353,7 @@ def _sampler_and_pruner(options: Any, store: Any) -> tuple[Any, Any]:
             known = len(store.get_all_trials(store.get_study_id_from_name(options.study), deepcopy=False))
     sampler = optuna.samplers.TPESampler(seed=options.seed + known, constant_liar=True)
     pruner = {
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=options.prune_after),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=options.prune_after, n_warmup_steps=options.prune_warmup),
         "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
         "none": lambda: optuna.pruners.NopPruner(),
     }[options.pruner]()

@@ -135,7 +135,7 @@ def finish(study: Any, out: Path) -> list[Path]:
         figure = axes.figure
         figure.set_size_inches(7, 4)
         figure.tight_layout()
-        figure.savefig(out / name, dpi=100)
+        figure.savefig(out / name, dpi=100, bbox_inches="tight")  # the history plot's legend sits outside its axes
         plt.close(figure)
         written.append(out / name)
     return written

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bam_lightning.tools.tune_space import read_space
+from bam_lightning.tools.tune import Driver, _plan, build_parser
+from bam_lightning.tools.tune_space import distributions, read_space
 from bam_lightning.tools.tune_study import open_study, settings, storage
 
 from helpers.command import one_line_error
@@ -36,6 +37,7 @@ def tune(tmp_path: Path, space: str, *more: str) -> list[str]:
         ("model.attention_kwargs.reduction: {type: categorical, choices: []}\n", [], "choices []: give a non-empty list"),
         (LR, ["--parallel", "0"], "--parallel 0: give 1 or more"),
         (LR, ["--trials", "0"], "--trials 0: give 1 or more"),
+        (LR, ["--prune_warmup", "-1"], "--prune_warmup -1: give 0 or more"),
         (LR, ["--metric", "val/err"],
          "--metric val/err: not a metric ImageClassifier logs every epoch (did you mean 'val/err1'?)"),
         (LR, ["--args", "--seed_everything 3"], "bam tune sets every trial's seed: give it with --seed"),
@@ -78,3 +80,20 @@ def test_dry_run_prints_the_trials_it_would_start_and_starts_nothing(tmp_path, c
     values = tmp_path / "out" / "trial0" / "values.yaml"
     assert f"  trial0: bam fit --config {DEMO} --config {values} --trainer.max_epochs 2 --seed_everything 0" in printed
     assert printed.endswith("bam tune: dry run: nothing started\n") and not (tmp_path / "out").exists()
+
+
+def test_a_failed_trial_is_retried_once_with_its_values_and_not_counted_twice(tmp_path):
+    import optuna
+
+    options = build_parser().parse_args(tune(tmp_path, LR, "--trials", "2")[1:])
+    space, store = read_space(options.space), storage(None, tmp_path / "out")
+    study = open_study(store, "bam-tune", settings(space, "val/err1", "min"), None, None)
+    failed = study.ask(distributions(space))
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    driver = Driver(study, store, space, _plan(options, None), options, None)
+    for _ in range(2):  # a second driver's start retries nothing more
+        driver.retry_failed()
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
+    assert driver.counted() == 1  # the retry is the failed trial's, not one of --trials
+    retry = study.ask(distributions(space))  # as the driver asks: the waiting trial first
+    assert retry.params == failed.params and retry.user_attrs == {"retry_of": failed.number}
