@@ -35,7 +35,7 @@ from typing import Any, Literal
 from jsonargparse import ArgumentParser
 
 from ..cli.given import read_config
-from ..errors import InputError, check_output_folder, check_seed
+from ..errors import InputError, check_output_folder, check_seed, nearest
 from . import parse, tool_parser
 from . import slurm as slurm_options
 from .compare import run_scalars
@@ -124,8 +124,6 @@ def check_metric(plan: Plan, metric: str) -> None:
     model_class, _ = task_of(["fit", *(a for file in plan.configs for a in ("--config", file)), *plan.args])
     logged = [name for name in model_class.HPARAM_METRICS if name.startswith("val/")]
     if metric not in logged:
-        from ..errors import nearest
-
         every = f"not a metric {model_class.__name__} logs every epoch{nearest(metric, logged)}"
         raise InputError(f"--metric {metric}: {every}: give one of {', '.join(logged)}")
 
