@@ -74,8 +74,10 @@ def read_config(source: str, cache_dir: str | Path | None = None) -> dict[str, A
         raise InputError(f"{source}: {CONFIG} is not readable JSON ({one_line(error)})") from None
     if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
         raise InputError(f"{source}: {CONFIG} names no architecture: give a folder written by bam export --format hf")
-    if not isinstance(config.get("num_classes"), int) or not isinstance(config.get("model_args", {}), dict):
-        raise InputError(f"{source}: {CONFIG} needs num_classes (a number) and model_args (a mapping)")
+    if not isinstance(config.get("num_classes"), int) or not all(
+        isinstance(config.get(key, {}), dict) for key in ("model_args", "pretrained_cfg")
+    ):
+        raise InputError(f"{source}: {CONFIG} needs num_classes (a number), model_args and pretrained_cfg (mappings)")
     return config
 
 

@@ -69,7 +69,9 @@ def _entrypoint(name: str) -> Any:
         cfg = {**(pretrained_cfg if isinstance(pretrained_cfg, dict) else {}), **(pretrained_cfg_overlay or {})}
         source = {"local-dir": f"local-dir:{cfg.get('file')}", "hf-hub": f"hf-hub:{cfg.get('hf_hub_id')}"}.get(cfg.get("source"))
         if pretrained and source is None:
-            raise InputError(f"{architecture(name)} has no weights of its own: timm.create_model('hf-hub:owner/name') or 'local-dir:DIR'")
+            raise InputError(
+                f"{architecture(name)} has no weights of its own: timm.create_model('hf-hub:owner/name') or 'local-dir:DIR'"
+            )
         classes = num_classes or cfg.get("num_classes") or 1000
         backbone = {**(backbone_kwargs or {}), **kwargs}
         model = create_model(name, classes, attention, attention_kwargs, placement, **backbone)  # type: ignore[arg-type]
