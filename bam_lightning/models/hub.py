@@ -49,20 +49,25 @@ def source_file(source: str, filename: str, cache_dir: str | Path | None = None)
         if not path.is_file():
             raise InputError(f"{source}: {where} has no {filename}: give a folder written by bam export --format hf")
         return path
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, is_offline_mode
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.utils import logging
 
     repo, _, revision = where.partition("@")
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # not a line per retry of an unreachable Hub: the one error below says it
     try:
         return Path(hf_hub_download(repo, filename, revision=revision or None, cache_dir=cache_dir))
     except LocalEntryNotFoundError:
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") else ""
+        offline = " (HF_HUB_OFFLINE is set)" if is_offline_mode() else ""
         raise InputError(
             f"{source}: {filename} is not in the Hugging Face cache and cannot be downloaded{offline}: connect once, or"
             f" copy the folder here and give local-dir:PATH"
         ) from None
     except (HfHubHTTPError, HFValidationError, OSError) as error:
         raise InputError(f"{source}: cannot get {filename} ({one_line(error)[:200]})") from None
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def read_config(source: str, cache_dir: str | Path | None = None) -> dict[str, Any]:

@@ -117,7 +117,9 @@ def model_card(exported: Exported, config: dict[str, Any], license: str) -> str:
     )
     attention_kwargs = exported.model_args.get("attention_kwargs") or ""
     row = f"| {exported.name} | {attention} {attention_kwargs} | {exported.num_classes} | {params:,} | {macs / 1e9:.3g} G |"
-    recipe = f"The run's `config.yaml`:\n\n```yaml\n{exported.recipe.rstrip()}\n```\n" if exported.recipe else ""
+    recipe = "Not recorded with these weights.\n"
+    if exported.recipe:
+        recipe = f"The run's `config.yaml`:\n\n```yaml\n{exported.recipe.rstrip()}\n```\n"
     return f"""---
 {front}---
 # {arch}
@@ -148,7 +150,7 @@ normalised with mean {cfg["mean"]} and std {cfg["std"]} (`timm.data.resolve_data
 {results}
 ## Recipe
 
-{recipe or "Not recorded with these weights.\n"}
+{recipe}
 ## Citation
 
 ```bibtex

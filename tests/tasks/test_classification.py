@@ -12,6 +12,8 @@ from bam_lightning.nn import BAM
 from bam_lightning.tasks.classification import ImageClassifier, dilation_warning
 
 from helpers.classifier import loader, tiny_classifier
+from helpers.cli_args import cifar_args
+from helpers.command import one_line_error
 
 
 def test_builds_the_named_backbone_with_its_attention():
@@ -252,3 +254,17 @@ def test_a_training_step_does_not_wait_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trainer.global_step == 4
+
+
+@pytest.mark.parametrize(
+    "pretrained,message",
+    [
+        ("hf-hub:nobody/none", "hf-hub:nobody/none: config.json is not in the Hugging Face cache and cannot be downloaded"),
+        ("runs/last.ckpt", "pretrained 'runs/last.ckpt' names no weights: give local-dir:... or hf-hub:..."),
+    ],
+    ids=["not_in_the_cache", "a_checkpoint"],
+)
+def test_model_pretrained_names_a_folder_of_weights(tmp_path, capsys, pretrained, message):
+    """``--model.pretrained`` reaches the network's builder from the command line: ``bam test`` and ``bam fit`` alike."""
+    last = one_line_error(["test", *cifar_args(tmp_path), "--model.pretrained", pretrained], capsys)
+    assert message in last, last
