@@ -49,7 +49,7 @@ def source_file(source: str, filename: str, cache_dir: str | Path | None = None)
         if not path.is_file():
             raise InputError(f"{source}: {where} has no {filename}: give a folder written by bam export --format hf")
         return path
-    from huggingface_hub import hf_hub_download, is_offline_mode
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
     from huggingface_hub.utils import logging
 
@@ -59,7 +59,7 @@ def source_file(source: str, filename: str, cache_dir: str | Path | None = None)
     try:
         return Path(hf_hub_download(repo, filename, revision=revision or None, cache_dir=cache_dir))
     except LocalEntryNotFoundError:
-        offline = " (HF_HUB_OFFLINE is set)" if is_offline_mode() else ""
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
         raise InputError(
             f"{source}: {filename} is not in the Hugging Face cache and cannot be downloaded{offline}: connect once, or"
             f" copy the folder here and give local-dir:PATH"

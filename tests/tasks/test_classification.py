@@ -268,3 +268,11 @@ def test_model_pretrained_names_a_folder_of_weights(tmp_path, capsys, pretrained
     """``--model.pretrained`` reaches the network's builder from the command line: ``bam test`` and ``bam fit`` alike."""
     last = one_line_error(["test", *cifar_args(tmp_path), "--model.pretrained", pretrained], capsys)
     assert message in last, last
+
+
+def test_a_folder_of_weights_as_ckpt_path_is_pointed_to_model_pretrained(tmp_path, capsys):
+    last = one_line_error(["test", *cifar_args(tmp_path), "--ckpt_path", "local-dir:my_model"], capsys)
+    assert last.endswith(
+        "--ckpt_path local-dir:my_model names a folder of weights, not a checkpoint: give --model.pretrained"
+        " local-dir:my_model instead (with the config whose model it fits)"
+    )
