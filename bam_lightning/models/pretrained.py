@@ -93,4 +93,6 @@ def register_with_timm() -> None:
     from timm.models import register_model
 
     for name in list_models():
-        register_model(_entrypoint(name))
+        entrypoint = _entrypoint(name)
+        globals()[entrypoint.__name__] = entrypoint  # timm lists a module's entrypoints in its __all__: they are its names
+        register_model(entrypoint)

@@ -15,12 +15,13 @@ from torch import nn
 
 from bam_lightning import create_model, from_official_checkpoint, from_pretrained
 from bam_lightning.cli import main
+from bam_lightning.errors import InputError
 from bam_lightning.tasks.classification import ImageClassifier
 from bam_lightning.tasks.detection import ObjectDetector
 from bam_lightning.tools import export
 
 from helpers.classifier import fit_checkpoint
-from helpers.command import bam, refusal
+from helpers.command import bam, one_line_error
 from helpers.official import random_official_state_dict, save_like_the_public_script
 
 
@@ -210,6 +211,8 @@ def test_the_folder_rebuilds_the_checkpoints_network(files, folder):
     tuned = ImageClassifier("wrn", 7, backbone_kwargs={"depth": 10, "widen_factor": 1}, pretrained=f"local-dir:{folder}")
     torch.testing.assert_close(tuned.model.conv1.weight, model.conv1.weight)
     assert tuned.model.fc.weight.shape == (7, 64)
+    with pytest.raises(InputError, match="pretrained 'bam.ckpt' names no weights: give local-dir:... or hf-hub:..."):
+        create_model("wrn", 4, depth=10, widen_factor=1, pretrained="bam.ckpt")  # a checkpoint is not a folder
     checkpoint = {"hyper_parameters": dict(tuned.hparams)}
     tuned.on_save_checkpoint(checkpoint)
     assert checkpoint["hyper_parameters"]["pretrained"] is None and tuned.hparams.pretrained == f"local-dir:{folder}"
@@ -272,6 +275,6 @@ def test_the_public_checkpoint_converts_with_its_preprocessing(tmp_path):
     ],
     ids=["no_config", "unknown_architecture", "misfit", "not_in_the_cache"],
 )
-def test_a_bad_folder_ends_in_one_line(files, folder, source, message):
-    result = bam("attention", "--ckpt_path", source, "--image", "any.png", cwd=files["root"], check=False)
-    assert result.returncode == 2 and message in refusal(result)
+def test_a_bad_folder_ends_in_one_line(files, folder, source, message, capsys, monkeypatch):
+    monkeypatch.chdir(files["root"])
+    assert message in one_line_error(["attention", "--ckpt_path", source, "--image", "any.png"], capsys)
