@@ -98,7 +98,7 @@ def create_model(
     attention_kwargs: Mapping[str, Any] | None = None,
     placement: Placement | None = None,
     input_size: int | None = None,
-    pretrained: str | None = None,
+    pretrained: str | bool | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``name`` for ``num_classes`` with ``attention`` at each bottleneck.
@@ -110,8 +110,11 @@ def create_model(
     bottlenecks are found at ``input_size`` (default 224), with ``placement`` ``bottleneck``
     unless given. A registered name is traced at the size it is registered for.
     ``pretrained`` (``local-dir:DIR`` or ``hf-hub:owner/name``, see ``hub``) loads a folder's weights
-    into the network built: they must fit it, but for the classifier where ``num_classes`` differs.
+    into the network built: they must fit it, but for the classifier where ``num_classes`` differs. True or false
+    is the backbone builder's own option (``backbone_kwargs: {pretrained: true}``: timm's ImageNet weights).
     """
+    if isinstance(pretrained, bool):
+        kwargs["pretrained"], pretrained = pretrained, None
     if pretrained is not None and not is_source(pretrained):
         raise InputError(f"pretrained {pretrained!r} names no weights: give {' or '.join(s + '...' for s in SOURCES)}")
     if isinstance(name, nn.Module):

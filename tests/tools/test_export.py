@@ -213,6 +213,8 @@ def test_the_folder_rebuilds_the_checkpoints_network(files, folder):
     assert tuned.model.fc.weight.shape == (7, 64)
     with pytest.raises(InputError, match="pretrained 'bam.ckpt' names no weights: give local-dir:... or hf-hub:..."):
         create_model("wrn", 4, depth=10, widen_factor=1, pretrained="bam.ckpt")  # a checkpoint is not a folder
+    with pytest.raises(InputError, match="wrn has no option 'pretrained'"):  # a bool is the backbone's (timm's weights)
+        create_model("wrn", 4, pretrained=True)
     checkpoint = {"hyper_parameters": dict(tuned.hparams)}
     tuned.on_save_checkpoint(checkpoint)
     assert checkpoint["hyper_parameters"]["pretrained"] is None and tuned.hparams.pretrained == f"local-dir:{folder}"
