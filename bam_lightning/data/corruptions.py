@@ -13,7 +13,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,8 +31,7 @@ BENCHMARK = (
     "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
 )  # fmt: skip
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-Severity = Literal[1, 2, 3, 4, 5]
-SEVERITIES: tuple[Severity, ...] = (1, 2, 3, 4, 5)
+SEVERITIES = (1, 2, 3, 4, 5)
 Group = tuple[str, int]  # a corruption at a severity
 
 
@@ -175,8 +174,11 @@ class CorruptionDataModule(ImageDataModule):
     reference: Reference | None = None  # what the mCE is normalised by, where the benchmark has one
     clean_err1: float | None = None  # the clean test error the relative mCE needs; None: read from the run's logs
 
-    def __init__(self, *, corruptions: list[str] | None = None, severities: list[Severity] | None = None, **kwargs: Any):
+    def __init__(self, *, corruptions: list[str] | None = None, severities: list[int] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
+        outside = [s for s in severities or () if s not in SEVERITIES]
+        if outside:  # jsonargparse's own line for a list of Literal names the datamodule, not the option
+            raise InputError(f"--data.severities {severities}: {outside[0]} is no severity; they are 1 to 5")
         self.corruptions = list(corruptions or self.published)
         self.severities = sorted(set(severities or SEVERITIES))
 
