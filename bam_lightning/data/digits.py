@@ -14,6 +14,7 @@ under ``data/digits-c/``).
 (not ``python -m``: the package imports this module first, and runpy warns about that).
 """
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,14 +149,22 @@ def _pixelate(images: Tensor, factor: float) -> Tensor:
     return F.resize(small, [side, side], T.InterpolationMode.NEAREST)
 
 
+def _jpeg(images: Tensor, quality: int) -> Tensor:
+    """Through PIL's JPEG encoder, as ImageNet-C's recipe (torchvision's ``jpeg`` functional is deprecated since 0.29)."""
+    out = []
+    for image in F.to_dtype(images, torch.uint8, scale=True):
+        encoded = io.BytesIO()
+        F.to_pil_image(image).save(encoded, "JPEG", quality=quality)
+        out.append(F.pil_to_tensor(Image.open(encoded)))
+    return F.to_dtype(torch.stack(out), torch.float32, scale=True)
+
+
 # The digits demo's corruptions, each of a batch of float images in [0, 1] at severity 1..5: torchvision's functionals
-# at settings of the ImageNet-C / CIFAR-C recipes (Hendrycks & Dietterich 2019) for the same corruption.
+# (JPEG: PIL's) at settings of the ImageNet-C / CIFAR-C recipes (Hendrycks & Dietterich 2019) for the same corruption.
 DIGIT_CORRUPTIONS: dict[str, Callable[[Tensor, int], Tensor]] = {
     "gaussian_noise": lambda x, s: F.gaussian_noise(x, sigma=(0.08, 0.12, 0.18, 0.26, 0.38)[s - 1]),
     "gaussian_blur": lambda x, s: F.gaussian_blur(x, [7, 7], [(0.5, 0.75, 1.0, 1.25, 1.5)[s - 1]] * 2),
-    "jpeg_compression": lambda x, s: F.to_dtype(
-        F.jpeg(F.to_dtype(x, torch.uint8, scale=True), (25, 18, 15, 10, 7)[s - 1]), scale=True
-    ),
+    "jpeg_compression": lambda x, s: _jpeg(x, (25, 18, 15, 10, 7)[s - 1]),
     "contrast": lambda x, s: F.adjust_contrast(x, (0.75, 0.5, 0.4, 0.3, 0.15)[s - 1]),
     "pixelate": lambda x, s: _pixelate(x, (0.6, 0.5, 0.4, 0.3, 0.25)[s - 1]),
 }
