@@ -2,10 +2,13 @@
 
 import shutil
 
+import lightning.pytorch as L
 import pytest
 
+from bam_lightning.data.corruptions import ALEXNET
 from bam_lightning.data.imagenet_c import ImageNetCDataModule
 
+from helpers.classifier import tiny_classifier
 from helpers.cli_args import CPU, EAGER, TINY_MODEL
 from helpers.command import one_line_error
 from helpers.datasets import write_image_folder, write_imagenet_c
@@ -51,3 +54,20 @@ def test_a_missing_severity_folder_and_a_class_the_clean_data_lacks_are_one_line
     )
     line = one_line_error(_test(tree, "--data.corruptions", "[frog]"), capsys)
     assert f"has no folder {tree / 'c' / 'frog'} (did you mean 'fog'?): it holds fog, snow" in line
+
+
+def test_a_test_on_it_gives_the_mce_and_the_relative_mce_only_with_a_clean_error(tmp_path, capsys):
+    write_imagenet_c(tmp_path / "c", corruptions=("fog", "spatter"), classes=CLASSES[:2])
+    model = tiny_classifier(num_classes=2)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    results = {}
+    for clean in (None, 10.0):
+        data = ImageNetCDataModule(root=str(tmp_path / "c"), corruptions=["fog", "spatter"], clean_err1=clean, image_size=32)
+        (results[clean],) = trainer.test(model, datamodule=data, verbose=False)
+    fog = [results[None][f"test/corruption/fog/s{s}/err1"] for s in range(1, 6)]
+    assert results[None]["test/corruption/mce"] == pytest.approx(100 * sum(fog) / sum(ALEXNET.errors["fog"]))
+    assert "relative_mce" not in " ".join(results[None])
+    assert "bam: warning: no clean test/err1 logged in this run (no logger): relative mCE skipped" in capsys.readouterr().err
+    rise = sum(ALEXNET.errors["fog"]) - 5 * ALEXNET.clean_err1
+    assert results[10.0]["test/corruption/relative_mce"] == pytest.approx(100 * (sum(fog) - 50) / rise)
+    assert not any(key.startswith("test/") and "corruption" not in key for key in results[10.0])
