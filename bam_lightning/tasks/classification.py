@@ -64,6 +64,10 @@ class ImageClassifier(TaskModule):
         placement: ``bottleneck`` (the paper's BAM), ``every_block`` (BAM-C, Table 2) or
             ``around_downsampling``; null takes the backbone's own (DenseNet: around its transitions).
         backbone_kwargs: options of the backbone's builder, e.g. ``{width_mult: 0.7}``.
+        pretrained: weights to start from, a folder ``bam export --format hf`` wrote: ``local-dir:DIR`` or
+            ``hf-hub:owner/name`` (``models.hub``). They must fit the network these options build, but for the
+            classifier, which starts fresh where ``num_classes`` differs (fine-tuning on other data). Checkpoints
+            hold the weights, so they record none: a run resumed or tested from one does not fetch them again.
         label_smoothing: of the cross-entropy target.
         mixup_alpha: MixUp's Beta(alpha, alpha) on each training batch (0: off; timm's recipes use 0.2-0.8).
         cutmix_alpha: CutMix's likewise (0: off; 1.0 in timm's); with both on, each batch gets one of them.
@@ -104,6 +108,7 @@ class ImageClassifier(TaskModule):
         attention_kwargs: dict[str, Any] | None = None,
         placement: Placement | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
+        pretrained: str | None = None,
         label_smoothing: ClosedUnitInterval = 0.0,
         mixup_alpha: NonNegativeFloat = 0.0,
         cutmix_alpha: NonNegativeFloat = 0.0,
@@ -119,7 +124,14 @@ class ImageClassifier(TaskModule):
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
         self.model = create_model(
-            backbone, num_classes, attention, attention_kwargs, placement, input_size=image_size, **(backbone_kwargs or {})
+            backbone,
+            num_classes,
+            attention,
+            attention_kwargs,
+            placement,
+            input_size=image_size,
+            pretrained=pretrained,
+            **(backbone_kwargs or {}),
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -253,6 +265,7 @@ class ImageClassifier(TaskModule):
         self._log_accuracy("train")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hyper_parameters"]["pretrained"] = None  # the weights are in the checkpoint: loading it fetches nothing
         # The epoch's training accuracy so far, summed over processes: a run stopped inside an
         # epoch (SIGTERM) and resumed logs the train/acc1 of the run that never stopped.
         metric = self.metrics["train_acc1"]

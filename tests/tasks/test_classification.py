@@ -13,6 +13,8 @@ from bam_lightning.nn import BAM
 from bam_lightning.tasks.classification import ImageClassifier, dilation_warning
 
 from helpers.classifier import loader, tiny_classifier
+from helpers.cli_args import cifar_args
+from helpers.command import one_line_error
 
 
 def test_builds_the_named_backbone_with_its_attention():
@@ -253,6 +255,20 @@ def test_a_training_step_does_not_wait_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trainer.global_step == 4
+
+
+def test_model_pretrained_reaches_the_networks_builder(tmp_path, capsys):
+    """``--model.pretrained`` from the command line, ``bam test``'s as ``bam fit``'s: a Hub name not in the cache."""
+    last = one_line_error(["test", *cifar_args(tmp_path), "--model.pretrained", "hf-hub:nobody/none"], capsys)
+    assert "hf-hub:nobody/none: config.json is not in the Hugging Face cache and cannot be downloaded" in last, last
+
+
+def test_a_folder_of_weights_as_ckpt_path_is_pointed_to_model_pretrained(tmp_path, capsys):
+    last = one_line_error(["test", *cifar_args(tmp_path), "--ckpt_path", "local-dir:my_model"], capsys)
+    assert last.endswith(
+        "--ckpt_path local-dir:my_model names a folder of weights, not a checkpoint: give --model.pretrained"
+        " local-dir:my_model instead (with the config whose model it fits)"
+    )
 
 
 def test_ece_and_nll_are_the_hand_computed_ones_over_the_whole_test_set():
