@@ -170,7 +170,7 @@ def _label_differences(rows: list[dict[str, Any]]) -> None:
             row["differs"] = ", ".join(settings) or None
 
 
-def run_scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
+def scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
     """``tag -> step -> (wall time, value)`` of one run folder, every value kept (no reservoir sampling); nothing where its
     events cannot be opened (a folder, a file not ours to read): the run counts as waiting, as one that logged nothing."""
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
@@ -205,10 +205,10 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
         groups[key] = group
         identity = (key, str(run) if seed is None else seed)
         folders[identity].append(str(run))
-        scalars = run_scalars(run)
-        tags |= scalars.keys()
+        logged = scalars(run)
+        tags |= logged.keys()
         steps = merged[identity]
-        for step, (time, value) in scalars.get(metric, {}).items():
+        for step, (time, value) in logged.get(metric, {}).items():
             if step not in steps or time >= steps[step][0]:
                 steps[step] = (time, value)
     best = min if "err" in metric or "loss" in metric else max

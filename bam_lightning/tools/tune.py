@@ -38,7 +38,7 @@ from ..cli.given import read_config
 from ..errors import InputError, check_output_folder, check_seed, nearest
 from . import parse, tool_parser
 from . import slurm as slurm_options
-from .compare import run_scalars
+from .compare import scalars
 from .sweep import SUBMITIT, _args_joined, _slurm, _start
 from .sweep_job import FitJob
 from .sweep_runs import OWNED, Run, batch_size, check_args, read_state, where, write_state
@@ -162,7 +162,7 @@ def metric_values(folder: Path, metric: str) -> list[float]:
     """The run's ``metric``, once an epoch, in order, from its TensorBoard events (every attempt's, one run folder)."""
     found: dict[int, float] = {}
     for events in sorted({file.parent for file in (folder / "lightning_logs").glob("*/events.out.tfevents.*")}):
-        found |= {step: value for step, (_, value) in run_scalars(events).get(metric, {}).items()}
+        found |= {step: value for step, (_, value) in scalars(events).get(metric, {}).items()}
     return [found[step] for step in sorted(found)]
 
 
