@@ -9,7 +9,7 @@ from bam_lightning.cli import build_cli, main
 from bam_lightning.models import count_macs, count_parameters
 
 CONFIGS = Path(__file__).parents[1] / "configs"
-ALL = sorted(CONFIGS.rglob("*.yaml"))
+ALL = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "tune")  # tune/: bam tune's spaces, no configs
 TABLE_3 = (
     sorted(CONFIGS.glob("cifar100_wrn*.yaml")) + sorted(CONFIGS.glob("cifar100/*.yaml")) + sorted(CONFIGS.glob("imagenet/*.yaml"))
 )

@@ -58,7 +58,8 @@ class BamCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:  # the parsers are built with exit_on_error=False (build_cli)
-            command = next((arg for arg in self.args if arg in self.command_parsers), None)
+            # run=False (build_cli) parses without a subcommand: the options are fit's, not a mistyped command
+            command = next((arg for arg in self.args if arg in self.command_parsers), None if self.command_parsers else "fit")
             known = option_keys(self.command_parsers.get(command, parser))
             raise InputError(explain(str(error), command, known, self.args, self.owners())) from None
         subcommand = self.config.get("subcommand")

@@ -12,6 +12,7 @@ TOOLS = {
     "detect": "bam_lightning.tools.detect",
     "export": "bam_lightning.tools.export",
     "sweep": "bam_lightning.tools.sweep",
+    "tune": "bam_lightning.tools.tune",
 }
 COMMANDS = (*LightningCLI.subcommands(), *TOOLS)  # the Trainer methods LightningCLI makes subcommands of, then TOOLS
 DESCRIPTION = (  # bam --help's

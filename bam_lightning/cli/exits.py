@@ -82,6 +82,8 @@ def stopped(run: RunState, saved: bool) -> str | None:
     how = "Ctrl-C (SIGINT)" if run.interrupted else "SIGTERM"
     if run.argv[:1] == ["sweep"]:  # each run stopped as bam fit does (sweep_job): the sweep resumes them all
         return f"stopped by {how}; the same bam sweep again resumes its runs"
+    if run.argv[:1] == ["tune"]:  # its trials' runs too (sweep_job); their trials stay running in the study
+        return f"stopped by {how}; the same bam tune again resumes its trials"
     return f"stopped by {how}; {resume} --ckpt_path last" if run.argv[:1] == ["fit"] else f"stopped by {how}"
 
 

@@ -29,4 +29,19 @@ def parse(parser: ArgumentParser, args: Sequence[str] | None) -> Namespace:
     except argparse.ArgumentError as error:
         known = list(parser.get_defaults(skip_validation=True).keys())
         command = parser.prog.removeprefix("bam ")
-        raise InputError(f"{parser.prog}: {explain(str(error), command, known, args or ())}") from None
+        given = _own_configs_left_out(args or (), known)
+        raise InputError(f"{parser.prog}: {explain(str(error), command, known, given)}") from None
+
+
+def _own_configs_left_out(args: Sequence[str], known: list[str]) -> list[str]:
+    """``args`` without the ``--config`` values of a tool whose own option that is (``bam tune``'s: ``bam fit``'s
+    configs): ``explain`` would read them as configs of the tool's options."""
+    if "config" not in known:
+        return list(args)
+    kept, given = [], iter(args)
+    for arg in given:
+        if arg == "--config":
+            next(given, None)
+        elif not arg.startswith("--config="):
+            kept.append(arg)
+    return kept

@@ -81,11 +81,11 @@ def read_configs(config: str) -> list[dict[str, Any]]:
     return [read_config(file, named=f"--configs row {row!r}: {file}") for file in files]
 
 
-def check_args(args: list[str], rows: dict[str, list[str]]) -> None:
+def check_args(args: list[str], rows: dict[str, list[str]], owned: dict[str, str] = OWNED) -> None:
     """Refuse in ``--args`` an option the sweep sets itself for each run (``rows[row]``: a row's DDP options), which the
-    sweep's own, given after it, would silently override."""
+    sweep's own, given after it, would silently override; ``owned``: the options a tool sets, and what to give instead."""
     ddp = "the sweep sets it for a row on several GPUs: give --slurm.nodes, --slurm.gpus_per_node (the config's batch divided)"
-    owned = OWNED | {option: ddp for options in rows.values() for option in options if option.startswith("--")}
+    owned = owned | {option: ddp for options in rows.values() for option in options if option.startswith("--")}
     for arg in args:
         key = arg.split("=", 1)[0].replace(".init_args.", ".")
         if key in owned:
