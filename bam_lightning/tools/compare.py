@@ -45,7 +45,7 @@ IGNORED = (
     "ckpt_path", "weights_only",  # a run resumed goes on with the same experiment
     "trainer.default_root_dir", "trainer.logger", "trainer.callbacks.*.dirpath",  # where a run writes
     "checkpoint", "last_checkpoint", "trainer.enable_checkpointing",  # which checkpoints it keeps
-    "lr_monitor", "attention_maps", "trainer.log_every_n_steps", "trainer.enable_progress_bar",  # what it shows
+    "lr_monitor", "attention_maps", "throughput", "trainer.log_every_n_steps", "trainer.enable_progress_bar",  # what it shows
     "trainer.enable_model_summary", "trainer.enable_autolog_hparams", "trainer.profiler", "trainer.model_registry",
     "trainer.num_sanity_val_steps", "trainer.detect_anomaly",  # checks on the way
     "trainer.deterministic", "trainer.benchmark", "model.compile", "model.channels_last",  # kernels of the same function
