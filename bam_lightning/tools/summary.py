@@ -48,6 +48,7 @@ class ModelSpec:
     attention_kwargs: dict[str, Any] = field(default_factory=dict)
     num_classes: int | None = None
     input_size: int | None = None
+    placement: str | None = None
 
 
 def with_options(name: Any, options: dict[str, Any]) -> str:
@@ -56,14 +57,14 @@ def with_options(name: Any, options: dict[str, Any]) -> str:
     return f"{name} ({listed})" if listed else str(name)
 
 
-def _count(spec: ModelSpec, attention: AttentionName | None, num_classes: int, input_size: int) -> tuple[int, int]:
+def count_model(spec: ModelSpec, attention: AttentionName | None, num_classes: int, input_size: int) -> tuple[int, int]:
     """Parameters and MACs of the network built on the meta device.
 
     Shapes without storage: the counts equal a CPU-built network's, but nothing is
     initialised or computed, so ``--all`` takes seconds even on a busy CPU.
     """
     with torch.device("meta"):
-        model = create_model(spec.backbone, num_classes, attention, spec.attention_kwargs, **spec.backbone_kwargs)
+        model = create_model(spec.backbone, num_classes, attention, spec.attention_kwargs, spec.placement, **spec.backbone_kwargs)
     return count_parameters(model), count_macs(model, input_size)
 
 
@@ -79,8 +80,8 @@ def summarize(specs: Iterable[ModelSpec]) -> list[dict[str, Any]]:
         entry = get_model_entry(spec.backbone)
         num_classes = spec.num_classes or (100 if entry.input_size == 32 else 1000)
         input_size = spec.input_size or entry.input_size
-        params, macs = _count(spec, None, num_classes, input_size)
-        params_attn, macs_attn = _count(spec, spec.attention, num_classes, input_size)
+        params, macs = count_model(spec, None, num_classes, input_size)
+        params_attn, macs_attn = count_model(spec, spec.attention, num_classes, input_size)
         paper = find_paper_model(spec.backbone, spec.backbone_kwargs, spec.input_size)
         rows.append(
             {

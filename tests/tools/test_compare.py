@@ -18,13 +18,15 @@ from torch.utils.tensorboard import SummaryWriter
 
 from bam_lightning.errors import InputError
 from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper
-from bam_lightning.tools.report import printed_figure, welch
+from bam_lightning.tools.report import half_interval, printed_figure, welch
 
 from helpers.command import bam, one_line_error, refusal
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
 PAPER = json.loads((Path(__file__).parents[2] / "bam_lightning" / "paper" / "reference" / "paper_tables.json").read_text())
 STEPS_PER_EPOCH = 10
+# Parameters (M) and GMACs of WRN-28-8 without and with BAM on CIFAR-100, as tests/tools/test_summary.py finds them.
+COUNTS = {None: "23.401 | 3.360", "bam": "23.423 | 3.365"}
 # val/err1 per epoch of each (attention, seed): finals 22, 23 | 21, 20 and bests 21, 23 | 20, 19.5.
 ERRORS = {
     (None, 0): [30.0, 21.0, 22.0],
@@ -205,10 +207,13 @@ def test_paper_report_beside_the_paper_with_welch(runs):
     assert records[1]["vs_paper"] == pytest.approx(20.5 - printed("WideResNet 28 (w=8) + BAM"))
     lines = render_paper(records, "val/err1").splitlines()
     header = "dataset | backbone | attention | n | final val/err1 | paper | ours − paper | att − none | 95 % CI | p (Welch)"
-    assert lines[0] == f"| {header} | epochs | note |"
-    assert lines[2] == "| CIFAR100 | wrn28_8 | none | 2 | 22.50 ± 0.71 | 20.40 | +2.10 | — | — | — | 3 | — |"
+    assert lines[0] == f"| {header} | params (M) | GMACs | epochs | note |"
+    half = half_interval(finals["none"])  # of the 95 % interval of the mean: 12.7 x 0.71 / sqrt(2) for two seeds
+    assert f"{half:.2f}" == "6.35" and half_interval(finals["bam"]) == pytest.approx(half)
+    assert lines[2] == f"| CIFAR100 | wrn28_8 | none | 2 | 22.50 ± 6.35 | 20.40 | +2.10 | — | — | — | {COUNTS[None]} | 3 | — |"
     tested = welch_cells(finals["bam"], finals["none"])
-    assert lines[3] == f"| CIFAR100 | wrn28_8 | bam | 2 | 20.50 ± 0.71 | 19.06 | +1.44 | -2.00 | {tested} | 3 | — |"
+    bam_row = f"| CIFAR100 | wrn28_8 | bam | 2 | 20.50 ± 6.35 | 19.06 | +1.44 | -2.00 | {tested} | {COUNTS['bam']}"
+    assert lines[3] == f"{bam_row} | 3 | — |"
     assert welch.pvalue == pytest.approx(0.106, abs=5e-4) and len(lines) == 4
 
 
@@ -235,19 +240,20 @@ def test_paper_report_of_a_sweep_still_running(tmp_path):
     assert (bam_row["runs"], bam_row["waiting"], bam_row["note"]) == (1, 1, "1 of 2 seeds; 1 waiting")
     assert bam_row["welch"] is None and bam_row["change"] == pytest.approx(20.0 - 22.0)
     lines = render_paper([baseline, bam_row, bam_r8], "val/err1").splitlines()
-    assert lines[2] == "| CIFAR100 | wrn28_8 | none | 2 | 22.00 ± 1.41 | 20.40 | +1.60 | — | — | — | 3 | — |"
-    assert (
-        lines[3] == "| CIFAR100 | wrn28_8 | bam | 1 | 20.00 ± — | 19.06 | +0.94 | -2.00 | — | — | 2 | 1 of 2 seeds; 1 waiting |"
-    )
-    assert lines[4] == "| CIFAR100 | wrn28_8 | bam (reduction=8) | 1 | 28.00 ± — | — | — | +6.00 | — | — | 1 | 1 of 2 seeds |"
+    half = f"{half_interval([21.0, 23.0]):.2f}"
+    assert lines[2] == f"| CIFAR100 | wrn28_8 | none | 2 | 22.00 ± {half} | 20.40 | +1.60 | — | — | — | {COUNTS[None]} | 3 | — |"
+    bam_cells = f"| CIFAR100 | wrn28_8 | bam | 1 | 20.00 ± — | 19.06 | +0.94 | -2.00 | — | — | {COUNTS['bam']}"
+    assert lines[3] == f"{bam_cells} | 2 | 1 of 2 seeds; 1 waiting |"
+    counted = "23.456 | 3.374"  # r=8: a wider bottleneck than r=16's, as summarize counts it
+    r8 = f"| CIFAR100 | wrn28_8 | bam (reduction=8) | 1 | 28.00 ± — | — | — | +6.00 | — | — | {counted}"
+    assert lines[4] == f"{r8} | 1 | 1 of 2 seeds |"
 
 
 def test_bam_compare_paper_writes_the_report_beside_the_sweep(runs):
     done = bam("compare", str(runs), "--paper", cwd=runs)
     welch = ttest_ind([21.0, 20.0], [22.0, 23.0], equal_var=False)
-    assert (
-        f"| bam | 2 | 20.50 ± 0.71 | 19.06 | +1.44 | -2.00 | {welch_cells([21.0, 20.0], [22.0, 23.0])} | 3 | — |" in done.stdout
-    )
+    tested = welch_cells([21.0, 20.0], [22.0, 23.0])
+    assert f"| bam | 2 | 20.50 ± 6.35 | 19.06 | +1.44 | -2.00 | {tested} | {COUNTS['bam']} | 3 | — |" in done.stdout
     assert done.stderr.strip().endswith(f"wrote {runs / 'report.md'}, {runs / 'report.csv'}, {runs / 'report.png'}")
     assert (runs / "report.md").read_text().count(done.stdout.strip()) == 1
     none, bam_row = csv.DictReader((runs / "report.csv").open())
@@ -398,7 +404,7 @@ def test_a_config_or_events_file_that_is_a_folder_is_no_traceback(tmp_path: Path
     events.unlink()
     events.mkdir()
     done = bam("compare", str(tmp_path), "--paper", "--out", "report", cwd=tmp_path)
-    assert "| CIFAR100 | wrn28_8 | bam | 1 | 21.00 ± — | 19.06 | +1.94 | — | — | — | 1 | 1 waiting |" in done.stdout
+    assert f"| bam | 1 | 21.00 ± — | 19.06 | +1.94 | — | — | — | {COUNTS['bam']} | 1 | 1 waiting |" in done.stdout
     assert f"skipped the run in {no_config}: {no_config / 'config.yaml'} is not a YAML mapping" in done.stderr
     assert "Traceback" not in done.stderr
 
