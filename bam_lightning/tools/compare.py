@@ -413,7 +413,8 @@ def paper_report(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
 
 
 def _number(value: float | None, spec: str) -> str | None:
-    return None if value is None else format(value, spec)
+    """A float at ``spec``; a count (int: parameters, MACs) whole, every digit."""
+    return None if value is None else str(value) if isinstance(value, int) else format(value, spec)
 
 
 def _p(test: Welch) -> str:

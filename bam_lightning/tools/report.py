@@ -179,11 +179,12 @@ def plot(bars: list[Bar], metric: str, path: Path) -> Figure:
     (``_against_throughput``), else as bars (``_bars``). A ``Figure`` without pyplot draws with Agg and keeps no
     global state; it is returned for a look at its panels.
     """
-    tested = [bar for bar in bars if bar.corruptions]
+    colors = ["tab:gray" if not bar.attention else f"C{index % 10}" for index, bar in enumerate(bars)]  # a row's, in both
+    tested = [(bar, color) for bar, color in zip(bars, colors, strict=True) if bar.corruptions]
     figure = Figure(figsize=(9 * (1 + bool(tested)), 1.4 + 0.45 * max(len(bars), 8 if tested else 0)), layout="constrained")
     left = figure.add_subplot(1, 1 + bool(tested), 1)
     if any(bar.rate is not None for bar in bars):
-        _against_throughput(left, bars, metric)
+        _against_throughput(left, bars, colors, metric)
     else:
         _bars(left, bars, metric)
     if tested:
@@ -192,32 +193,34 @@ def plot(bars: list[Bar], metric: str, path: Path) -> Figure:
     return figure
 
 
-def _against_throughput(axes: Any, bars: list[Bar], metric: str) -> None:
-    """Each row a point: its metric against its training images/s, both ± their 95 % intervals; rows without a rate are
-    named under the panel, not drawn."""
-    for index, bar in enumerate(bars):
+def _against_throughput(axes: Any, bars: list[Bar], colors: list[str], metric: str) -> None:
+    """Each row a point: its metric against its training images/s, both ± their 95 % intervals, the paper's figure a black
+    diamond above the same rate; rows without a rate are named under the panel, not drawn."""
+    printed = False
+    for bar, color in zip(bars, colors, strict=True):
         if bar.rate is None:
             continue
         axes.errorbar(bar.rate.mean, bar.mean, xerr=bar.rate.half or 0.0, yerr=bar.half or 0.0, fmt="o" if bar.attention
-                      else "s", color=f"C{index % 10}", capsize=4, label=f"{bar.label} (n={bar.runs})")  # fmt: skip
+                      else "s", color=color, capsize=4, label=f"{bar.label} (n={bar.runs})")  # fmt: skip
         if bar.paper is not None:
-            axes.scatter(bar.rate.mean, bar.paper, marker="D", color="black", zorder=3)
+            label = None if printed else "paper (printed)"
+            axes.scatter(bar.rate.mean, bar.paper, marker="D", color="black", zorder=3, label=label)
+            printed = True
     missing = [bar.label for bar in bars if bar.rate is None]
     axes.set_xlabel("training images/s (measured), ± 95 % interval" + (f"; not logged: {', '.join(missing)}" if missing else ""))
     axes.set_ylabel(metric)
     axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=1, frameon=False, fontsize="small")
 
 
-def _by_corruption(axes: Any, bars: list[Bar]) -> None:
+def _by_corruption(axes: Any, bars: list[tuple[Bar, str]]) -> None:
     """Grouped bars: for each corruption, the error of each row that tested it (a baseline beside its attention rows, in
-    table order), ± 95 % interval over seeds."""
-    names = sorted({name for bar in bars for name in bar.corruptions or {}})
+    table order, each in its color), ± 95 % interval over seeds."""
+    names = sorted({name for bar, _ in bars for name in bar.corruptions or {}})
     width = 0.8 / len(bars)
-    for index, bar in enumerate(bars):
+    for index, (bar, color) in enumerate(bars):
         found = [(i, bar.corruptions[name]) for i, name in enumerate(names) if name in (bar.corruptions or {})]
         axes.bar([i + (index - (len(bars) - 1) / 2) * width for i, _ in found], [s.mean for _, s in found], width,
-                 yerr=[s.half or 0.0 for _, s in found], capsize=2, color="tab:gray" if not bar.attention else f"C{index % 10}",
-                 label=bar.label)  # fmt: skip
+                 yerr=[s.half or 0.0 for _, s in found], capsize=2, color=color, label=bar.label)  # fmt: skip
     axes.set_xticks(range(len(names)), names, rotation=30, ha="right")
     axes.set_ylabel("top-1 error % on corrupted data, ± 95 % interval")
     axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize="small")

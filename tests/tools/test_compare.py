@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-from scipy.stats import ttest_ind
+from scipy.stats import t, ttest_ind
 from torch.utils.tensorboard import SummaryWriter
 
 from bam_lightning.errors import InputError
-from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper
-from bam_lightning.tools.report import half_interval, printed_figure, welch
+from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper, write_report
+from bam_lightning.tools.report import MEASURES, Bar, Spread, half_interval, plot, printed_figure, welch
 
 from helpers.command import bam, one_line_error, refusal
 
@@ -44,11 +44,13 @@ def write_run(
     first_epoch: int = 0,
     attention_kwargs=None,
     base: Path = CONFIG,
+    scalars: dict[str, list[float]] | None = None,
     **options,
 ) -> None:
     """One `lightning_logs/version_N`: the scalars Lightning logs at each validation, and the saved config.
 
     No ``errors``: a run that has started and not validated yet. ``attention_kwargs`` None as LightningCLI saves an unset option.
+    ``scalars``: more tags, each value at a step of its own (``test/ece``, ``train/device/samples_per_sec``, ...).
     ``options``: more of the config, as ``section__option=value`` (``trainer__max_epochs=3``) over ``base``'s.
     """
     config = yaml.safe_load(base.read_text())
@@ -67,6 +69,9 @@ def write_run(
         writer.add_scalar("val/err1", error, step)
         writer.add_scalar("val/acc1", 100 - error, step)
         writer.add_scalar("epoch", epoch, step)
+    for tag, values in (scalars or {}).items():
+        for step, value in enumerate(values):
+            writer.add_scalar(tag, value, step)
     writer.close()
     (version_dir / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -192,11 +197,16 @@ def test_the_paper_figure_comes_from_the_config():
     assert [printed_figure(*case) for case in nothing_printed] == [None] * len(nothing_printed)
 
 
-def welch_cells(values: list[float], baseline: list[float]) -> str:
+def welch_cells(values: list[float], baseline: list[float], between: str = " | ") -> str:
     """The interval and p cells of the report, from scipy's Welch test computed here."""
     result = ttest_ind(values, baseline, equal_var=False)
     interval = result.confidence_interval(0.95)
-    return f"[{interval.low:+.2f}, {interval.high:+.2f}] | {result.pvalue:.3f}"
+    return f"[{interval.low:+.2f}, {interval.high:+.2f}]{between}{result.pvalue:.3f}"
+
+
+def interval(values: list[float]) -> float:
+    """Half the 95 % interval of the mean, from scipy's Student t computed here."""
+    return t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
 
 
 def test_paper_report_beside_the_paper_with_welch(runs):
@@ -418,3 +428,106 @@ def test_an_experiment_none_of_whose_runs_has_validated_yet_is_named(tmp_path: P
     assert done.stderr.splitlines() == [
         f"bam compare: no row yet for {tmp_path / 'started' / 'version_0'}: no 'val/err1' logged yet"
     ]
+
+
+# What a reviewer asks for beside top-1 (issue 38): calibration, corruption error, throughput, each over seeds.
+
+# Per (attention, seed): ECE %, mean corruption error %, its two corruptions, training images/s (the first value a
+# warm-up) and test images/s, as the classifiers, a corruption `bam test` and Lightning's ThroughputMonitor log them.
+MEASURED = {
+    (None, 0): (4.0, 40.0, (30.0, 50.0), [20.0, 100.0, 110.0], [400.0]),
+    (None, 1): (5.0, 42.0, (33.0, 51.0), [25.0, 104.0, 106.0], [420.0]),
+    ("bam", 0): (3.0, 37.0, (28.0, 46.0), [15.0, 90.0, 96.0], [380.0]),
+    ("bam", 1): (3.5, 36.0, (29.0, 43.0), [18.0, 94.0, 92.0], [370.0]),
+}
+
+
+def measured_scalars(ece: float, corruption: float, each: tuple[float, float], train: list[float], test: list[float]):
+    noise, blur = each
+    return {"val/ece": [9.0, ece + 1], "test/ece": [ece], "test/corruption/mean_err1": [corruption],
+            "test/corruption/gaussian_noise/err1": [noise], "test/corruption/gaussian_noise/s1/err1": [noise - 9],
+            "test/corruption/motion_blur/err1": [blur], "train/device/samples_per_sec": train,
+            "test/device/samples_per_sec": test}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory) -> list[dict]:
+    """The report's records of two seeds of the baseline and of BAM that logged every measured column."""
+    root = tmp_path_factory.mktemp("measured")
+    for version, ((attention, seed), values) in enumerate(MEASURED.items()):
+        errors = ERRORS[attention, seed]
+        write_run(root / "lightning_logs" / f"version_{version}", attention, seed, errors, scalars=measured_scalars(*values))
+    return paper_report(collect([root]), "val/err1")
+
+
+def column(attention, index: int) -> list[float]:
+    return [values[index] for (which, _), values in MEASURED.items() if which == attention]
+
+
+def test_measures_per_run_prefer_the_test_and_the_whole_runs_rate():
+    ece, train = (next(m for m in MEASURES if m.key == key) for key in ("ece", "train_images_per_s"))
+    assert ece.of_run({"val/ece": [9.0, 7.0], "test/ece": [5.0]}) == 5.0 and ece.of_run({"val/ece": [9.0, 7.0]}) == 7.0
+    assert ece.of_run({"val/err1": [1.0]}) is None
+    assert train.of_run({"train/device/samples_per_sec": [1.0, 100.0, 110.0]}) == 105.0  # the first one, a warm-up, left
+    assert train.of_run({"train/device/samples_per_sec": [50.0]}) == 50.0  # a single value is all there is
+    assert train.of_run({"train/samples_per_sec": [1.0, 400.0], "train/device/samples_per_sec": [1.0, 100.0]}) == 400.0
+
+
+def test_the_report_shows_calibration_corruption_and_throughput_with_intervals(measured):
+    baseline, bam_row = measured
+    lines = render_paper(measured, "val/err1").splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header[10:] == [
+        "ECE %",
+        "ECE att − none",
+        "corruption err %",
+        "corruption att − none",
+        "params (M)",
+        "GMACs",
+        "train img/s",
+        "test img/s",
+        "epochs",
+        "note",
+    ]  # fmt: skip  (no mCE: no run logged one)
+    cells = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True)) for line in lines[2:]]
+    for row, attention in zip(cells, (None, "bam"), strict=True):
+        ece, corruption = column(attention, 0), column(attention, 1)
+        assert row["ECE %"] == f"{statistics.fmean(ece):.2f} ± {interval(ece):.2f}"
+        assert row["corruption err %"] == f"{statistics.fmean(corruption):.2f} ± {interval(corruption):.2f}"
+        assert row["test img/s"].startswith(f"{statistics.fmean(rate[0] for rate in column(attention, 4)):.0f} ± ")
+    assert cells[0]["ECE att − none"] == "—" and cells[0]["train img/s"] == "105 ± 0"
+    ece_change = statistics.fmean(column("bam", 0)) - statistics.fmean(column(None, 0))
+    assert cells[1]["ECE att − none"] == f"{ece_change:+.2f} {welch_cells(column('bam', 0), column(None, 0), ' p ')}"
+    corruption_change = statistics.fmean(column("bam", 1)) - statistics.fmean(column(None, 1))
+    tested = welch_cells(column("bam", 1), column(None, 1), " p ")
+    assert cells[1]["corruption att − none"] == f"{corruption_change:+.2f} {tested}"
+    slower = 100 * (statistics.fmean([93.0, 93.0]) / statistics.fmean([105.0, 105.0]) - 1)  # means after the warm-up
+    assert cells[1]["train img/s"] == f"93 ± 0 ({slower:+.1f} %)" and bam_row["measure_changes"]["train_images_per_s"][1] is None
+    assert set(bam_row["corruptions"]) == {"gaussian_noise", "motion_blur"}  # not s1: a severity's, not a corruption's
+    assert bam_row["corruptions"]["motion_blur"].values == [46.0, 43.0]
+    assert baseline["measures"]["mce"] is None
+
+
+def test_the_report_csv_keeps_the_measures_numbers_apart(measured):
+    none, bam_row = csv.DictReader(render_paper(measured, "val/err1", "csv").splitlines())
+    expected = ttest_ind(column("bam", 0), column(None, 0), equal_var=False)
+    assert float(bam_row["ece_p_welch"]) == pytest.approx(expected.pvalue, rel=1e-5)
+    assert float(bam_row["ece_ci95_low"]) == pytest.approx(expected.confidence_interval(0.95).low, rel=1e-5)
+    assert float(none["corruption_err1_mean"]) == pytest.approx(41.0) and none["corruption_err1_change"] == ""
+    assert none["params"] == "23401012" and float(bam_row["train_images_per_s_mean"]) == pytest.approx(93.0)
+    assert "mce_mean" not in none
+
+
+def test_the_chart_has_the_throughput_panel_and_the_corruption_panel(measured, tmp_path):
+    bars = [Bar("none", 22.5, 6.35, None, 2, False, Spread([105.0, 105.0], 105.0, 0.0), measured[0]["corruptions"]),
+            Bar("bam", 20.5, 6.35, None, 2, True, Spread([93.0, 93.0], 93.0, 0.0), measured[1]["corruptions"])]  # fmt: skip
+    figure = plot(bars, "final val/err1", tmp_path / "two.png")
+    left, right = figure.axes[0], figure.axes[1]
+    assert len(figure.axes) == 2 and left.get_xlabel().startswith("training images/s")
+    assert [tick.get_text() for tick in right.get_xticklabels()] == ["gaussian_noise", "motion_blur"]
+    assert len(right.patches) == 4  # a bar per row and corruption
+    one = plot([Bar("none", 22.5, None, 20.4, 1, False)], "final val/err1", tmp_path / "one.png")
+    assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "final val/err1"  # no throughput logged: today's bars
+    write_report(measured, "val/err1", tmp_path / "report")
+    with Image.open(tmp_path / "report" / "report.png") as png:
+        assert png.width == 2 * 9 * 120  # two panels of 9 inches side by side, at 120 dpi
