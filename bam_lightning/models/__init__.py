@@ -1,7 +1,7 @@
 """Backbone families (one file each), the registry that names them, and attention placement."""
 
 from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet, vgg  # noqa: F401  (register the builders)
-from .complexity import activation_bytes, count_macs, count_parameters
+from .complexity import activation_bytes, count_macs, count_parameters, images_per_second
 from .insert import DEFAULT_ATTENTION, Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint
 from .registry import create_model, get_model_entry, list_models, register_model
@@ -19,6 +19,7 @@ __all__ = [
     "find_bottlenecks",
     "from_official_checkpoint",
     "get_model_entry",
+    "images_per_second",
     "insert_attention",
     "list_models",
     "register_model",
