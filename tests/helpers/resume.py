@@ -7,6 +7,7 @@ with a fixed seed and ``deterministic: true``, with MultiStepLR dropping the lea
 """
 
 import multiprocessing
+import re
 import signal
 import subprocess
 import sys
@@ -62,16 +63,22 @@ def last(root: Path, name: str) -> dict[str, Any]:
     return torch.load(newest_checkpoint(root / name), weights_only=True)
 
 
+# Lightning's ThroughputMonitor's tags (train/time, test/device/samples_per_sec, ...): measurements of each process's
+# clock, counted again from zero by a resumed one, never part of what a resume restores.
+THROUGHPUT = re.compile(r"(train|validate|test)/(time|batches|samples|(device/)?\w+_per_sec|device/mfu)")
+
+
 def logged(root: Path, name: str) -> dict[str, list[float]]:
     """Every scalar the runs under ``root/name`` logged, one run after the other.
 
-    Less ``hp_metric``, the placeholder TensorBoard's logger writes once per run.
+    Less ``hp_metric``, the placeholder TensorBoard's logger writes once per run, and throughput (``THROUGHPUT``).
     """
     runs = sorted((root / name / "lightning_logs").iterdir(), key=lambda run: int(run.name.split("_")[1]))
     values: dict[str, list[float]] = {}
     for run in runs:
         for tag, series in scalars(run).items():
-            values.setdefault(tag, []).extend(series)
+            if not THROUGHPUT.fullmatch(tag):
+                values.setdefault(tag, []).extend(series)
     values.pop("hp_metric", None)
     return values
 
