@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# No test reaches the Hugging Face Hub: a name outside the local cache fails at once instead of after retries. Set before
+# anything imports huggingface_hub (timm does, on bam_lightning's import), which reads it once.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def pytest_configure(config):

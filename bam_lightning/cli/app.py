@@ -15,6 +15,7 @@ from ..engine.callbacks import AttentionMapLogger, LastCheckpoint, ThroughputLog
 from ..engine.ema import ema_callbacks
 from ..engine.run_logs import SaveConfig, use_run_logger
 from ..errors import InputError, check_output_folder, check_seed
+from ..models.hub import is_source
 from ..tasks.classification import ImageClassifier
 from ..tasks.detection import ObjectDetector
 from .commands import DESCRIPTION
@@ -68,7 +69,13 @@ class BamCLI(LightningCLI):
             return
         # LightningCLI reads the checkpoint's hyperparameters next, with a traceback for a file that is not a
         # checkpoint (a text file fails torch.load as a KeyError or IndexError): read here first, once, for the run.
-        path = checkpoint_file(self.config[subcommand].get("ckpt_path"))
+        given = self.config[subcommand].get("ckpt_path")
+        if is_source(given):  # the network's weights alone, no trainer state: the model's option takes them
+            raise InputError(
+                f"--ckpt_path {given} names a folder of weights, not a checkpoint: give --model.pretrained {given}"
+                " instead (with the config whose model it fits)"
+            )
+        path = checkpoint_file(given)
         if path is not None:
             self.checkpoint = ReadCheckpoint.of(path)
             self.model_given = self.config[subcommand]["model"].clone()

@@ -7,25 +7,33 @@ they take CIFAR. ``main`` writes test digits as PNGs, the input ``make demo`` gi
 
     python -c "from bam_lightning.data.digits import main; main()" digit0.png digit1.png digit2.png
 
+``DigitsCDataModule`` tests on a corrupted copy of the test split in the CIFAR-C format, which it writes where missing
+(``write_corrupted_digits``; ``python -c "from bam_lightning.data.digits import corrupt; corrupt()" data`` writes it
+under ``data/digits-c/``).
+
 (not ``python -m``: the package imports this module first, and runpy warns about that).
 """
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from jsonargparse import ArgumentParser
 from jsonargparse.typing import ClosedUnitInterval
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import transforms as T
+from torchvision.transforms.v2 import functional as F
 
 from ..errors import InputError
 from . import augment
 from .augment import AutoAugment
 from .base import ImageDataModule, normalized
+from .corruptions import SEVERITIES, CorruptedArraysDataModule
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +141,82 @@ class DigitsDataModule(ImageDataModule):
             first = next(i for i in test if targets[i] == label)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.upsample(Image.fromarray(images[first])).save(path)
+
+
+def _pixelate(images: Tensor, factor: float) -> Tensor:
+    side = images.shape[-1]
+    small = F.resize(images, [round(side * factor)] * 2, T.InterpolationMode.BILINEAR, antialias=True)
+    return F.resize(small, [side, side], T.InterpolationMode.NEAREST)
+
+
+def _jpeg(images: Tensor, quality: int) -> Tensor:
+    """Through PIL's JPEG encoder, as ImageNet-C's recipe (torchvision's ``jpeg`` functional is deprecated since 0.29)."""
+    out = []
+    for image in F.to_dtype(images, torch.uint8, scale=True):
+        encoded = io.BytesIO()
+        F.to_pil_image(image).save(encoded, "JPEG", quality=quality)
+        out.append(F.pil_to_tensor(Image.open(encoded)))
+    return F.to_dtype(torch.stack(out), torch.float32, scale=True)
+
+
+# The digits demo's corruptions, each of a batch of float images in [0, 1] at severity 1..5: torchvision's functionals
+# (JPEG: PIL's) at settings of the ImageNet-C / CIFAR-C recipes (Hendrycks & Dietterich 2019) for the same corruption.
+DIGIT_CORRUPTIONS: dict[str, Callable[[Tensor, int], Tensor]] = {
+    "gaussian_noise": lambda x, s: F.gaussian_noise(x, sigma=(0.08, 0.12, 0.18, 0.26, 0.38)[s - 1]),
+    "gaussian_blur": lambda x, s: F.gaussian_blur(x, [7, 7], [(0.5, 0.75, 1.0, 1.25, 1.5)[s - 1]] * 2),
+    "jpeg_compression": lambda x, s: _jpeg(x, (25, 18, 15, 10, 7)[s - 1]),
+    "contrast": lambda x, s: F.adjust_contrast(x, (0.75, 0.5, 0.4, 0.3, 0.15)[s - 1]),
+    "pixelate": lambda x, s: _pixelate(x, (0.6, 0.5, 0.4, 0.3, 0.25)[s - 1]),
+}
+
+
+def write_corrupted_digits(folder: str | Path, digits: DigitsDataModule | None = None, seed: int = 0) -> Path:
+    """The test split of ``digits`` (the demo's by default), as the network sees it before normalisation, under each of
+    ``DIGIT_CORRUPTIONS`` at severities 1 to 5, in the CIFAR-C format: ``<corruption>.npy`` (uint8, 5 N x H x W x 3, the
+    severities stacked) and ``labels.npy``. The same ``seed`` writes the same files (the noise is drawn from it)."""
+    digits = digits or DigitsDataModule()
+    images, targets = load_digits()
+    test = digits.split(targets)[1]
+    clean = torch.stack([T.functional.pil_to_tensor(digits.upsample(Image.fromarray(images[i]))) for i in test])
+    clean = F.to_dtype(clean, torch.float32, scale=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, corrupt in DIGIT_CORRUPTIONS.items():
+            blocks = [F.to_dtype(corrupt(clean, s).clamp(0, 1), torch.uint8, scale=True) for s in SEVERITIES]
+            np.save(folder / f"{name}.npy", torch.cat(blocks).permute(0, 2, 3, 1).numpy())
+    np.save(folder / "labels.npy", np.tile(targets[test], len(SEVERITIES)))
+    return folder
+
+
+class DigitsCDataModule(CorruptedArraysDataModule):
+    """The digits demo's test split under five corruptions at five severities (``DIGIT_CORRUPTIONS``), in the CIFAR-C
+    format under ``root/digits-c/``, written there where missing (``write_corrupted_digits``, seed 0); normalised as the
+    demo's test images. Its mean corruption error averages the corruptions named as the benchmark's (all but
+    ``gaussian_blur``, one of the benchmark's extra four)."""
+
+    name = "digits-C"
+    folder_name = "digits-c"
+    published = tuple(DIGIT_CORRUPTIONS)
+    num_classes = DigitsDataModule.num_classes
+    classes = DigitsDataModule.classes
+    mean, std = DigitsDataModule.mean, DigitsDataModule.std
+
+    def prepare_splits(self) -> None:
+        if not (self.folder / "labels.npy").is_file():
+            write_corrupted_digits(self.folder)
+
+
+def corrupt(args: Sequence[str] | None = None) -> None:
+    parser = ArgumentParser(
+        prog="bam_lightning.data.digits.corrupt",
+        description="Write the digits demo's test split, corrupted, in the CIFAR-C format under ROOT/digits-c/.",
+    )
+    parser.add_argument("root", type=str, help="the folder DigitsCDataModule's --data.root names")
+    parser.add_argument("--seed", type=int, default=0)
+    parsed = parser.parse_args(args)
+    print(write_corrupted_digits(Path(parsed.root) / DigitsCDataModule.folder_name, seed=parsed.seed))
 
 
 def main(args: Sequence[str] | None = None) -> None:

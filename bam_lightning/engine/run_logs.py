@@ -29,6 +29,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard.summary import hparams
 
 from ..checkpoints import newest_checkpoint
@@ -65,6 +66,18 @@ def run_of_checkpoint(ckpt_path: str | None) -> Path | None:
     run = Path(ckpt_path).parent.parent
     written_by_a_run = Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file()
     return run if written_by_a_run else None
+
+
+def last_scalar(run: str | Path, tag: str) -> float | None:
+    """The value of ``tag`` last written to the event files of the run folder ``run`` (the newest test), or None."""
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    try:
+        events.Reload()
+    except OSError:  # no such folder, or not ours to read
+        return None
+    if tag not in events.Tags()["scalars"]:
+        return None
+    return max(events.Scalars(tag), key=lambda e: e.wall_time).value
 
 
 def continued_version(trainer: L.Trainer, ckpt_path: str | None) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from torch import nn
 
 from ..errors import InputError, check_options, nearest
+from .hub import SOURCES, is_source, load_weights, read_config
 from .insert import DEFAULT_ATTENTION, Attention, Placement, insert_attention
 from .timm_models import PREFIX as TIMM_PREFIX
 from .timm_models import timm_builder
@@ -97,6 +98,7 @@ def create_model(
     attention_kwargs: Mapping[str, Any] | None = None,
     placement: Placement | None = None,
     input_size: int | None = None,
+    pretrained: str | bool | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``name`` for ``num_classes`` with ``attention`` at each bottleneck.
@@ -107,14 +109,25 @@ def create_model(
     A module given instead of a name is used as it is (``num_classes`` does not apply): its
     bottlenecks are found at ``input_size`` (default 224), with ``placement`` ``bottleneck``
     unless given. A registered name is traced at the size it is registered for.
+    ``pretrained`` (``local-dir:DIR`` or ``hf-hub:owner/name``, see ``hub``) loads a folder's weights
+    into the network built: they must fit it, but for the classifier where ``num_classes`` differs. True or false
+    is the backbone builder's own option (``backbone_kwargs: {pretrained: true}``: timm's ImageNet weights).
     """
+    if isinstance(pretrained, bool):
+        kwargs["pretrained"], pretrained = pretrained, None
+    if pretrained is not None and not is_source(pretrained):
+        raise InputError(f"pretrained {pretrained!r} names no weights: give {' or '.join(s + '...' for s in SOURCES)}")
     if isinstance(name, nn.Module):
         if kwargs:
             raise InputError(f"backbone_kwargs {sorted(kwargs)} apply to a backbone given by name, not to a module")
         where = placement or "bottleneck"
-        return insert_attention(name, attention, input_size or 224, placement=where, attention_kwargs=attention_kwargs)
-    entry = get_model_entry(name)
-    check_options(name, entry.builder, kwargs, fixed=1, flag="backbone_kwargs")
-    model = entry.builder(num_classes=num_classes, **kwargs)
-    where = placement or entry.placement
-    return insert_attention(model, attention, entry.input_size, placement=where, attention_kwargs=attention_kwargs)
+        model = insert_attention(name, attention, input_size or 224, placement=where, attention_kwargs=attention_kwargs)
+    else:
+        entry = get_model_entry(name)
+        check_options(name, entry.builder, kwargs, fixed=1, flag="backbone_kwargs")
+        model = entry.builder(num_classes=num_classes, **kwargs)
+        where = placement or entry.placement
+        model = insert_attention(model, attention, entry.input_size, placement=where, attention_kwargs=attention_kwargs)
+    if pretrained is not None:
+        load_weights(model, pretrained, read_config(pretrained)["num_classes"])
+    return model

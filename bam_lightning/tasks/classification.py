@@ -15,11 +15,14 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchmetrics import MaxMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
+from ..data.corruptions import CorruptionDataModule, corruption_summary, corruption_table
 from ..data.mixing import BatchMixing
 from ..engine.compiling import Compile
+from ..engine.corruption_errors import GroupErrors
+from ..engine.run_logs import last_scalar
 from ..errors import InputError, first_line, warn
 from ..models import DEFAULT_ATTENTION, Attention, Placement, create_model
 from ..models.probe import input_sizes, probing, total_stride
@@ -41,7 +44,15 @@ def dilation_warning(past: dict[str, Dilated]) -> str:
 
 
 class ImageClassifier(TaskModule):
-    """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1,err5}``.
+    """Classification with cross-entropy; logs ``{train,val,test}/{loss,acc1,acc5,err1,err5}``, and for validation
+    and test the calibration: ``ece`` (expected calibration error, 15 equal-width bins, L1, in percent) and ``nll``
+    (the mean negative log-likelihood of the labels, in nats, without label smoothing).
+
+    Tested on corruption data (``data.corruptions.CorruptionDataModule``: CIFAR-10-C, CIFAR-100-C, ImageNet-C, the
+    digits demo's), it logs ``test/corruption/...`` instead (``corruptions.corruption_summary``: the error of each
+    corruption and severity, their means, ``ece`` over all corrupted images, and for ImageNet-C ``mce`` and
+    ``relative_mce``) and prints them as a corruption x severity table; nothing under ``test/`` else, so the clean
+    test logged into the same run folder stays.
 
     Args:
         backbone: a name from ``bam_lightning.models.list_models()``, ``timm/<name>`` (any of timm's models), or a module.
@@ -53,6 +64,10 @@ class ImageClassifier(TaskModule):
         placement: ``bottleneck`` (the paper's BAM), ``every_block`` (BAM-C, Table 2) or
             ``around_downsampling``; null takes the backbone's own (DenseNet: around its transitions).
         backbone_kwargs: options of the backbone's builder, e.g. ``{width_mult: 0.7}``.
+        pretrained: weights to start from, a folder ``bam export --format hf`` wrote: ``local-dir:DIR`` or
+            ``hf-hub:owner/name`` (``models.hub``). They must fit the network these options build, but for the
+            classifier, which starts fresh where ``num_classes`` differs (fine-tuning on other data). Checkpoints
+            hold the weights, so they record none: a run resumed or tested from one does not fetch them again.
         label_smoothing: of the cross-entropy target.
         mixup_alpha: MixUp's Beta(alpha, alpha) on each training batch (0: off; timm's recipes use 0.2-0.8).
         cutmix_alpha: CutMix's likewise (0: off; 1.0 in timm's); with both on, each batch gets one of them.
@@ -74,7 +89,15 @@ class ImageClassifier(TaskModule):
 
     RUN_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is: given, they beat a checkpoint's
     TASK = "classification"  # the custom-scalars layout of its runs (run_logs.LAYOUT)
-    HPARAM_METRICS = ("val/err1", "val/acc1_best", "test/err1")  # HPARAMS' metric columns (run_logs.RunSummary)
+    HPARAM_METRICS = (
+        "val/err1",
+        "val/acc1_best",
+        "test/err1",
+        "val/ece",
+        "val/nll",
+        "test/ece",
+        "test/nll",
+    )  # HPARAMS' metric columns (run_logs.RunSummary)
 
     def __init__(
         self,
@@ -85,6 +108,7 @@ class ImageClassifier(TaskModule):
         attention_kwargs: dict[str, Any] | None = None,
         placement: Placement | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
+        pretrained: str | None = None,
         label_smoothing: ClosedUnitInterval = 0.0,
         mixup_alpha: NonNegativeFloat = 0.0,
         cutmix_alpha: NonNegativeFloat = 0.0,
@@ -100,7 +124,14 @@ class ImageClassifier(TaskModule):
         given = isinstance(backbone, nn.Module)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"] + (["backbone"] if given else []))
         self.model = create_model(
-            backbone, num_classes, attention, attention_kwargs, placement, input_size=image_size, **(backbone_kwargs or {})
+            backbone,
+            num_classes,
+            attention,
+            attention_kwargs,
+            placement,
+            input_size=image_size,
+            pretrained=pretrained,
+            **(backbone_kwargs or {}),
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -114,6 +145,16 @@ class ImageClassifier(TaskModule):
                 **{f"{stage}_acc5": accuracy(top_k=min(5, num_classes)) for stage in ("val", "test")},
             }
         )
+        # On probabilities: given logits, torchmetrics takes values that all fall in [0, 1] for probabilities already.
+        ece = partial(MulticlassCalibrationError, num_classes, n_bins=15, norm="l1", validate_args=False)
+        self.calibration = nn.ModuleDict(
+            {
+                **{f"{stage}_ece": ece() for stage in ("val", "test")},
+                **{f"{stage}_nll": MeanMetric() for stage in ("val", "test")},
+            }
+        )
+        self.corruption_ece = ece()
+        self.corruption_errors: GroupErrors | None = None  # set up for a test on corruption data
         self.mixing = BatchMixing(num_classes, mixup_alpha, cutmix_alpha)
         self.best_acc1 = MaxMetric()
         self.best_acc1.persistent(True)  # "best so far" survives a resume
@@ -171,11 +212,15 @@ class ImageClassifier(TaskModule):
         for name, metric in self.metrics.items():
             if name.startswith(stage):
                 metric.update(logits.detach(), labels)
+        if stage != "train":
+            logits = logits.detach().float()
+            self.calibration[f"{stage}_ece"].update(logits.softmax(dim=-1), labels)
+            self.calibration[f"{stage}_nll"].update(F.cross_entropy(logits, labels, reduction="none"))
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=images.size(0), sync_dist=stage != "train")
         return loss
 
     def _log_accuracy(self, stage: str) -> Tensor:
-        """Epoch accuracies in percent; ``compute`` already synchronises across processes."""
+        """Epoch accuracies and ECE in percent, and NLL; ``compute`` already synchronises across processes."""
         values = {}
         for k in ("acc1", "acc5"):
             if f"{stage}_{k}" in self.metrics:
@@ -183,6 +228,11 @@ class ImageClassifier(TaskModule):
                 values[k] = metric.compute() * 100
                 metric.reset()
         values |= {f"err{k[-1]}": 100 - value for k, value in list(values.items())}  # the errors the paper reports
+        if stage != "train":
+            for k, scale in (("ece", 100), ("nll", 1)):
+                metric = self.calibration[f"{stage}_{k}"]
+                values[k] = metric.compute() * scale
+                metric.reset()
         # Equal on every process already; sync_dist only tells Lightning so.
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
         return values["acc1"]
@@ -193,8 +243,14 @@ class ImageClassifier(TaskModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "val")  # the loss, for DivergenceGuard
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch: tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
+        if self.corruption_errors is None:
+            self._step(batch, "test")
+            return
+        images, labels, groups = batch
+        logits = self(images).float()
+        self.corruption_errors.update(logits, labels, groups)
+        self.corruption_ece.update(logits.softmax(dim=-1), labels)
 
     def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """The top-5 classes and their probabilities of each image of ``ImageFiles`` (``predictions.PredictionsCSV``)."""
@@ -209,6 +265,7 @@ class ImageClassifier(TaskModule):
         self._log_accuracy("train")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hyper_parameters"]["pretrained"] = None  # the weights are in the checkpoint: loading it fetches nothing
         # The epoch's training accuracy so far, summed over processes: a run stopped inside an
         # epoch (SIGTERM) and resumed logs the train/acc1 of the run that never stopped.
         metric = self.metrics["train_acc1"]
@@ -233,5 +290,35 @@ class ImageClassifier(TaskModule):
             self.best_acc1.update(acc1)
             self.log("val/acc1_best", self.best_acc1.compute(), sync_dist=True)
 
+    def on_test_start(self) -> None:
+        data = self.trainer.datamodule
+        groups = data.corruption_groups if isinstance(data, CorruptionDataModule) else None
+        self.corruption_errors = None if groups is None else GroupErrors(groups).to(self.device)
+
     def on_test_epoch_end(self) -> None:
-        self._log_accuracy("test")
+        if self.corruption_errors is None:
+            self._log_accuracy("test")
+            return
+        errors = self.corruption_errors.compute()
+        data = self.trainer.datamodule
+        clean_err1 = data.clean_err1
+        if data.reference is not None and clean_err1 is None:
+            clean_err1 = self._clean_err1()
+        values = corruption_summary(errors, data.reference, clean_err1)
+        values["ece"] = self.corruption_ece.compute().item() * 100
+        self.corruption_ece.reset()
+        if self.trainer.is_global_zero:
+            print(f"{data.name}: top-1 error (%) per corruption and severity\n{corruption_table(errors)}", flush=True)
+        self.log_dict({f"test/corruption/{k}": v for k, v in values.items()}, sync_dist=True)  # equal on every process
+
+    def _clean_err1(self) -> float | None:
+        """The clean ``test/err1`` that ``bam test`` logged into this run's folder, for the relative mCE; else None, with
+        one warning line."""
+        folder = getattr(self.logger, "log_dir", None)
+        found = None if folder is None else last_scalar(folder, "test/err1")
+        if found is None:
+            warn(
+                f"no clean test/err1 logged in {folder or 'this run (no logger)'}: relative mCE skipped; run bam test on"
+                " the clean data with the same checkpoint first, or pass --data.clean_err1"
+            )
+        return found

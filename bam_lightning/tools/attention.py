@@ -21,7 +21,7 @@ resolution, so a 32-pixel model's maps are drawn over a sharp picture.
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -32,14 +32,14 @@ from torch import Tensor
 from torchvision import transforms as T
 
 from ..checkpoints import read_checkpoint
-from ..data import CIFAR100DataModule
+from ..data import CIFAR100DataModule, ImageNetDataModule
 from ..data.base import Statistics, input_statistics
-from ..data.imagenet import MEAN as IMAGENET_MEAN
-from ..data.imagenet import STD as IMAGENET_STD
 from ..engine.ema import holds_ema
 from ..errors import InputError, check_output_folder, one_line
 from ..models import get_model_entry
 from ..models.attention_maps import capture_attention, overlay, rescale
+from ..models.hub import is_source, read_config
+from ..models.pretrained import model_of
 from ..nn import BAMS, attention_blocks
 from ..tasks.classification import ImageClassifier
 from . import parse, tool_parser
@@ -56,6 +56,8 @@ def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClas
     passes ``ImageClassifier`` only the ones it takes, so it would build the detector's backbone as a
     classifier and fail on its weights. ``command`` names the ``bam`` command in that refusal.
     """
+    if is_source(str(ckpt_path)):
+        return folder_classifier(str(ckpt_path))
     path = Path(ckpt_path)
     # A missing, code-carrying or unreadable file: the one-line refusals every command gives.
     content = read_checkpoint(path)
@@ -74,6 +76,18 @@ def load_checkpoint_classifier(ckpt_path: str | Path, command: str) -> ImageClas
     return classifier.eval()
 
 
+def folder_classifier(source: str) -> ImageClassifier:
+    """The classifier of a folder of weights (``local-dir:DIR``, ``hf-hub:owner/name``), on the CPU in eval mode: its network
+    as the folder's ``config.json`` describes it, its class names and input side, its weights."""
+    config = read_config(source)
+    name, args = model_of(config, source)
+    size = config.get("pretrained_cfg", {}).get("input_size", [None])[-1]
+    labels = config.get("label_names")
+    return ImageClassifier(
+        name, config["num_classes"], size, pretrained=source, class_names=labels if isinstance(labels, list) else None, **args
+    ).eval()
+
+
 def load_classifier(ckpt_path: str | Path) -> ImageClassifier:
     """The classifier of a ``bam fit`` checkpoint, on the CPU in eval mode, read without unpickling code; one with BAM."""
     classifier = load_checkpoint_classifier(ckpt_path, "attention")
@@ -89,24 +103,46 @@ def input_size(classifier: ImageClassifier) -> int:
     return classifier.hparams.get("image_size") or get_model_entry(classifier.hparams.backbone).input_size
 
 
+def fallback_datamodule(size: int) -> ImageNetDataModule | CIFAR100DataModule:
+    """The data a model trained on inputs of ``size`` pixels is taken to come from, when its own is unknown (see the module's
+    docstring): its transforms, built without reading any data, say how images are prepared for the model."""
+    return ImageNetDataModule(image_size=size) if size >= 64 else CIFAR100DataModule()
+
+
 def normalization(size: int) -> Statistics:
     """Mean and std for a model trained on inputs of ``size`` pixels, when its data is unknown (see the module's docstring)."""
-    return (IMAGENET_MEAN, IMAGENET_STD) if size >= 64 else (CIFAR100DataModule.mean, CIFAR100DataModule.std)
+    statistics = input_statistics(fallback_datamodule(size))
+    assert statistics is not None  # both datamodules normalise
+    return statistics
 
 
-def run_statistics(ckpt_path: str | Path) -> tuple[Statistics, str] | None:
-    """Mean, std and datamodule name from the ``config.yaml`` of the run that wrote ``ckpt_path``, or None without one."""
+def run_datamodule(ckpt_path: str | Path) -> tuple[Any, str] | None:
+    """The datamodule (and its class name) of the ``config.yaml`` of the run that wrote ``ckpt_path``, or None without one.
+
+    Constructing a datamodule reads no data: it only builds its transforms, which say how the model saw its images.
+    """
     config = Path(ckpt_path).parent.parent / "config.yaml"
     data = (yaml.safe_load(config.read_text()) or {}).get("data") if config.is_file() else None
     if not isinstance(data, dict) or "class_path" not in data:
         return None
     module, _, name = data["class_path"].rpartition(".")
-    try:  # constructing a datamodule reads no data: it only builds its transforms
-        datamodule = getattr(importlib.import_module(module), name)(**(data.get("init_args") or {}))
+    try:
+        return getattr(importlib.import_module(module), name)(**(data.get("init_args") or {})), name
     except (ImportError, AttributeError, TypeError, InputError) as error:
         raise InputError(f"{config} names data {data['class_path']} that cannot be built ({one_line(error)})") from error
-    statistics = input_statistics(datamodule)
-    return None if statistics is None else (statistics, name)
+
+
+def run_statistics(ckpt_path: str | Path) -> tuple[Statistics, str] | None:
+    """Mean, std and datamodule name from the ``config.yaml`` of the run that wrote ``ckpt_path``, or None without one.
+
+    For a folder of weights (``local-dir:``, ``hf-hub:``), those its ``config.json`` records.
+    """
+    if is_source(str(ckpt_path)):
+        cfg = read_config(str(ckpt_path)).get("pretrained_cfg", {})
+        return ((cfg["mean"], cfg["std"]), f"{ckpt_path}'s config.json") if "mean" in cfg and "std" in cfg else None
+    found = run_datamodule(ckpt_path)
+    statistics = None if found is None else input_statistics(found[0])
+    return None if statistics is None else (statistics, found[1])
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -168,7 +204,12 @@ def attention_figure(
 
 def build_parser() -> ArgumentParser:
     parser = tool_parser("bam attention", "Draw each BAM's spatial attention map over images, one row per image, into one PNG.")
-    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint written by bam fit (a model with BAM)")
+    parser.add_argument(
+        "--ckpt_path",
+        type=str,
+        required=True,
+        help="checkpoint written by bam fit (a model with BAM), or local-dir:DIR / hf-hub:owner/name",
+    )
     parser.add_argument("--image", type=str, action="append", required=True, help="an image file; repeat for more rows")
     parser.add_argument("--out", type=str, default="attention_maps.png", help="the PNG to write")
     parser.add_argument("--size", type=int | None, help="input side in pixels; unset: the model's")

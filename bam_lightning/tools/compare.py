@@ -171,7 +171,7 @@ def _label_differences(rows: list[dict[str, Any]]) -> None:
             row["differs"] = ", ".join(settings) or None
 
 
-def _scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
+def scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
     """``tag -> step -> (wall time, value)`` of one run folder, every value kept (no reservoir sampling); nothing where its
     events cannot be opened (a folder, a file not ours to read): the run counts as waiting, as one that logged nothing."""
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
@@ -207,9 +207,9 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
         groups[key] = group
         identity = (key, str(run) if seed is None else seed)
         folders[identity].append(str(run))
-        scalars = _scalars(run)
-        tags |= scalars.keys()
-        for tag, points in scalars.items():
+        found = scalars(run)
+        tags |= found.keys()
+        for tag, points in found.items():
             steps = every[identity][tag]
             for step, (time, value) in points.items():
                 if step not in steps or time >= steps[step][0]:

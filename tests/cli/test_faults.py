@@ -305,7 +305,7 @@ def test_a_lost_process_is_one_line_naming_the_checkpoint_to_resume_from(tmp_pat
         (["summary", "--num_classes", "abc"], "bam summary: num_classes: 'abc' is not a valid int or null ("),
         (
             ["export", "--ckpt_path", "a", "--format", "onxx"],
-            "bam export: format: 'onxx' is not one of onnx, torchscript (did you mean",
+            "bam export: format: 'onxx' is not one of onnx, pt2, hf (did you mean",
         ),
         (["compare", "runs", "--bogus", "1"], "bam compare: unknown option 'bogus'"),
         (["compare"], "bam compare: the following arguments are required: runs"),

@@ -7,7 +7,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from bam_lightning.data import DigitsDataModule
-from bam_lightning.data.digits import load_digits, main
+from bam_lightning.data.digits import DIGIT_CORRUPTIONS, DigitsCDataModule, load_digits, main, write_corrupted_digits
 from bam_lightning.errors import InputError
 
 
@@ -87,3 +87,21 @@ def test_module_writes_test_digits_as_pngs(tmp_path):
         pixels = T.ToTensor()(image)
         mean, std = torch.tensor(dm.mean).view(3, 1, 1), torch.tensor(dm.std).view(3, 1, 1)
         torch.testing.assert_close(pixels, dm.test_set[first][0] * std + mean, rtol=0, atol=1e-5)
+
+
+def test_the_corrupted_test_split_is_written_in_the_cifar_c_format_the_same_for_the_same_seed(tmp_path):
+    digits = DigitsDataModule(test_fraction=0.03)  # 54 test digits
+    folder = write_corrupted_digits(tmp_path / "digits-c", digits)
+    labels = np.load(folder / "labels.npy")
+    assert labels.shape == (5 * 54,) and (labels[:54] == labels[54:108]).all()
+    noise = np.load(folder / "gaussian_noise.npy")
+    assert noise.dtype == np.uint8 and noise.shape == (5 * 54, 32, 32, 3)
+    again = write_corrupted_digits(tmp_path / "again", digits)
+    assert all((np.load(again / f"{n}.npy") == np.load(folder / f"{n}.npy")).all() for n in DIGIT_CORRUPTIONS)
+    contrast = np.load(folder / "contrast.npy").reshape(5, 54, -1).astype(float)
+    spread = contrast.std(axis=2).mean(axis=1)
+    assert (np.diff(spread) < 0).all()  # each severity lowers the contrast further
+    data = DigitsCDataModule(root=str(tmp_path), corruptions=["pixelate"], severities=[5])
+    data.setup("test")
+    image, label, group = data.test_set[3]
+    assert image.shape == (3, 32, 32) and label == labels[4 * 54 + 3] and group == 0

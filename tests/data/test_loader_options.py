@@ -17,8 +17,17 @@ OWN_DEFAULTS = {
     data.SyntheticDataModule: {"num_workers": 0, "pin_memory": False},
     data.COCODataModule: {"batch_size": 2},
     data.VOCDataModule: {"batch_size": 32},
+    data.ImageNetCDataModule: {"batch_size": 64, "num_workers": 8},
 }
-DATAMODULES = [data.CIFAR10DataModule, data.CIFAR100DataModule, data.DigitsDataModule, *OWN_DEFAULTS]
+DATAMODULES = [
+    data.CIFAR10DataModule,
+    data.CIFAR100DataModule,
+    data.DigitsDataModule,
+    data.CIFAR10CDataModule,
+    data.CIFAR100CDataModule,
+    data.DigitsCDataModule,
+    *OWN_DEFAULTS,
+]
 
 
 def words(text: str) -> str:

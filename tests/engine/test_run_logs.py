@@ -8,11 +8,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from bam_lightning.engine.run_logs import last_scalar
 from bam_lightning.models import count_macs, create_model
 
-from helpers.cli_args import cifar_args
+from helpers.cli_args import CONFIG, CPU, EAGER, TINY_MODEL, cifar_args
 from helpers.command import bam, one_line_error, refusal
-from helpers.datasets import write_cifar100
+from helpers.datasets import write_cifar100, write_cifar_c
+from helpers.scalars import THROUGHPUT, scalars
 
 
 def events(run: Path) -> EventAccumulator:
@@ -58,7 +60,7 @@ def runs(tmp_path_factory):
 
 def test_two_runs_make_one_hparams_table_differing_only_in_attention_with_the_papers_errors(runs):
     (bam_values, metrics), (baseline_values, _) = hparams(runs["bam"]), hparams(runs["null"])
-    assert metrics == ["val/err1", "val/acc1_best", "test/err1"]
+    assert metrics == ["val/err1", "val/acc1_best", "test/err1", "val/ece", "val/nll", "test/ece", "test/nll"]
     assert {key for key in bam_values if bam_values[key] != baseline_values.get(key)} == {"attention"}
     assert (bam_values["attention"], baseline_values["attention"]) == ("bam", "none")
     assert bam_values["data"] == "CIFAR100DataModule" and bam_values["backbone"] == "wrn"
@@ -101,12 +103,49 @@ def test_throughput_of_the_fit_and_of_the_test_under_lightnings_names(runs):
     scalars = events(runs["bam"])
     found = {tag: [event.value for event in scalars.Scalars(tag)] for tag in scalars.Tags()["scalars"]}
     (train,), (test,) = found["train/device/samples_per_sec"], found["test/device/samples_per_sec"]
-    assert train > 0 and test > 0 and found["train/samples"] == [16, 32] and found["test/samples"] == [8, 16]
+    assert train > 0 and test > 0 and found["train/samples"] == [16, 32] and {8, 16} <= set(found["test/samples"])
     model = create_model("wrn", 100, "bam", depth=10, widen_factor=1)
     flops = 2 * count_macs(model, 32)  # of one image's forward
     (train_flops,), (test_flops,) = found["train/device/flops_per_sec"], found["test/device/flops_per_sec"]
     assert train_flops / train == pytest.approx(3 * flops, rel=1e-6) and test_flops / test == pytest.approx(flops, rel=1e-6)
     assert not any("samples_per_sec" in tag for tag in events(runs["null"]).Tags()["scalars"])  # --throughput.enable false
+
+
+@pytest.fixture(scope="module")
+def corruption_test(runs):
+    """``bam test`` of the BAM run's checkpoint on a tiny CIFAR-100-C (two benchmark corruptions and an extra one)."""
+    root = runs["bam"].parents[2]
+    write_cifar_c(root / "data", corruptions=("fog", "snow", "spatter"), per_severity=4)
+    checkpoint = runs["bam"] / "checkpoints" / "last.ckpt"
+    return bam(
+        "test", "--config", str(CONFIG), *TINY_MODEL, *CPU, *EAGER, "--data", "bam_lightning.data.CIFAR100CDataModule",
+        "--data.root", str(root / "data"), "--data.download", "false", "--data.corruptions", "[fog, snow, spatter]",
+        "--data.num_workers", "0", "--data.pin_memory", "false", "--trainer.default_root_dir", str(root / "bam"),
+        "--ckpt_path", str(checkpoint), cwd=root,
+    )  # fmt: skip
+
+
+def test_a_corruption_test_logs_its_errors_into_the_run_and_leaves_the_clean_test_as_it_was(runs, corruption_test):
+    logged = scalars(runs["bam"])
+    assert len(logged["test/err1"]) == 1 and len(logged["test/ece"]) == 1 and len(logged["test/nll"]) == 1  # the clean test's
+    clean = [tag for tag in logged if tag.startswith("test/") and "corruption" not in tag and not THROUGHPUT.fullmatch(tag)]
+    assert set(clean) == _CLEAN  # and the tests' throughput
+    for name in ("fog", "snow", "spatter"):
+        severities = [logged[f"test/corruption/{name}/s{s}/err1"][-1] for s in range(1, 6)]
+        assert logged[f"test/corruption/{name}/err1"][-1] == pytest.approx(sum(severities) / 5)
+        assert all(e in (0, 25, 50, 75, 100) for e in severities)  # 4 images each
+    fog, snow = logged["test/corruption/fog/err1"][-1], logged["test/corruption/snow/err1"][-1]
+    assert logged["test/corruption/mean_err1"][-1] == pytest.approx((fog + snow) / 2)  # spatter: extra, not averaged
+    assert 0 <= logged["test/corruption/ece"][-1] <= 100 and "test/corruption/mce" not in logged  # no mCE on CIFAR
+    table = corruption_test.stdout.split("CIFAR-100-C: top-1 error (%) per corruption and severity\n")[1].splitlines()
+    assert table[0].split() == ["corruption", "s1", "s2", "s3", "s4", "s5", "mean"]
+    assert table[1].split()[0] == "fog" and float(table[1].split()[-1]) == pytest.approx(fog, abs=0.01)
+    assert "test/corruption/mean_err1" in corruption_test.stdout
+    assert last_scalar(runs["bam"], "test/err1") == logged["test/err1"][-1]  # what the relative mCE reads
+    assert last_scalar(runs["null"], "test/err1") is None
+
+
+_CLEAN = {"test/loss", "test/acc1", "test/acc5", "test/err1", "test/err5", "test/ece", "test/nll"}
 
 
 def test_attention_maps_are_logged_for_bam_and_not_for_the_baseline(runs):

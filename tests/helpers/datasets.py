@@ -90,6 +90,50 @@ def write_image_folder(
     return Path(root)
 
 
+def write_cifar_c(
+    root: str | Path,
+    folder: str = "CIFAR-100-C",
+    corruptions: tuple[str, ...] = ("fog", "snow", "spatter"),
+    per_severity: int = 4,
+    num_classes: int = 100,
+    seed: int = 0,
+) -> Path:
+    """``root/<folder>/<corruption>.npy`` (uint8, 5 * per_severity x 32 x 32 x 3, severities 1..5 in five blocks) and
+    ``labels.npy`` (the same labels repeated per block), as the published CIFAR-C archives hold them; returns the folder.
+    Each image is its class pattern under noise that grows with the severity."""
+    rng = np.random.default_rng(seed)
+    prototypes = _prototypes(rng, num_classes, 32, 32)
+    labels = rng.permutation(np.arange(per_severity) % num_classes)
+    out = Path(root) / folder
+    out.mkdir(parents=True, exist_ok=True)
+    for name in corruptions:
+        blocks = [np.clip(prototypes[labels] + rng.normal(0, 24 * s, (per_severity, 32, 32, 3)), 0, 255) for s in range(1, 6)]
+        np.save(out / f"{name}.npy", np.concatenate(blocks).astype(np.uint8))
+    np.save(out / "labels.npy", np.tile(labels, 5))
+    return out
+
+
+def write_imagenet_c(
+    root: str | Path,
+    corruptions: tuple[str, ...] = ("fog", "snow"),
+    classes: tuple[str, ...] = ("n00000000", "n00000001"),
+    per_class: int = 1,
+    size: int = 32,
+    seed: int = 0,
+) -> Path:
+    """JPEGs of ``size`` x ``size`` in ``root/<corruption>/<severity>/<wnid>/*.JPEG``, the published ImageNet-C tree."""
+    rng = np.random.default_rng(seed)
+    for name in corruptions:
+        for severity in range(1, 6):
+            for c, wnid in enumerate(classes):
+                folder = Path(root) / name / str(severity) / wnid
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in range(per_class):
+                    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                    Image.fromarray(image).save(folder / f"ILSVRC2012_val_{c:04d}{i:04d}.JPEG", quality=90)
+    return Path(root)
+
+
 # Detection: coloured rectangles (one colour per class) on noise, in COCO's and PASCAL VOC's on-disk formats.
 
 COCO_CATEGORIES = ((7, "train"), (1, "person"), (3, "car"))  # ids skip numbers and are listed unsorted, as COCO may

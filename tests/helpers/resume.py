@@ -7,7 +7,6 @@ with a fixed seed and ``deterministic: true``, with MultiStepLR dropping the lea
 """
 
 import multiprocessing
-import re
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from bam_lightning.checkpoints import newest_checkpoint
 
 from helpers.cli_args import cifar_args
 from helpers.command import bam
-from helpers.scalars import scalars
+from helpers.scalars import THROUGHPUT, scalars
 
 TESTS = str(Path(__file__).resolve().parents[1])
 """The folder ``bam`` imports ``helpers.resume.SigtermAt`` from: a test passing it puts this on PYTHONPATH."""
@@ -63,15 +62,11 @@ def last(root: Path, name: str) -> dict[str, Any]:
     return torch.load(newest_checkpoint(root / name), weights_only=True)
 
 
-# Lightning's ThroughputMonitor's tags (train/time, test/device/samples_per_sec, ...): measurements of each process's
-# clock, counted again from zero by a resumed one, never part of what a resume restores.
-THROUGHPUT = re.compile(r"(train|validate|test)/(time|batches|samples|(device/)?\w+_per_sec|device/mfu)")
-
-
 def logged(root: Path, name: str) -> dict[str, list[float]]:
     """Every scalar the runs under ``root/name`` logged, one run after the other.
 
-    Less ``hp_metric``, the placeholder TensorBoard's logger writes once per run, and throughput (``THROUGHPUT``).
+    Less ``hp_metric``, the placeholder TensorBoard's logger writes once per run, and the throughput (``THROUGHPUT``),
+    which a resumed process counts from zero again: never part of what a resume restores.
     """
     runs = sorted((root / name / "lightning_logs").iterdir(), key=lambda run: int(run.name.split("_")[1]))
     values: dict[str, list[float]] = {}

@@ -36,8 +36,8 @@ BLOCK_OPTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 }
 
 DTYPES = st.sampled_from([torch.float32, torch.bfloat16])
-FUZZ = settings(max_examples=1000, deadline=None, print_blob=True)
-BOUND = settings(max_examples=500, deadline=None, print_blob=True)
+FUZZ = settings(max_examples=300, deadline=None, print_blob=True)
+BOUND = settings(max_examples=150, deadline=None, print_blob=True)
 
 
 def blocks(names: list[str]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:

@@ -1,10 +1,11 @@
+import math
 from functools import partial
 
 import lightning.pytorch as L
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from bam_lightning.engine.optimization import parameter_groups
 from bam_lightning.errors import InputError
@@ -12,6 +13,8 @@ from bam_lightning.nn import BAM
 from bam_lightning.tasks.classification import ImageClassifier, dilation_warning
 
 from helpers.classifier import loader, tiny_classifier
+from helpers.cli_args import cifar_args
+from helpers.command import one_line_error
 
 
 def test_builds_the_named_backbone_with_its_attention():
@@ -252,3 +255,29 @@ def test_a_training_step_does_not_wait_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trainer.global_step == 4
+
+
+def test_model_pretrained_reaches_the_networks_builder(tmp_path, capsys):
+    """``--model.pretrained`` from the command line, ``bam test``'s as ``bam fit``'s: a Hub name not in the cache."""
+    last = one_line_error(["test", *cifar_args(tmp_path), "--model.pretrained", "hf-hub:nobody/none"], capsys)
+    assert "hf-hub:nobody/none: config.json is not in the Hugging Face cache and cannot be downloaded" in last, last
+
+
+def test_a_folder_of_weights_as_ckpt_path_is_pointed_to_model_pretrained(tmp_path, capsys):
+    last = one_line_error(["test", *cifar_args(tmp_path), "--ckpt_path", "local-dir:my_model"], capsys)
+    assert last.endswith(
+        "--ckpt_path local-dir:my_model names a folder of weights, not a checkpoint: give --model.pretrained"
+        " local-dir:my_model instead (with the config whose model it fits)"
+    )
+
+
+def test_ece_and_nll_are_the_hand_computed_ones_over_the_whole_test_set():
+    """Four images whose confidences fall in four of the 15 bins: ECE is the mean of |correct - confidence|."""
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.62, 0.28, 0.1], [0.2, 0.7, 0.1], [0.42, 0.33, 0.25]])
+    labels = torch.tensor([0, 1, 1, 2])  # right (0.9), wrong (0.62), right (0.7), wrong (0.42)
+    model = ImageClassifier(nn.Flatten(), num_classes=3, attention=None)  # the "images" are the logits
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (result,) = trainer.test(model, DataLoader(TensorDataset(probs.log(), labels), batch_size=2), verbose=False)
+    assert result["test/ece"] == pytest.approx(100 * (0.1 + 0.62 + 0.3 + 0.42) / 4)
+    assert result["test/nll"] == pytest.approx(-(math.log(0.9) + math.log(0.28) + math.log(0.7) + math.log(0.25)) / 4)
+    assert result["test/err1"] == pytest.approx(50)
