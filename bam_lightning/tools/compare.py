@@ -466,7 +466,7 @@ def render_paper(records: list[dict[str, Any]], metric: str, fmt: Literal["markd
         header = ["dataset", "backbone", "attention", "n", f"final {metric}", "paper", "ours − paper", "att − none",
                   "95 % CI", "p (Welch)"]  # fmt: skip
         for m in compared:
-            header += [m.title, f"{m.title.split(' ')[0]} att − none"]
+            header += [m.title, f"{m.short} att − none"]
         header += ["params (M)", "GMACs"] if counted else []
         header += [m.title for m in rates] + ["epochs", "note"]
     differs = _with_differs(header, records)
@@ -513,13 +513,14 @@ def write_report(records: list[dict[str, Any]], metric: str, out: Path) -> list[
     md, csv, png = out / "report.md", out / "report.csv", out / "report.png"
     md.write_text(
         f"# Reproduction report: final {metric}\n\n{render_paper(records, metric)}\n\n"
-        "Mean ± half the 95 % interval (Student's t) over seeds of each run's last value; paper: its printed figure for "
-        "the same configuration; att − none: change of the mean from the baseline; 95 % CI and p: Welch's t-test "
+        "Mean ± half the 95 % interval (Student's t) over seeds of each run's last value; paper: its printed figure for"
+        " the same configuration; att − none: change of the mean from the baseline; 95 % CI and p: Welch's t-test "
         "(unequal variances) of that change, given two runs or more on each side. Where runs logged them: ECE % "
         "(expected calibration error, the test's, else the last validation's), corruption error % (mean over the "
-        "corruptions) and mCE, each with its change from the baseline, its 95 % CI and p; parameters and GMACs (counted "
-        "on the configuration's network); images/s of training and of the test (Lightning's ThroughputMonitor, the "
-        "mean of each run's logged values after its first), with the change from the baseline in percent.\n\n"
+        "corruptions), mCE % and relative mCE % (ImageNet-C), each with its change from the baseline, its 95 % CI and "
+        "p; parameters and GMACs (counted on the configuration's network); images/s of training and of the test "
+        "(Lightning's ThroughputMonitor, the mean of each run's logged values after its first), with the change from "
+        "the baseline in percent.\n\n"
         "![chart](report.png)\n"
     )
     csv.write_text(render_paper(records, metric, "csv") + "\n")

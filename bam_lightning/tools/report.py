@@ -126,6 +126,7 @@ class Measure:
     """
 
     title: str
+    short: str  # the name its change from the baseline is headed by
     key: str
     tags: tuple[str, ...]
     rate: bool = False
@@ -137,14 +138,16 @@ class Measure:
         return statistics.fmean(values[1:] or values) if self.rate else values[-1]
 
 
-# The names part A's classifiers and ImageNet-C tests log, and Lightning's ThroughputMonitor's: with one device it logs
-# only the device/ rate, with several the whole run's beside it (read first).
+# The names classifiers and their corruption tests log (mCE: ImageNet-C's, normalised by AlexNet's errors), and
+# Lightning's ThroughputMonitor's: with one device it logs only the device/ rate, with several the whole run's beside it
+# (read first).
 MEASURES = (
-    Measure("ECE %", "ece", ("test/ece", "val/ece")),
-    Measure("corruption err %", "corruption_err1", ("test/corruption/mean_err1",)),
-    Measure("mCE", "mce", ("test/corruption/mce",)),
-    Measure("train img/s", "train_images_per_s", ("train/samples_per_sec", "train/device/samples_per_sec"), rate=True),
-    Measure("test img/s", "test_images_per_s", ("test/samples_per_sec", "test/device/samples_per_sec"), rate=True),
+    Measure("ECE %", "ECE", "ece", ("test/ece", "val/ece")),
+    Measure("corruption err %", "corruption", "corruption_err1", ("test/corruption/mean_err1",)),
+    Measure("mCE %", "mCE", "mce", ("test/corruption/mce",)),
+    Measure("relative mCE %", "relative mCE", "relative_mce", ("test/corruption/relative_mce",)),
+    Measure("train img/s", "train", "train_images_per_s", ("train/samples_per_sec", "train/device/samples_per_sec"), True),
+    Measure("test img/s", "test", "test_images_per_s", ("test/samples_per_sec", "test/device/samples_per_sec"), True),
 )
 CORRUPTION = re.compile(r"test/corruption/([^/]+)/err1")  # a corruption's error over its severities
 
