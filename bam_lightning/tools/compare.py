@@ -518,9 +518,9 @@ def write_report(records: list[dict[str, Any]], metric: str, out: Path) -> list[
         "(unequal variances) of that change, given two runs or more on each side. Where runs logged them: ECE % "
         "(expected calibration error, the test's, else the last validation's), corruption error % (mean over the "
         "corruptions), mCE % and relative mCE % (ImageNet-C), each with its change from the baseline, its 95 % CI and "
-        "p; parameters and GMACs (counted on the configuration's network); images/s of training and of the test "
-        "(Lightning's ThroughputMonitor, the mean of each run's logged values after its first), with the change from "
-        "the baseline in percent.\n\n"
+        "p; parameters and GMACs (counted on the configuration's network); images/s of training and of inference "
+        "(validation's, else a test's; Lightning's ThroughputMonitor, the mean of each run's values after its first), "
+        "with the change from the baseline in percent.\n\n"
         "![chart](report.png)\n"
     )
     csv.write_text(render_paper(records, metric, "csv") + "\n")

@@ -141,13 +141,16 @@ class Measure:
 # The names classifiers and their corruption tests log (mCE: ImageNet-C's, normalised by AlexNet's errors), and
 # Lightning's ThroughputMonitor's: with one device it logs only the device/ rate, with several the whole run's beside it
 # (read first).
+# Inference: the validations' during the fit first (the same batches every epoch, on the machine that trained), else a
+# test's; tests of one run at other batch sizes (a corrupted copy of the test split) log under the same test/ names.
+INFERENCE = ("validate/samples_per_sec", "validate/device/samples_per_sec", "test/samples_per_sec", "test/device/samples_per_sec")
 MEASURES = (
     Measure("ECE %", "ECE", "ece", ("test/ece", "val/ece")),
     Measure("corruption err %", "corruption", "corruption_err1", ("test/corruption/mean_err1",)),
     Measure("mCE %", "mCE", "mce", ("test/corruption/mce",)),
     Measure("relative mCE %", "relative mCE", "relative_mce", ("test/corruption/relative_mce",)),
     Measure("train img/s", "train", "train_images_per_s", ("train/samples_per_sec", "train/device/samples_per_sec"), True),
-    Measure("test img/s", "test", "test_images_per_s", ("test/samples_per_sec", "test/device/samples_per_sec"), True),
+    Measure("inference img/s", "inference", "inference_images_per_s", INFERENCE, True),
 )
 CORRUPTION = re.compile(r"test/corruption/([^/]+)/err1")  # a corruption's error over its severities
 

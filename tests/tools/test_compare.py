@@ -433,7 +433,8 @@ def test_an_experiment_none_of_whose_runs_has_validated_yet_is_named(tmp_path: P
 # What a reviewer asks for beside top-1 (issue 38): calibration, corruption error, throughput, each over seeds.
 
 # Per (attention, seed): ECE %, mean corruption error %, its two corruptions, training images/s (the first value a
-# warm-up) and test images/s, as the classifiers, a corruption `bam test` and Lightning's ThroughputMonitor log them.
+# warm-up) and validation images/s, as the classifiers, a corruption `bam test` and Lightning's ThroughputMonitor log
+# them; the tests' images/s beside them (read only where a run has no validation's).
 MEASURED = {
     (None, 0): (4.0, 40.0, (30.0, 50.0), [20.0, 100.0, 110.0], [400.0]),
     (None, 1): (5.0, 42.0, (33.0, 51.0), [25.0, 104.0, 106.0], [420.0]),
@@ -447,7 +448,7 @@ def measured_scalars(ece: float, corruption: float, each: tuple[float, float], t
     return {"val/ece": [9.0, ece + 1], "test/ece": [ece], "test/corruption/mean_err1": [corruption],
             "test/corruption/gaussian_noise/err1": [noise], "test/corruption/gaussian_noise/s1/err1": [noise - 9],
             "test/corruption/motion_blur/err1": [blur], "train/device/samples_per_sec": train,
-            "test/device/samples_per_sec": test}  # fmt: skip
+            "validate/device/samples_per_sec": test, "test/device/samples_per_sec": [1.0, 1e4]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -465,12 +466,18 @@ def column(attention, index: int) -> list[float]:
 
 
 def test_measures_per_run_prefer_the_test_and_the_whole_runs_rate():
-    ece, train = (next(m for m in MEASURES if m.key == key) for key in ("ece", "train_images_per_s"))
+    ece, train, inference = (
+        next(m for m in MEASURES if m.key == key) for key in ("ece", "train_images_per_s", "inference_images_per_s")
+    )
     assert ece.of_run({"val/ece": [9.0, 7.0], "test/ece": [5.0]}) == 5.0 and ece.of_run({"val/ece": [9.0, 7.0]}) == 7.0
     assert ece.of_run({"val/err1": [1.0]}) is None
     assert train.of_run({"train/device/samples_per_sec": [1.0, 100.0, 110.0]}) == 105.0  # the first one, a warm-up, left
     assert train.of_run({"train/device/samples_per_sec": [50.0]}) == 50.0  # a single value is all there is
     assert train.of_run({"train/samples_per_sec": [1.0, 400.0], "train/device/samples_per_sec": [1.0, 100.0]}) == 400.0
+    tested = {"test/device/samples_per_sec": [1.0, 900.0]}  # a test's, perhaps of corrupted data at another batch size
+    assert (
+        inference.of_run({"validate/device/samples_per_sec": [1.0, 300.0], **tested}) == 300.0 and inference.of_run(tested) == 900
+    )
 
 
 def test_the_report_shows_calibration_corruption_and_throughput_with_intervals(measured):
@@ -485,7 +492,7 @@ def test_the_report_shows_calibration_corruption_and_throughput_with_intervals(m
         "params (M)",
         "GMACs",
         "train img/s",
-        "test img/s",
+        "inference img/s",
         "epochs",
         "note",
     ]  # fmt: skip  (no mCE: no run logged one)
@@ -494,7 +501,7 @@ def test_the_report_shows_calibration_corruption_and_throughput_with_intervals(m
         ece, corruption = column(attention, 0), column(attention, 1)
         assert row["ECE %"] == f"{statistics.fmean(ece):.2f} ± {interval(ece):.2f}"
         assert row["corruption err %"] == f"{statistics.fmean(corruption):.2f} ± {interval(corruption):.2f}"
-        assert row["test img/s"].startswith(f"{statistics.fmean(rate[0] for rate in column(attention, 4)):.0f} ± ")
+        assert row["inference img/s"].startswith(f"{statistics.fmean(rate[0] for rate in column(attention, 4)):.0f} ± ")
     assert cells[0]["ECE att − none"] == "—" and cells[0]["train img/s"] == "105 ± 0"
     ece_change = statistics.fmean(column("bam", 0)) - statistics.fmean(column(None, 0))
     assert cells[1]["ECE att − none"] == f"{ece_change:+.2f} {welch_cells(column('bam', 0), column(None, 0), ' p ')}"
