@@ -299,7 +299,8 @@ def test_a_row_is_one_experiment_the_rest_says_how_it_differs(tmp_path):
     """
     logs = tmp_path / "lightning_logs"
     write_run(logs / "version_0", None, 0, [30.0, 22.0], trainer__default_root_dir="a", data__init_args__num_workers=1)
-    write_run(logs / "version_1", None, 1, [31.0, 23.0], trainer__default_root_dir="b", data__init_args__num_workers=8)
+    write_run(logs / "version_1", None, 1, [31.0, 23.0], trainer__default_root_dir="b", data__init_args__num_workers=8,
+              throughput={"window_size": 9, "enable": False})  # what it shows, not what it trains  # fmt: skip
     write_run(logs / "version_2", "bam", 0, [29.0, 20.0])
     write_run(logs / "version_3", "bam", 1, [28.0, 21.0], model__placement="bottleneck")  # WRN's own, written out
     write_run(logs / "version_4", "bam", 0, [27.0, 26.0], model__placement="every_block")
