@@ -13,9 +13,10 @@ from torch import nn
 
 from bam_lightning.engine.compiling import compile_model
 from bam_lightning.models import activation_bytes
+from bam_lightning.models.complexity import median_times
 from bam_lightning.nn import BAM, OfficialBAM
 
-from .common import median_times, mib, peak_cuda_bytes
+from .common import mib, peak_cuda_bytes
 
 FORMS: dict[str, type[nn.Module]] = {"paper (sum)": BAM, "public code (prod)": OfficialBAM}
 

@@ -1,12 +1,12 @@
 """Timing and memory measurement shared by the benchmarks.
 
-Times are medians over repeats taken round-robin (A B C A B C ...), so a slow spell of a
-shared machine hits every variant alike; ratios are only ever taken within one run.
+Times are medians over repeats taken round-robin (A B C A B C ...; ``bam_lightning.models.complexity.median_times``,
+which ``bam summary --measure`` uses too), so a slow spell of a shared machine hits every variant alike; ratios
+are only ever taken within one run.
 Activation memory (``bam_lightning.models.activation_bytes``) is exact and the same on
 every device; on CUDA the peak of allocated memory during forward+backward is reported too.
 """
 
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,42 +14,9 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.cli import LightningCLI
-from torch import Tensor, nn
 
 from bam_lightning.cli import build_cli
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_times(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each function, warmed up first (compilation, allocator, caches)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def sgd_step(model: nn.Module, loss: Callable[[], Tensor], lr: float = 0.01) -> Callable[[], None]:
-    """A training step as the suites time it: ``loss()``, backward and an SGD update with momentum (its own optimizer)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss().backward()
-        optimizer.step()
-
-    return step
+from bam_lightning.models.complexity import synchronize
 
 
 def overheads(seconds: float, base_seconds: float, macs: int, base_macs: int) -> dict[str, str]:

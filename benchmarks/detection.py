@@ -27,10 +27,11 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bam_lightning.models import count_macs
+from bam_lightning.models.complexity import median_times, sgd_step
 from bam_lightning.models.detection import create_detector
 from bam_lightning.models.probe import probing
 
-from .common import median_times, overheads, sgd_step
+from .common import overheads
 
 VARIANTS = {"none": None, "bam": "bam"}
 BOXES_PER_IMAGE = 3

@@ -10,8 +10,9 @@ import torch
 from torch.nn import functional as F
 
 from bam_lightning.models import activation_bytes, count_macs, create_model, get_model_entry
+from bam_lightning.models.complexity import median_times, sgd_step
 
-from .common import median_times, mib, overheads, peak_cuda_bytes, sgd_step
+from .common import mib, overheads, peak_cuda_bytes
 
 NETWORKS = {"wrn16_8": 100, "resnet50": 1000}  # name: classes (CIFAR-100, ImageNet)
 VARIANTS = {"none": (None, {}), "bam": ("bam", {}), "bam reference": ("bam", {"fused": False})}

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..checkpoints import AtomicCheckpointIO, ReadCheckpoint, check_fits, checkpoint_file
-from ..engine.callbacks import AttentionMapLogger, LastCheckpoint
+from ..engine.callbacks import AttentionMapLogger, LastCheckpoint, ThroughputLogger
 from ..engine.ema import ema_callbacks
 from ..engine.run_logs import SaveConfig, use_run_logger
 from ..errors import InputError, check_output_folder, check_seed
@@ -27,7 +27,9 @@ from .trainer_values import check_trainer_values
 
 # Always on, each with its --<group>.* options. Lightning's save_last only writes when the monitored metric improved,
 # a stale last.ckpt to resume from; last_checkpoint's is rewritten every epoch, and when SIGTERM stops the run.
-CALLBACKS = {"checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "lr_monitor": LearningRateMonitor}
+# throughput: images/s of every fit and test (--throughput.enable false leaves it out).
+CALLBACKS = {"checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "lr_monitor": LearningRateMonitor,
+             "throughput": ThroughputLogger}  # fmt: skip
 
 
 def option_keys(parser: LightningArgumentParser) -> list[str]:
@@ -133,8 +135,12 @@ class BamCLI(LightningCLI):
         parser.add_argument("--ema.decay", type=float | None, default=None, help="EMA of the weights, e.g. 0.9999")
 
     def before_run(self) -> None:
-        if self.trainer.logger is None:  # --trainer.logger false: nothing to log learning rates to
-            self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        # --trainer.logger false: nothing to log learning rates and throughput to; --throughput.enable false: no throughput.
+        unused = (LearningRateMonitor, ThroughputLogger) if self.trainer.logger is None else ()
+        self.trainer.callbacks = [
+            c for c in self.trainer.callbacks
+            if not isinstance(c, unused) and (not isinstance(c, ThroughputLogger) or c.enable)
+        ]  # fmt: skip
         config = self.config_init[self.subcommand]
         check_output_folder(self.trainer.default_root_dir, "--trainer.default_root_dir")
         # "last"/"best" without an explicit dirpath: Lightning alone would look only in this new run's folder.

@@ -1,9 +1,11 @@
 """Callbacks the ``bam`` command runs: ``AttentionMapLogger``, watching what BAM learns while it trains (on in every
-classification run, set with ``--attention_maps.*``); and ``LastCheckpoint``, the ``last.ckpt`` it always writes.
+classification run, set with ``--attention_maps.*``); ``ThroughputLogger``, the images/s every fit and test logs
+(``--throughput.*``); and ``LastCheckpoint``, the ``last.ckpt`` it always writes.
 
 In YAML::
 
     attention_maps: {every_n_epochs: 5, num_images: 8}
+    throughput: {window_size: 5, enable: true}
 """
 
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from jsonargparse.typing import PositiveInt
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
@@ -23,6 +25,7 @@ from torchvision.utils import make_grid
 from ..data.base import input_statistics
 from ..errors import InputError
 from ..models.attention_maps import capture_attention, overlay, rescale
+from ..models.complexity import count_macs
 from ..nn import BAMS, attention_blocks
 
 
@@ -96,6 +99,74 @@ class AttentionMapLogger(L.Callback):
         writer.add_image("attention/maps", grid, trainer.global_step)
         for m in maps:
             writer.add_histogram(f"attention/channel/{m.name}", m.channel, trainer.global_step)
+
+
+def batch_size(batch: Any) -> int:
+    """Images in a batch of either task: ``(images, targets)``, the images a tensor (classification) or a tuple (detection)."""
+    return len(batch[0])
+
+
+TRAINING_STEP_PASSES = 3  # a training step's FLOPs: the forward's, and twice them for the backward (inputs and weights)
+
+
+class ThroughputLogger(ThroughputMonitor):
+    """Lightning's ``ThroughputMonitor``, with the batch size read from the batch and the FLOPs from our own MAC count.
+
+    It logs Lightning's keys: ``train/device/samples_per_sec`` (images/s of training steps, validation
+    excluded), ``validate/...`` and ``test/device/samples_per_sec`` (images/s of inference), ``.../samples_per_sec``
+    without ``device/`` beside them where a run has several devices, and ``.../device/flops_per_sec``; the
+    model FLOPs utilisation ``.../device/mfu`` where Lightning knows the device's peak (CUDA GPUs). FLOPs are
+    two per multiply-accumulate of an eval-mode forward (``count_macs``: convolutions and matrix products, as
+    the paper counts them), three times that for a training step (forward and backward); a detector's are
+    not counted (its forward depends on the image sizes and proposals): images/s only. Each value is the
+    rate over the last ``window_size`` batches, logged every ``trainer.log_every_n_steps`` batches: a loop of
+    fewer batches than the window logs none. ``enable: false`` leaves it out of the run.
+
+    Args:
+        window_size: batches of Lightning's rolling window (at least 2).
+        enable: log throughput at all.
+    """
+
+    def __init__(self, window_size: int = 5, enable: bool = True) -> None:
+        if window_size < 2:
+            raise InputError(f"throughput.window_size must be at least 2 (a rate needs two batches), got {window_size}")
+        super().__init__(batch_size_fn=batch_size, window_size=window_size)
+        self.enable = enable
+        self.forward_flops: int | None = None  # of one image
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Counts before ``configure_model`` compiles the network, one image on the device it is still on."""
+        super().setup(trainer, pl_module, stage)
+        image_size = getattr(trainer.datamodule, "image_size", None)
+        network = getattr(pl_module, "model", None)
+        if getattr(pl_module, "TASK", None) == "classification" and image_size is not None and network is not None:
+            self.forward_flops = 2 * count_macs(network, image_size)
+
+    def _set_flops(self, pl_module: L.LightningModule, batch: Any, passes: int) -> None:
+        """``flops_per_batch``, the attribute ``ThroughputMonitor`` reads after each batch, for this batch."""
+        pl_module.flops_per_batch = None if self.forward_flops is None else self.forward_flops * passes * batch_size(batch)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any) -> None:
+        self._set_flops(pl_module, batch, TRAINING_STEP_PASSES)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, *args)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        self._set_flops(pl_module, batch, 1)
+        super().on_validation_batch_end(trainer, pl_module, outputs, batch, *args, **kwargs)
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        self._set_flops(pl_module, batch, 1)
+        super().on_test_batch_end(trainer, pl_module, outputs, batch, *args, **kwargs)
+
+    def on_predict_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        self._set_flops(pl_module, batch, 1)
+        super().on_predict_batch_end(trainer, pl_module, outputs, batch, *args, **kwargs)
 
 
 class LastCheckpoint(ModelCheckpoint):

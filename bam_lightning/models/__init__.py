@@ -1,7 +1,7 @@
 """Backbone families (one file each), the registry that names them, and attention placement."""
 
 from . import cifar_resnet, densenet, mobilenet, preact_resnet, resnet, squeezenet, vgg  # noqa: F401  (register the builders)
-from .complexity import activation_bytes, count_macs, count_parameters
+from .complexity import activation_bytes, count_macs, count_parameters, images_per_second
 from .insert import DEFAULT_ATTENTION, Attention, Bottleneck, Placement, extra_block, find_bottlenecks, insert_attention
 from .official import from_official_checkpoint
 from .pretrained import from_pretrained, register_with_timm
@@ -21,6 +21,7 @@ __all__ = [
     "from_official_checkpoint",
     "from_pretrained",
     "get_model_entry",
+    "images_per_second",
     "insert_attention",
     "list_models",
     "register_model",

@@ -31,11 +31,12 @@ import yaml
 from jsonargparse import ArgumentParser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ..cli.task import data_class
 from ..errors import InputError, check_output_folder
 from ..models import get_model_entry, list_models
 from . import parse, tool_parser
-from .report import Bar, Welch, plot, printed_figure, ttest_ind, welch
-from .summary import format_table, with_options
+from .report import MEASURES, Bar, Spread, Welch, corruptions, half_interval, plot, printed_figure, ttest_ind, welch
+from .summary import DATASET_CLASSES, ModelSpec, count_model, format_table, with_options
 
 # Options of a saved config.yaml that may differ between runs pooled in one row (an entry covers its whole section):
 # every other option, a new one included, makes a new experiment. Kept, for the global batch they may make: the
@@ -45,7 +46,7 @@ IGNORED = (
     "ckpt_path", "weights_only",  # a run resumed goes on with the same experiment
     "trainer.default_root_dir", "trainer.logger", "trainer.callbacks.*.dirpath",  # where a run writes
     "checkpoint", "last_checkpoint", "trainer.enable_checkpointing",  # which checkpoints it keeps
-    "lr_monitor", "attention_maps", "trainer.log_every_n_steps", "trainer.enable_progress_bar",  # what it shows
+    "lr_monitor", "attention_maps", "throughput", "trainer.log_every_n_steps", "trainer.enable_progress_bar",  # what it shows
     "trainer.enable_model_summary", "trainer.enable_autolog_hparams", "trainer.profiler", "trainer.model_registry",
     "trainer.num_sanity_val_steps", "trainer.detect_anomaly",  # checks on the way
     "trainer.deterministic", "trainer.benchmark", "model.compile", "model.channels_last",  # kernels of the same function
@@ -186,14 +187,15 @@ def _stats(values: list[float]) -> tuple[float, float | None]:
 
 
 def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[str, Any]]:
-    """One row per group: the runs' final and best values, their mean and std (ddof=1), epochs per run.
+    """One row per group: the runs' final and best values, their mean and std (ddof=1), epochs per run, and every scalar
+    each run logged (``scalars``: tag -> values in step order, for ``report.MEASURES``).
 
     Best is the lowest value for an error or a loss, the highest otherwise; epochs count the
     values logged (one per validation). Runs that have logged no ``metric`` yet are ``waiting``
     in their group's row; a group none of whose runs has logged it has no row, and a line on stderr names its runs.
     """
     groups: dict[str, dict[str, Any]] = {}
-    merged: dict[tuple[str, Any], dict[int, tuple[float, float]]] = defaultdict(dict)
+    every: dict[tuple[str, Any], dict[str, dict[int, tuple[float, float]]]] = defaultdict(lambda: defaultdict(dict))
     folders: dict[tuple[str, Any], list[str]] = defaultdict(list)
     tags: set[str] = set()
     for run in find_runs(paths):
@@ -205,12 +207,14 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
         groups[key] = group
         identity = (key, str(run) if seed is None else seed)
         folders[identity].append(str(run))
-        logged = scalars(run)
-        tags |= logged.keys()
-        steps = merged[identity]
-        for step, (time, value) in logged.get(metric, {}).items():
-            if step not in steps or time >= steps[step][0]:
-                steps[step] = (time, value)
+        found = scalars(run)
+        tags |= found.keys()
+        for tag, points in found.items():
+            steps = every[identity][tag]
+            for step, (time, value) in points.items():
+                if step not in steps or time >= steps[step][0]:
+                    steps[step] = (time, value)
+    merged = {identity: every[identity][metric] for identity in folders}
     best = min if "err" in metric or "loss" in metric else max
     if not folders:
         raise InputError("bam compare: no run with a readable config.yaml (the damaged ones are named above)")
@@ -218,10 +222,14 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
         raise InputError(f"no {metric!r} logged in {', '.join(sorted(folders[next(iter(folders))]))} nor any other run; "
                          f"logged: {', '.join(sorted(tags))}")  # fmt: skip
     series: dict[str, list[list[float]]] = defaultdict(list)
+    logged: dict[str, list[dict[str, list[float]]]] = defaultdict(list)  # every scalar of each run, in step order
     waiting: dict[str, list[str]] = defaultdict(list)  # the folders of the runs that have logged no metric yet
     for identity, steps in merged.items():
         if steps:
             series[identity[0]].append([value for _, (_, value) in sorted(steps.items())])
+            logged[identity[0]].append(
+                {tag: [value for _, (_, value) in sorted(points.items())] for tag, points in every[identity].items()}
+            )
         else:
             waiting[identity[0]] += folders[identity]
     for key in waiting.keys() - series.keys():  # an experiment all of whose runs are waiting: said, never dropped unsaid
@@ -244,6 +252,7 @@ def collect(paths: Iterable[str | Path], metric: str = "val/err1") -> list[dict[
                 "best_mean": best_mean,
                 "best_std": best_std,
                 "epochs": sorted(len(values) for values in runs),
+                "scalars": logged[key],
             }
         )
     _label_differences(rows)
@@ -341,18 +350,49 @@ def _note(row: dict[str, Any], most: int) -> str | None:
     return "; ".join(notes) or None
 
 
+def _counts(row: dict[str, Any]) -> tuple[int, int] | None:
+    """Parameters and MACs of the row's network (``summary.count_model``, on the meta device), or None where its config
+    does not say them: a detector, a backbone that is not registered, data whose class does not say its classes."""
+    backbone = row["backbone"]
+    if row["experiment"].get("model.detector") is not None or backbone not in list_models():
+        return None
+    classes = getattr(data_class(row["experiment"].get("data.class_path")), "num_classes", None)
+    if not isinstance(classes, int):  # a property of the data's instance (ImageNet's folder): the dataset's usual count
+        classes = next((n for prefix, n in DATASET_CLASSES.items() if row["dataset"].startswith(prefix)), None)
+    if classes is None:
+        return None
+    size = row["image_size"] or get_model_entry(backbone).input_size
+    spec = ModelSpec(backbone, row["backbone_kwargs"], row["attention"], row["attention_kwargs"], placement=row["placement"])
+    return count_model(spec, row["attention"], classes, size)
+
+
 def paper_report(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """``collect``'s rows beside the paper, with what attention changed and how sure that change is.
 
     Added: the paper's figure (``paper``, None where it printed none), ours minus it (``vs_paper``),
     for an attention row with a baseline twin the change of the final mean (``change``) and
-    Welch's test of it (``welch``, None below two runs a side), and a ``note`` (``_note``).
+    Welch's test of it (``welch``, None below two runs a side), a ``note`` (``_note``), half the 95 %
+    interval of the final mean (``final_half``), the measured columns (``measures``: a ``Spread`` or None
+    by ``MEASURES`` key; ``measure_changes``: by key, the change from the baseline and Welch's test of it, a
+    rate's change in percent and None), the error per corruption (``corruptions``) and ``params``, ``macs``.
     """
     test, most = ttest_ind(), max(row["runs"] for row in rows)
     twins = baselines(rows)
+    measured = [{m.key: Spread.of([v for s in row["scalars"] if (v := m.of_run(s)) is not None]) for m in MEASURES}
+                for row in rows]  # fmt: skip
     records = []
     for i, row in enumerate(rows):
         paper, baseline = printed_figure(row, metric), twins.get(i)
+        changes: dict[str, tuple[float, Welch | None]] = {}
+        for m in MEASURES:
+            ours, theirs = measured[i][m.key], None if baseline is None else measured[rows.index(baseline)][m.key]
+            if ours is None or theirs is None:
+                continue
+            if m.rate:  # a speed: how much faster or slower, in percent
+                changes[m.key] = (100 * (ours.mean / theirs.mean - 1), None)
+            else:
+                changes[m.key] = (ours.mean - theirs.mean, welch(test, ours.values, theirs.values))
+        counts = _counts(row)
         records.append(
             row
             | {
@@ -361,43 +401,108 @@ def paper_report(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
                 "change": None if baseline is None else row["final_mean"] - baseline["final_mean"],
                 "welch": None if baseline is None else welch(test, row["final"], baseline["final"]),
                 "note": _note(row, most),
+                "final_half": half_interval(row["final"]),
+                "measures": measured[i],
+                "measure_changes": changes,
+                "corruptions": corruptions(row["scalars"]),
+                "params": None if counts is None else counts[0],
+                "macs": None if counts is None else counts[1],
             }
         )
     return records
 
 
 def _number(value: float | None, spec: str) -> str | None:
-    return None if value is None else format(value, spec)
+    """A float at ``spec``; a count (int: parameters, MACs) whole, every digit."""
+    return None if value is None else str(value) if isinstance(value, int) else format(value, spec)
+
+
+def _p(test: Welch) -> str:
+    return "< 0.001" if test.p < 0.001 else f"{test.p:.3f}"
+
+
+def _with_half(spread: Spread | None, spec: str = ".2f") -> str | None:
+    """``mean ± half`` of the 95 % interval, "± —" below two runs; None where no run logged it."""
+    if spread is None:
+        return None
+    return f"{format(spread.mean, spec)} ± {'—' if spread.half is None else format(spread.half, spec)}"
+
+
+def _change(change: tuple[float, Welch | None] | None) -> str | None:
+    """A measure's change from the baseline as a cell: ``-0.52 [-1.10, +0.06] p 0.081``, or the change alone below two
+    runs a side."""
+    if change is None:
+        return None
+    value, test = change
+    return f"{value:+.2f}" + ("" if test is None else f" [{test.low:+.2f}, {test.high:+.2f}] p {_p(test)}")
+
+
+def _rate(record: dict[str, Any], key: str) -> str | None:
+    """A throughput cell: ``1234 ± 56``, and its change from the baseline in percent where there is one."""
+    cell = _with_half(record["measures"][key], ".0f")
+    change = record["measure_changes"].get(key)
+    return cell if cell is None or change is None else f"{cell} ({change[0]:+.1f} %)"
 
 
 def render_paper(records: list[dict[str, Any]], metric: str, fmt: Literal["markdown", "csv"] = "markdown") -> str:
     """``paper_report``'s rows as a table; "—" where there is nothing (no printed figure, no baseline, n < 2).
 
+    Each measured column (``MEASURES``) and the counts are shown where some row has them, no empty column.
     The CSV keeps numbers apart (mean, std, interval ends) at 6 digits (TensorBoard stores float32), for a spreadsheet.
     """
+    shown = [m for m in MEASURES if any(record["measures"][m.key] is not None for record in records)]
+    compared, rates = [m for m in shown if not m.rate], [m for m in shown if m.rate]
+    counted = any(record["params"] is not None for record in records)
     if fmt == "csv":
-        header = ["dataset", "backbone", "attention", "n", "mean", "std", "paper", "ours_minus_paper", "change_vs_none",
-                  "ci95_low", "ci95_high", "p_welch", "epochs", "note"]  # fmt: skip
+        header = ["dataset", "backbone", "attention", "n", "mean", "std", "ci95_half", "paper", "ours_minus_paper",
+                  "change_vs_none", "ci95_low", "ci95_high", "p_welch"]  # fmt: skip
+        for m in compared:
+            header += [f"{m.key}_{column}" for column in ("mean", "ci95_half", "change", "ci95_low", "ci95_high", "p_welch")]
+        header += ["params", "macs"] if counted else []
+        for m in rates:
+            header += [f"{m.key}_mean", f"{m.key}_ci95_half", f"{m.key}_change_pct"]
+        header += ["epochs", "note"]
     else:
         header = ["dataset", "backbone", "attention", "n", f"final {metric}", "paper", "ours − paper", "att − none",
-                  "95 % CI", "p (Welch)", "epochs", "note"]  # fmt: skip
+                  "95 % CI", "p (Welch)"]  # fmt: skip
+        for m in compared:
+            header += [m.title, f"{m.short} att − none"]
+        header += ["params (M)", "GMACs"] if counted else []
+        header += [m.title for m in rates] + ["epochs", "note"]
     differs = _with_differs(header, records)
     cells: list[list[str | None]] = []
     for record in records:
         test: Welch | None = record["welch"]
+        measures, changes = record["measures"], record["measure_changes"]
         if fmt == "csv":
-            numbers = [record["final_mean"], record["final_std"], record["paper"], record["vs_paper"], record["change"]]
+            numbers = [record["final_mean"], record["final_std"], record["final_half"], record["paper"], record["vs_paper"],
+                       record["change"]]  # fmt: skip
             numbers += [None, None, None] if test is None else [test.low, test.high, test.p]
+            for m in compared:
+                spread, (change, tested) = measures[m.key], changes.get(m.key, (None, None))
+                numbers += [None, None] if spread is None else [spread.mean, spread.half]
+                numbers += [change] + ([None, None, None] if tested is None else [tested.low, tested.high, tested.p])
+            numbers += [record["params"], record["macs"]] if counted else []
+            for m in rates:
+                spread = measures[m.key]
+                numbers += [None, None] if spread is None else [spread.mean, spread.half]
+                numbers.append(changes.get(m.key, (None, None))[0])
             figures = [_number(number, ".6g") for number in numbers]
         else:
             figures = [
-                _mean_std(record["final_mean"], record["final_std"]),
+                _with_half(Spread(record["final"], record["final_mean"], record["final_half"])),
                 _number(record["paper"], ".2f"),
                 _number(record["vs_paper"], "+.2f"),
                 _number(record["change"], "+.2f"),
                 None if test is None else f"[{test.low:+.2f}, {test.high:+.2f}]",
-                None if test is None else "< 0.001" if test.p < 0.001 else f"{test.p:.3f}",
+                None if test is None else _p(test),
             ]
+            for m in compared:
+                figures += [_with_half(measures[m.key]), _change(changes.get(m.key))]
+            if counted:
+                figures += [_number(None if record["params"] is None else record["params"] / 1e6, ".3f"),
+                            _number(None if record["macs"] is None else record["macs"] / 1e9, ".3f")]  # fmt: skip
+            figures += [_rate(record, m.key) for m in rates]
         cells.append([*_names(record, differs), str(record["runs"]), *figures, _span(record["epochs"]), record["note"]])
     return format_table(header, cells, fmt)
 
@@ -408,17 +513,23 @@ def write_report(records: list[dict[str, Any]], metric: str, out: Path) -> list[
     md, csv, png = out / "report.md", out / "report.csv", out / "report.png"
     md.write_text(
         f"# Reproduction report: final {metric}\n\n{render_paper(records, metric)}\n\n"
-        "Mean ± std (ddof=1) over seeds of each run's last value; paper: its printed figure for the same configuration; "
-        "att − none: change of the mean from the baseline; 95 % CI and p: Welch's t-test (unequal variances) of that "
-        "change, given two runs or more on each side.\n\n![bars](report.png)\n"
+        "Mean ± half the 95 % interval (Student's t) over seeds of each run's last value; paper: its printed figure for"
+        " the same configuration; att − none: change of the mean from the baseline; 95 % CI and p: Welch's t-test "
+        "(unequal variances) of that change, given two runs or more on each side. Where runs logged them: ECE % "
+        "(expected calibration error, the test's, else the last validation's), corruption error % (mean over the "
+        "corruptions), mCE % and relative mCE % (ImageNet-C), each with its change from the baseline, its 95 % CI and "
+        "p; parameters and GMACs (counted on the configuration's network); images/s of training and of inference "
+        "(validation's, else a test's; Lightning's ThroughputMonitor, the mean of each run's values after its first), "
+        "with the change from the baseline in percent.\n\n"
+        "![chart](report.png)\n"
     )
     csv.write_text(render_paper(records, metric, "csv") + "\n")
     bars = [
-        Bar(" | ".join(filter(None, _names(r, differs=True))),
-            r["final_mean"], r["final_std"], r["paper"], r["runs"], r["attention"] is not None)
+        Bar(" | ".join(filter(None, _names(r, differs=True))), r["final_mean"], r["final_half"], r["paper"], r["runs"],
+            r["attention"] is not None, r["measures"]["train_images_per_s"], r["corruptions"])
         for r in records
     ]  # fmt: skip
-    plot(bars, f"final {metric}, mean ± std over seeds", png)
+    plot(bars, f"final {metric}, mean ± 95 % interval over seeds", png)
     return [md, csv, png]
 
 

@@ -8,6 +8,11 @@ never copied; the paper's figures come only from ``paper_tables.json`` through
     bam summary --config configs/cifar100_wrn.yaml
     bam summary --all [--format table|markdown|csv]
     bam summary --detection [--format ...]       # the detectors of Table 4, counted beside its rows
+    bam summary --model wrn28_8 --measure true [--batch_size 32] [--device cpu|cuda] [--compile true]
+
+``--measure true`` adds images/s measured here (``measure``): of an inference forward and of a training step,
+eager and (``--compile true``) compiled, for the network with its attention and without: what the MACs leave
+out (element-wise work, memory traffic) shows there. Without it nothing is built for real or run.
 """
 
 import csv
@@ -21,9 +26,10 @@ from typing import Any, Literal
 import torch
 import yaml
 from jsonargparse import ArgumentParser
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 
 from ..errors import InputError
-from ..models import count_macs, count_parameters, create_model, get_model_entry
+from ..models import count_macs, count_parameters, create_model, get_model_entry, images_per_second
 from ..models.detection import create_detector
 from ..nn import AttentionName
 from ..paper.rows import KNOWN_DIFFERENCES, TABLE_3, TABLE_4, find_paper_model, printed_detection_row, printed_row
@@ -48,6 +54,7 @@ class ModelSpec:
     attention_kwargs: dict[str, Any] = field(default_factory=dict)
     num_classes: int | None = None
     input_size: int | None = None
+    placement: str | None = None
 
 
 def with_options(name: Any, options: dict[str, Any]) -> str:
@@ -56,31 +63,87 @@ def with_options(name: Any, options: dict[str, Any]) -> str:
     return f"{name} ({listed})" if listed else str(name)
 
 
-def _count(spec: ModelSpec, attention: AttentionName | None, num_classes: int, input_size: int) -> tuple[int, int]:
+def count_model(spec: ModelSpec, attention: AttentionName | None, num_classes: int, input_size: int) -> tuple[int, int]:
     """Parameters and MACs of the network built on the meta device.
 
     Shapes without storage: the counts equal a CPU-built network's, but nothing is
     initialised or computed, so ``--all`` takes seconds even on a busy CPU.
     """
     with torch.device("meta"):
-        model = create_model(spec.backbone, num_classes, attention, spec.attention_kwargs, **spec.backbone_kwargs)
+        model = create_model(spec.backbone, num_classes, attention, spec.attention_kwargs, spec.placement, **spec.backbone_kwargs)
     return count_parameters(model), count_macs(model, input_size)
 
 
-def summarize(specs: Iterable[ModelSpec]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Timing:
+    """How ``measure`` times: ``batch`` random images per call, on ``device``, ``warmup`` calls then the median of
+    ``repeats`` timed ones, eager and also compiled where ``compile``."""
+
+    batch: int = 32
+    device: str = "cpu"
+    compile: bool = False
+    warmup: int = 3
+    repeats: int = 10
+
+
+MODES = ("eager", "compiled")
+
+
+def check_device(device: str) -> torch.device:
+    """``device`` as torch takes it, refused in one line where it is none, or a GPU this machine does not have."""
+    try:
+        found = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"bam summary: --device {device} is not a device: give cpu or cuda (cuda:N)") from None
+    if found.type not in ("cpu", "cuda"):
+        raise InputError(f"bam summary: --device {device}: give cpu or cuda (cuda:N)")
+    if found.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"bam summary: --device {device}, but torch sees no CUDA GPU here: give --device cpu")
+    if found.type == "cuda" and (found.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"bam summary: --device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return found
+
+
+def measure(spec: ModelSpec, num_classes: int, input_size: int, timing: Timing) -> dict[str, float]:
+    """Images/s of a forward and of a training step (``images_per_second``) without and with ``spec.attention``, each
+    mode of ``MODES`` that ``timing`` asks for, as ``{"eager step attn": ...}``.
+
+    Both networks are built for real and timed together, round-robin, so that their ratio holds on a busy machine.
+    Compiled: ``nn.Module.compile`` of the whole network, its compiling inside the warm-up.
+    """
+    device = check_device(timing.device)
+    found: dict[str, float] = {}
+    for mode in MODES[: 1 + timing.compile]:
+        models = {
+            name: create_model(
+                spec.backbone, num_classes, attention, spec.attention_kwargs, spec.placement, **spec.backbone_kwargs
+            )
+            for name, attention in (("base", None), ("attn", spec.attention))
+        }
+        if mode == "compiled":
+            for model in models.values():
+                model.compile()
+        rates = images_per_second(models, timing.batch, input_size, num_classes, device, timing.warmup, timing.repeats)
+        for name, (forward, step) in rates.items():
+            found |= {f"{mode} forward {name}": forward, f"{mode} step {name}": step}
+    return found
+
+
+def summarize(specs: Iterable[ModelSpec], timing: Timing | None = None) -> list[dict[str, Any]]:
     """One dict per spec: counts without and with its attention, overheads in percent, the paper's rows and note.
 
     Each network is built once per attention setting and counted once; ``paper`` and
     ``paper_bam`` are the printed rows (None where the paper has none; ``paper_bam`` only
-    beside a BAM), ``note`` says why a figure cannot match the print.
+    beside a BAM), ``note`` says why a figure cannot match the print. With ``timing``, ``measured``: ``measure``'s
+    images/s (else None).
     """
     rows = []
     for spec in specs:
         entry = get_model_entry(spec.backbone)
         num_classes = spec.num_classes or (100 if entry.input_size == 32 else 1000)
         input_size = spec.input_size or entry.input_size
-        params, macs = _count(spec, None, num_classes, input_size)
-        params_attn, macs_attn = _count(spec, spec.attention, num_classes, input_size)
+        params, macs = count_model(spec, None, num_classes, input_size)
+        params_attn, macs_attn = count_model(spec, spec.attention, num_classes, input_size)
         paper = find_paper_model(spec.backbone, spec.backbone_kwargs, spec.input_size)
         rows.append(
             {
@@ -97,6 +160,7 @@ def summarize(specs: Iterable[ModelSpec]) -> list[dict[str, Any]]:
                 "paper": printed_row(paper, attention=False) if paper else None,
                 "paper_bam": printed_row(paper, attention=True) if paper and spec.attention in BAM_FORMS else None,
                 "note": KNOWN_DIFFERENCES.get(paper.arch, "") if paper else "",
+                "measured": None if timing is None else measure(spec, num_classes, input_size, timing),
             }
         )
     return rows
@@ -146,9 +210,36 @@ def format_table(header: list[str], cells: list[list[str | None]], fmt: Format) 
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
+def _rate(key: str) -> Callable[[dict[str, Any]], str | None]:
+    return lambda row: f"{row['measured'][key]:.0f}" if key in row["measured"] else None
+
+
+def _slower(mode: str) -> Callable[[dict[str, Any]], str | None]:
+    """How much longer a training step takes with the attention, in percent: the figure to set beside ``GMACs +%``."""
+    return lambda row: f"{100 * (row['measured'][f'{mode} step base'] / row['measured'][f'{mode} step attn'] - 1):.2f}"
+
+
+def measured_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], str | None]]]:
+    """The images/s columns of the modes the rows were measured in (none where they were not)."""
+    modes = [mode for mode in MODES if rows and rows[0]["measured"] and f"{mode} step base" in rows[0]["measured"]]
+    return [
+        column
+        for mode in modes
+        for column in (
+            (f"{mode} fwd img/s", _rate(f"{mode} forward base")),
+            (f"{mode} +att fwd img/s", _rate(f"{mode} forward attn")),
+            (f"{mode} step img/s", _rate(f"{mode} step base")),
+            (f"{mode} +att step img/s", _rate(f"{mode} step attn")),
+            (f"{mode} step time +%", _slower(mode)),
+        )
+    ]
+
+
 def render(rows: list[dict[str, Any]], fmt: Format = "table") -> str:
-    """``summarize``'s rows as one table; the note column only where some row has a note."""
-    columns = COLUMNS + ([("note", lambda row: row["note"] or None)] if any(row["note"] for row in rows) else [])
+    """``summarize``'s rows as one table, measured images/s after the counts where measured; the note column only
+    where some row has a note."""
+    columns = COLUMNS[:10] + measured_columns(rows) + COLUMNS[10:]
+    columns += [("note", lambda row: row["note"] or None)] if any(row["note"] for row in rows) else []
     return format_table([name for name, _ in columns], [[cell(row) for _, cell in columns] for row in rows], fmt)
 
 
@@ -224,6 +315,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--all", action="store_true", help="every network of the paper's Table 3 that we build")
     parser.add_argument("--detection", action="store_true", help="every detector of the paper's Table 4")
     parser.add_argument("--format", type=Format, default="table")
+    parser.add_argument("--measure", type=bool, default=False, help="also images/s measured here (builds and runs them)")
+    defaults = Timing()
+    parser.add_argument("--batch_size", type=PositiveInt, default=defaults.batch, help="with --measure: images per call")
+    parser.add_argument("--device", type=str, default=defaults.device, help="with --measure: cpu, cuda or cuda:N")
+    parser.add_argument("--compile", type=bool, default=defaults.compile, help="with --measure: compiled too (minutes)")
+    parser.add_argument("--warmup", type=NonNegativeInt, default=defaults.warmup, help="with --measure: calls not timed")
+    parser.add_argument("--repeats", type=PositiveInt, default=defaults.repeats, help="with --measure: timed calls (median)")
     return parser
 
 
@@ -231,7 +329,16 @@ def main(args: list[str] | None = None) -> None:
     options = parse(build_parser(), args)
     if sum([options.model is not None, options.config is not None, options.all, options.detection]) != 1:
         raise InputError("bam summary: give exactly one of --model NAME, --config PATH, --all or --detection")
+    timing = Timing(options.batch_size, options.device, options.compile, options.warmup, options.repeats)
+    if options.measure:
+        check_device(timing.device)  # before any network is built
+    elif timing != Timing():
+        raise InputError(
+            "bam summary: --batch_size, --device, --compile, --warmup and --repeats are --measure's; add --measure true"
+        )
     if options.detection:
+        if options.measure:
+            raise InputError("bam summary: --measure times classifiers; give --model, --config or --all")
         print(detection_table(options.format))
         return
     if options.all:
@@ -240,7 +347,7 @@ def main(args: list[str] | None = None) -> None:
         specs = [spec_from_config(options.config)]
     else:
         specs = [ModelSpec(options.model, options.backbone_kwargs or {}, options.attention, num_classes=options.num_classes)]
-    print(render(summarize(specs), options.format))
+    print(render(summarize(specs, timing) if options.measure else summarize(specs), options.format))
 
 
 if __name__ == "__main__":

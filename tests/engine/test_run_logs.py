@@ -9,11 +9,12 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from bam_lightning.engine.run_logs import last_scalar
+from bam_lightning.models import count_macs, create_model
 
 from helpers.cli_args import CONFIG, CPU, EAGER, TINY_MODEL, cifar_args
-from helpers.command import bam, refusal
+from helpers.command import bam, one_line_error, refusal
 from helpers.datasets import write_cifar100, write_cifar_c
-from helpers.scalars import scalars
+from helpers.scalars import THROUGHPUT, scalars
 
 
 def events(run: Path) -> EventAccumulator:
@@ -37,16 +38,23 @@ def hparams(run: Path) -> tuple[dict[str, object], list[str]]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A BAM run and its baseline twin, a one-epoch fit each on a tiny CIFAR-100, and a test of the BAM run's checkpoint."""
+    """A BAM run and its baseline twin, a one-epoch fit each on a tiny CIFAR-100, and a test of the BAM run's checkpoint.
+
+    Two training batches, two test batches (batch 8): throughput over a window of two batches is logged once each.
+    """
     root = tmp_path_factory.mktemp("tensorboard")
     write_cifar100(root / "data", n_train=32, n_test=16)
     found = {}
+    window = ["--throughput.window_size", "2"]
     for attention in ("bam", "null"):
-        extra = ["--model.attention", attention, "--attention_maps.every_n_epochs", "1", "--trainer.max_epochs", "1"]
+        extra = ["--model.attention", attention, "--attention_maps.every_n_epochs", "1", "--trainer.max_epochs", "1", *window]
+        if attention == "null":
+            extra += ["--throughput.enable", "false"]
         bam("fit", *cifar_args(root, *extra, "--trainer.default_root_dir", str(root / attention)), cwd=root)
         found[attention] = root / attention / "lightning_logs" / "version_0"
     checkpoint = found["bam"] / "checkpoints" / "last.ckpt"
-    bam("test", *cifar_args(root, "--trainer.default_root_dir", str(root / "bam"), "--ckpt_path", str(checkpoint)), cwd=root)
+    tested = ["--trainer.default_root_dir", str(root / "bam"), "--ckpt_path", str(checkpoint), "--data.batch_size", "8", *window]
+    bam("test", *cifar_args(root, *tested), cwd=root)
     return found
 
 
@@ -90,6 +98,19 @@ def test_a_test_of_a_checkpoint_kept_elsewhere_is_no_run_for_bam_compare(runs, t
     assert "no row yet" not in bam("compare", str(runs["bam"].parents[1]), str(tmp_path / "tests"), cwd=root).stderr
 
 
+def test_throughput_of_the_fit_and_of_the_test_under_lightnings_names(runs):
+    """Images/s and FLOP/s of training steps (three forwards' FLOPs) and of the test (one), from Lightning's monitor."""
+    scalars = events(runs["bam"])
+    found = {tag: [event.value for event in scalars.Scalars(tag)] for tag in scalars.Tags()["scalars"]}
+    (train,), (test,) = found["train/device/samples_per_sec"], found["test/device/samples_per_sec"]
+    assert train > 0 and test > 0 and found["train/samples"] == [16, 32] and {8, 16} <= set(found["test/samples"])
+    model = create_model("wrn", 100, "bam", depth=10, widen_factor=1)
+    flops = 2 * count_macs(model, 32)  # of one image's forward
+    (train_flops,), (test_flops,) = found["train/device/flops_per_sec"], found["test/device/flops_per_sec"]
+    assert train_flops / train == pytest.approx(3 * flops, rel=1e-6) and test_flops / test == pytest.approx(flops, rel=1e-6)
+    assert not any("samples_per_sec" in tag for tag in events(runs["null"]).Tags()["scalars"])  # --throughput.enable false
+
+
 @pytest.fixture(scope="module")
 def corruption_test(runs):
     """``bam test`` of the BAM run's checkpoint on a tiny CIFAR-100-C (two benchmark corruptions and an extra one)."""
@@ -107,7 +128,8 @@ def corruption_test(runs):
 def test_a_corruption_test_logs_its_errors_into_the_run_and_leaves_the_clean_test_as_it_was(runs, corruption_test):
     logged = scalars(runs["bam"])
     assert len(logged["test/err1"]) == 1 and len(logged["test/ece"]) == 1 and len(logged["test/nll"]) == 1  # the clean test's
-    assert not any(tag.startswith("test/") and "corruption" not in tag and tag not in _CLEAN for tag in logged)
+    clean = [tag for tag in logged if tag.startswith("test/") and "corruption" not in tag and not THROUGHPUT.fullmatch(tag)]
+    assert set(clean) == _CLEAN  # and the tests' throughput
     for name in ("fog", "snow", "spatter"):
         severities = [logged[f"test/corruption/{name}/s{s}/err1"][-1] for s in range(1, 6)]
         assert logged[f"test/corruption/{name}/err1"][-1] == pytest.approx(sum(severities) / 5)
@@ -135,3 +157,9 @@ def test_a_bad_attention_maps_value_is_one_line_from_the_real_command(tmp_path):
     result = bam("fit", *cifar_args(tmp_path, "--attention_maps.every_n_epochs", "0"), cwd=tmp_path, check=False)
     last = refusal(result)
     assert "attention_maps.every_n_epochs" in last, last
+
+
+def test_a_bad_throughput_window_is_one_line_from_the_real_command(tmp_path, capsys):
+    for window, why in (("1", "must be at least 2 (a rate needs two batches), got 1"), ("two", "")):
+        line = one_line_error(["fit", *cifar_args(tmp_path, "--throughput.window_size", window)], capsys)
+        assert line.startswith("bam: error: ") and "throughput.window_size" in line and why in line, line

@@ -21,7 +21,7 @@ from bam_lightning.checkpoints import newest_checkpoint
 
 from helpers.cli_args import cifar_args
 from helpers.command import bam
-from helpers.scalars import scalars
+from helpers.scalars import THROUGHPUT, scalars
 
 TESTS = str(Path(__file__).resolve().parents[1])
 """The folder ``bam`` imports ``helpers.resume.SigtermAt`` from: a test passing it puts this on PYTHONPATH."""
@@ -65,13 +65,15 @@ def last(root: Path, name: str) -> dict[str, Any]:
 def logged(root: Path, name: str) -> dict[str, list[float]]:
     """Every scalar the runs under ``root/name`` logged, one run after the other.
 
-    Less ``hp_metric``, the placeholder TensorBoard's logger writes once per run.
+    Less ``hp_metric``, the placeholder TensorBoard's logger writes once per run, and the throughput (``THROUGHPUT``),
+    which a resumed process counts from zero again: never part of what a resume restores.
     """
     runs = sorted((root / name / "lightning_logs").iterdir(), key=lambda run: int(run.name.split("_")[1]))
     values: dict[str, list[float]] = {}
     for run in runs:
         for tag, series in scalars(run).items():
-            values.setdefault(tag, []).extend(series)
+            if not THROUGHPUT.fullmatch(tag):
+                values.setdefault(tag, []).extend(series)
     values.pop("hp_metric", None)
     return values
 

@@ -13,18 +13,20 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-from scipy.stats import ttest_ind
+from scipy.stats import t, ttest_ind
 from torch.utils.tensorboard import SummaryWriter
 
 from bam_lightning.errors import InputError
-from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper
-from bam_lightning.tools.report import printed_figure, welch
+from bam_lightning.tools.compare import collect, differences, find_runs, paper_report, render, render_paper, write_report
+from bam_lightning.tools.report import MEASURES, Bar, Spread, half_interval, plot, printed_figure, welch
 
 from helpers.command import bam, one_line_error, refusal
 
 CONFIG = Path(__file__).parents[2] / "configs" / "cifar100_wrn.yaml"
 PAPER = json.loads((Path(__file__).parents[2] / "bam_lightning" / "paper" / "reference" / "paper_tables.json").read_text())
 STEPS_PER_EPOCH = 10
+# Parameters (M) and GMACs of WRN-28-8 without and with BAM on CIFAR-100, as tests/tools/test_summary.py finds them.
+COUNTS = {None: "23.401 | 3.360", "bam": "23.423 | 3.365"}
 # val/err1 per epoch of each (attention, seed): finals 22, 23 | 21, 20 and bests 21, 23 | 20, 19.5.
 ERRORS = {
     (None, 0): [30.0, 21.0, 22.0],
@@ -42,11 +44,13 @@ def write_run(
     first_epoch: int = 0,
     attention_kwargs=None,
     base: Path = CONFIG,
+    scalars: dict[str, list[float]] | None = None,
     **options,
 ) -> None:
     """One `lightning_logs/version_N`: the scalars Lightning logs at each validation, and the saved config.
 
     No ``errors``: a run that has started and not validated yet. ``attention_kwargs`` None as LightningCLI saves an unset option.
+    ``scalars``: more tags, each value at a step of its own (``test/ece``, ``train/device/samples_per_sec``, ...).
     ``options``: more of the config, as ``section__option=value`` (``trainer__max_epochs=3``) over ``base``'s.
     """
     config = yaml.safe_load(base.read_text())
@@ -65,6 +69,9 @@ def write_run(
         writer.add_scalar("val/err1", error, step)
         writer.add_scalar("val/acc1", 100 - error, step)
         writer.add_scalar("epoch", epoch, step)
+    for tag, values in (scalars or {}).items():
+        for step, value in enumerate(values):
+            writer.add_scalar(tag, value, step)
     writer.close()
     (version_dir / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -190,11 +197,16 @@ def test_the_paper_figure_comes_from_the_config():
     assert [printed_figure(*case) for case in nothing_printed] == [None] * len(nothing_printed)
 
 
-def welch_cells(values: list[float], baseline: list[float]) -> str:
+def welch_cells(values: list[float], baseline: list[float], between: str = " | ") -> str:
     """The interval and p cells of the report, from scipy's Welch test computed here."""
     result = ttest_ind(values, baseline, equal_var=False)
     interval = result.confidence_interval(0.95)
-    return f"[{interval.low:+.2f}, {interval.high:+.2f}] | {result.pvalue:.3f}"
+    return f"[{interval.low:+.2f}, {interval.high:+.2f}]{between}{result.pvalue:.3f}"
+
+
+def interval(values: list[float]) -> float:
+    """Half the 95 % interval of the mean, from scipy's Student t computed here."""
+    return t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
 
 
 def test_paper_report_beside_the_paper_with_welch(runs):
@@ -205,10 +217,13 @@ def test_paper_report_beside_the_paper_with_welch(runs):
     assert records[1]["vs_paper"] == pytest.approx(20.5 - printed("WideResNet 28 (w=8) + BAM"))
     lines = render_paper(records, "val/err1").splitlines()
     header = "dataset | backbone | attention | n | final val/err1 | paper | ours − paper | att − none | 95 % CI | p (Welch)"
-    assert lines[0] == f"| {header} | epochs | note |"
-    assert lines[2] == "| CIFAR100 | wrn28_8 | none | 2 | 22.50 ± 0.71 | 20.40 | +2.10 | — | — | — | 3 | — |"
+    assert lines[0] == f"| {header} | params (M) | GMACs | epochs | note |"
+    half = half_interval(finals["none"])  # of the 95 % interval of the mean: 12.7 x 0.71 / sqrt(2) for two seeds
+    assert f"{half:.2f}" == "6.35" and half_interval(finals["bam"]) == pytest.approx(half)
+    assert lines[2] == f"| CIFAR100 | wrn28_8 | none | 2 | 22.50 ± 6.35 | 20.40 | +2.10 | — | — | — | {COUNTS[None]} | 3 | — |"
     tested = welch_cells(finals["bam"], finals["none"])
-    assert lines[3] == f"| CIFAR100 | wrn28_8 | bam | 2 | 20.50 ± 0.71 | 19.06 | +1.44 | -2.00 | {tested} | 3 | — |"
+    bam_row = f"| CIFAR100 | wrn28_8 | bam | 2 | 20.50 ± 6.35 | 19.06 | +1.44 | -2.00 | {tested} | {COUNTS['bam']}"
+    assert lines[3] == f"{bam_row} | 3 | — |"
     assert welch.pvalue == pytest.approx(0.106, abs=5e-4) and len(lines) == 4
 
 
@@ -235,19 +250,20 @@ def test_paper_report_of_a_sweep_still_running(tmp_path):
     assert (bam_row["runs"], bam_row["waiting"], bam_row["note"]) == (1, 1, "1 of 2 seeds; 1 waiting")
     assert bam_row["welch"] is None and bam_row["change"] == pytest.approx(20.0 - 22.0)
     lines = render_paper([baseline, bam_row, bam_r8], "val/err1").splitlines()
-    assert lines[2] == "| CIFAR100 | wrn28_8 | none | 2 | 22.00 ± 1.41 | 20.40 | +1.60 | — | — | — | 3 | — |"
-    assert (
-        lines[3] == "| CIFAR100 | wrn28_8 | bam | 1 | 20.00 ± — | 19.06 | +0.94 | -2.00 | — | — | 2 | 1 of 2 seeds; 1 waiting |"
-    )
-    assert lines[4] == "| CIFAR100 | wrn28_8 | bam (reduction=8) | 1 | 28.00 ± — | — | — | +6.00 | — | — | 1 | 1 of 2 seeds |"
+    half = f"{half_interval([21.0, 23.0]):.2f}"
+    assert lines[2] == f"| CIFAR100 | wrn28_8 | none | 2 | 22.00 ± {half} | 20.40 | +1.60 | — | — | — | {COUNTS[None]} | 3 | — |"
+    bam_cells = f"| CIFAR100 | wrn28_8 | bam | 1 | 20.00 ± — | 19.06 | +0.94 | -2.00 | — | — | {COUNTS['bam']}"
+    assert lines[3] == f"{bam_cells} | 2 | 1 of 2 seeds; 1 waiting |"
+    counted = "23.456 | 3.374"  # r=8: a wider bottleneck than r=16's, as summarize counts it
+    r8 = f"| CIFAR100 | wrn28_8 | bam (reduction=8) | 1 | 28.00 ± — | — | — | +6.00 | — | — | {counted}"
+    assert lines[4] == f"{r8} | 1 | 1 of 2 seeds |"
 
 
 def test_bam_compare_paper_writes_the_report_beside_the_sweep(runs):
     done = bam("compare", str(runs), "--paper", cwd=runs)
     welch = ttest_ind([21.0, 20.0], [22.0, 23.0], equal_var=False)
-    assert (
-        f"| bam | 2 | 20.50 ± 0.71 | 19.06 | +1.44 | -2.00 | {welch_cells([21.0, 20.0], [22.0, 23.0])} | 3 | — |" in done.stdout
-    )
+    tested = welch_cells([21.0, 20.0], [22.0, 23.0])
+    assert f"| bam | 2 | 20.50 ± 6.35 | 19.06 | +1.44 | -2.00 | {tested} | {COUNTS['bam']} | 3 | — |" in done.stdout
     assert done.stderr.strip().endswith(f"wrote {runs / 'report.md'}, {runs / 'report.csv'}, {runs / 'report.png'}")
     assert (runs / "report.md").read_text().count(done.stdout.strip()) == 1
     none, bam_row = csv.DictReader((runs / "report.csv").open())
@@ -283,7 +299,8 @@ def test_a_row_is_one_experiment_the_rest_says_how_it_differs(tmp_path):
     """
     logs = tmp_path / "lightning_logs"
     write_run(logs / "version_0", None, 0, [30.0, 22.0], trainer__default_root_dir="a", data__init_args__num_workers=1)
-    write_run(logs / "version_1", None, 1, [31.0, 23.0], trainer__default_root_dir="b", data__init_args__num_workers=8)
+    write_run(logs / "version_1", None, 1, [31.0, 23.0], trainer__default_root_dir="b", data__init_args__num_workers=8,
+              throughput={"window_size": 9, "enable": False})  # what it shows, not what it trains  # fmt: skip
     write_run(logs / "version_2", "bam", 0, [29.0, 20.0])
     write_run(logs / "version_3", "bam", 1, [28.0, 21.0], model__placement="bottleneck")  # WRN's own, written out
     write_run(logs / "version_4", "bam", 0, [27.0, 26.0], model__placement="every_block")
@@ -398,7 +415,7 @@ def test_a_config_or_events_file_that_is_a_folder_is_no_traceback(tmp_path: Path
     events.unlink()
     events.mkdir()
     done = bam("compare", str(tmp_path), "--paper", "--out", "report", cwd=tmp_path)
-    assert "| CIFAR100 | wrn28_8 | bam | 1 | 21.00 ± — | 19.06 | +1.94 | — | — | — | 1 | 1 waiting |" in done.stdout
+    assert f"| bam | 1 | 21.00 ± — | 19.06 | +1.94 | — | — | — | {COUNTS['bam']} | 1 | 1 waiting |" in done.stdout
     assert f"skipped the run in {no_config}: {no_config / 'config.yaml'} is not a YAML mapping" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -412,3 +429,113 @@ def test_an_experiment_none_of_whose_runs_has_validated_yet_is_named(tmp_path: P
     assert done.stderr.splitlines() == [
         f"bam compare: no row yet for {tmp_path / 'started' / 'version_0'}: no 'val/err1' logged yet"
     ]
+
+
+# What a reviewer asks for beside top-1 (issue 38): calibration, corruption error, throughput, each over seeds.
+
+# Per (attention, seed): ECE %, mean corruption error %, its two corruptions, training images/s (the first value a
+# warm-up) and validation images/s, as the classifiers, a corruption `bam test` and Lightning's ThroughputMonitor log
+# them; the tests' images/s beside them (read only where a run has no validation's).
+MEASURED = {
+    (None, 0): (4.0, 40.0, (30.0, 50.0), [20.0, 100.0, 110.0], [400.0]),
+    (None, 1): (5.0, 42.0, (33.0, 51.0), [25.0, 104.0, 106.0], [420.0]),
+    ("bam", 0): (3.0, 37.0, (28.0, 46.0), [15.0, 90.0, 96.0], [380.0]),
+    ("bam", 1): (3.5, 36.0, (29.0, 43.0), [18.0, 94.0, 92.0], [370.0]),
+}
+
+
+def measured_scalars(ece: float, corruption: float, each: tuple[float, float], train: list[float], test: list[float]):
+    noise, blur = each
+    return {"val/ece": [9.0, ece + 1], "test/ece": [ece], "test/corruption/mean_err1": [corruption],
+            "test/corruption/gaussian_noise/err1": [noise], "test/corruption/gaussian_noise/s1/err1": [noise - 9],
+            "test/corruption/motion_blur/err1": [blur], "train/device/samples_per_sec": train,
+            "validate/device/samples_per_sec": test, "test/device/samples_per_sec": [1.0, 1e4]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory) -> list[dict]:
+    """The report's records of two seeds of the baseline and of BAM that logged every measured column."""
+    root = tmp_path_factory.mktemp("measured")
+    for version, ((attention, seed), values) in enumerate(MEASURED.items()):
+        errors = ERRORS[attention, seed]
+        write_run(root / "lightning_logs" / f"version_{version}", attention, seed, errors, scalars=measured_scalars(*values))
+    return paper_report(collect([root]), "val/err1")
+
+
+def column(attention, index: int) -> list[float]:
+    return [values[index] for (which, _), values in MEASURED.items() if which == attention]
+
+
+def test_measures_per_run_prefer_the_test_and_the_whole_runs_rate():
+    ece, train, inference = (
+        next(m for m in MEASURES if m.key == key) for key in ("ece", "train_images_per_s", "inference_images_per_s")
+    )
+    assert ece.of_run({"val/ece": [9.0, 7.0], "test/ece": [5.0]}) == 5.0 and ece.of_run({"val/ece": [9.0, 7.0]}) == 7.0
+    assert ece.of_run({"val/err1": [1.0]}) is None
+    assert train.of_run({"train/device/samples_per_sec": [1.0, 100.0, 110.0]}) == 105.0  # the first one, a warm-up, left
+    assert train.of_run({"train/device/samples_per_sec": [50.0]}) == 50.0  # a single value is all there is
+    assert train.of_run({"train/samples_per_sec": [1.0, 400.0], "train/device/samples_per_sec": [1.0, 100.0]}) == 400.0
+    tested = {"test/device/samples_per_sec": [1.0, 900.0]}  # a test's, perhaps of corrupted data at another batch size
+    assert (
+        inference.of_run({"validate/device/samples_per_sec": [1.0, 300.0], **tested}) == 300.0 and inference.of_run(tested) == 900
+    )
+
+
+def test_the_report_shows_calibration_corruption_and_throughput_with_intervals(measured):
+    baseline, bam_row = measured
+    lines = render_paper(measured, "val/err1").splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header[10:] == [
+        "ECE %",
+        "ECE att − none",
+        "corruption err %",
+        "corruption att − none",
+        "params (M)",
+        "GMACs",
+        "train img/s",
+        "inference img/s",
+        "epochs",
+        "note",
+    ]  # fmt: skip  (no mCE: no run logged one)
+    cells = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True)) for line in lines[2:]]
+    for row, attention in zip(cells, (None, "bam"), strict=True):
+        ece, corruption = column(attention, 0), column(attention, 1)
+        assert row["ECE %"] == f"{statistics.fmean(ece):.2f} ± {interval(ece):.2f}"
+        assert row["corruption err %"] == f"{statistics.fmean(corruption):.2f} ± {interval(corruption):.2f}"
+        assert row["inference img/s"].startswith(f"{statistics.fmean(rate[0] for rate in column(attention, 4)):.0f} ± ")
+    assert cells[0]["ECE att − none"] == "—" and cells[0]["train img/s"] == "105 ± 0"
+    ece_change = statistics.fmean(column("bam", 0)) - statistics.fmean(column(None, 0))
+    assert cells[1]["ECE att − none"] == f"{ece_change:+.2f} {welch_cells(column('bam', 0), column(None, 0), ' p ')}"
+    corruption_change = statistics.fmean(column("bam", 1)) - statistics.fmean(column(None, 1))
+    tested = welch_cells(column("bam", 1), column(None, 1), " p ")
+    assert cells[1]["corruption att − none"] == f"{corruption_change:+.2f} {tested}"
+    slower = 100 * (statistics.fmean([93.0, 93.0]) / statistics.fmean([105.0, 105.0]) - 1)  # means after the warm-up
+    assert cells[1]["train img/s"] == f"93 ± 0 ({slower:+.1f} %)" and bam_row["measure_changes"]["train_images_per_s"][1] is None
+    assert set(bam_row["corruptions"]) == {"gaussian_noise", "motion_blur"}  # not s1: a severity's, not a corruption's
+    assert bam_row["corruptions"]["motion_blur"].values == [46.0, 43.0]
+    assert baseline["measures"]["mce"] is None
+
+
+def test_the_report_csv_keeps_the_measures_numbers_apart(measured):
+    none, bam_row = csv.DictReader(render_paper(measured, "val/err1", "csv").splitlines())
+    expected = ttest_ind(column("bam", 0), column(None, 0), equal_var=False)
+    assert float(bam_row["ece_p_welch"]) == pytest.approx(expected.pvalue, rel=1e-5)
+    assert float(bam_row["ece_ci95_low"]) == pytest.approx(expected.confidence_interval(0.95).low, rel=1e-5)
+    assert float(none["corruption_err1_mean"]) == pytest.approx(41.0) and none["corruption_err1_change"] == ""
+    assert none["params"] == "23401012" and float(bam_row["train_images_per_s_mean"]) == pytest.approx(93.0)
+    assert "mce_mean" not in none
+
+
+def test_the_chart_has_the_throughput_panel_and_the_corruption_panel(measured, tmp_path):
+    bars = [Bar("none", 22.5, 6.35, None, 2, False, Spread([105.0, 105.0], 105.0, 0.0), measured[0]["corruptions"]),
+            Bar("bam", 20.5, 6.35, None, 2, True, Spread([93.0, 93.0], 93.0, 0.0), measured[1]["corruptions"])]  # fmt: skip
+    figure = plot(bars, "final val/err1", tmp_path / "two.png")
+    left, right = figure.axes[0], figure.axes[1]
+    assert len(figure.axes) == 2 and left.get_xlabel().startswith("training images/s")
+    assert [tick.get_text() for tick in right.get_xticklabels()] == ["gaussian_noise", "motion_blur"]
+    assert len(right.patches) == 4  # a bar per row and corruption
+    one = plot([Bar("none", 22.5, None, 20.4, 1, False)], "final val/err1", tmp_path / "one.png")
+    assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "final val/err1"  # no throughput logged: today's bars
+    write_report(measured, "val/err1", tmp_path / "report")
+    with Image.open(tmp_path / "report" / "report.png") as png:
+        assert png.width == 2 * 9 * 120  # two panels of 9 inches side by side, at 120 dpi

@@ -15,6 +15,8 @@ from bam_lightning.paper.rows import KNOWN_DIFFERENCES, TABLE_3, printed_row
 from bam_lightning.tools import summary
 from bam_lightning.tools.summary import COLUMNS, ModelSpec, main, spec_from_config, summarize, table_3_specs
 
+from helpers.command import one_line_error
+
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
@@ -179,3 +181,41 @@ def test_detection_flag_counts_every_table_4_detector_beside_its_row(capsys):
             digits = len(row["paper params (M)"].split(".")[1])
             assert round(float(row["params (M)"]), digits) == float(row["paper params (M)"]), row
     assert [row["mAP@.5"] for row in rows[:2]] == ["48.40", "50.20"]  # Table 4(a): without and with BAM
+
+
+TINY = ["--model", "wrn", "--backbone_kwargs", "{depth: 10, widen_factor: 1}"]
+
+
+def test_measured_images_per_second_beside_the_counts(capsys):
+    """Eager only: compiling costs a minute on CPU (the compiled columns: `bam summary --compile true`, docs/research.md)."""
+    main([*TINY, "--measure", "true", "--batch_size", "2", "--warmup", "0", "--repeats", "1", "--format", "csv"])
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    names = list(row)
+    measured = ["eager fwd img/s", "eager +att fwd img/s", "eager step img/s", "eager +att step img/s", "eager step time +%"]
+    assert names[names.index("GMACs +%") + 1 : names.index("paper params (M)")] == measured
+    assert all(float(row[name]) > 0 for name in measured[:4])
+    base, attn = float(row["eager step img/s"]), float(row["eager +att step img/s"])  # rounded to whole images/s
+    low, high = 100 * ((base - 0.5) / (attn + 0.5) - 1), 100 * ((base + 0.5) / (attn - 0.5) - 1)
+    assert low <= float(row["eager step time +%"]) <= high  # the step's time ratio, from the rates before rounding
+
+
+def test_measure_times_a_forward_and_a_step_of_both_networks():
+    rates = summary.measure(ModelSpec("wrn", {"depth": 10, "widen_factor": 1}), 10, 32, summary.Timing(2, warmup=0, repeats=1))
+    assert set(rates) == {f"eager {what} {net}" for what in ("forward", "step") for net in ("base", "attn")}
+    assert all(rate > 0 for rate in rates.values())
+
+
+def test_measure_mistakes_are_one_line(capsys):
+    cuda = torch.cuda.is_available()
+    mistakes = {
+        ("--batch_size", "0"): "bam summary: batch_size 0: Not of type PositiveInt",  # jsonargparse says it
+        ("--device", "tpu"): "bam summary: --device tpu is not a device: give cpu or cuda (cuda:N)",
+        ("--device", "cuda:99"): "this machine has" if cuda else "torch sees no CUDA GPU here: give --device cpu",
+    }
+    for args, message in mistakes.items():
+        line = one_line_error(["summary", *TINY, "--measure", "true", *args], capsys)
+        assert message in line, line
+    line = one_line_error(["summary", *TINY, "--device", "cpu", "--batch_size", "8"], capsys)
+    assert line.endswith("--batch_size, --device, --compile, --warmup and --repeats are --measure's; add --measure true")
+    line = one_line_error(["summary", "--detection", "--measure", "true"], capsys)
+    assert line == "bam: error: bam summary: --measure times classifiers; give --model, --config or --all"
