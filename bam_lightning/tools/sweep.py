@@ -49,7 +49,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _slurm(options: Any) -> dict[str, Any]:
+def slurm_params(options: Any) -> dict[str, Any]:
     """The ``--slurm.*`` values by key, each checked."""
     values = {key: options[f"slurm.{key}"] for key in slurm_options.OPTIONS}
     values["sbatch"] = values["sbatch"] or []
@@ -154,7 +154,7 @@ def _run_local(runs: list[Run], out: Path, parallel: int) -> None:
     try:
         while waiting or started:
             while waiting and len(started) < parallel:
-                _start(executor, waiting.pop(0), started)
+                start_run(executor, waiting.pop(0), started)
             _report_ended(started)
     except KeyboardInterrupt:
         print("bam: Ctrl-C: waiting for the runs to stop after their batch (press it again to stop at once)", file=sys.stderr)
@@ -163,7 +163,7 @@ def _run_local(runs: list[Run], out: Path, parallel: int) -> None:
         raise
 
 
-def _start(executor: Any, run: Run, started: list[tuple[Run, Any, float]]) -> None:
+def start_run(executor: Any, run: Run, started: list[tuple[Run, Any, float]]) -> None:
     """The run started, and added to ``started``, by submitit's controller process, which would answer a Ctrl-C by
     killing the run: it starts with SIGINT blocked, and so does the run under it, until ``bam fit`` is ready for it
     (``sweep_job._bam``)."""
@@ -186,7 +186,7 @@ def _report_ended(started: list[tuple[Run, Any, float]]) -> None:
         print(f"bam sweep: {run.name} {state} after {time.monotonic() - start:.0f} s{f': {why}' if why else ''}", flush=True)
 
 
-def _args_joined(args: list[str]) -> list[str]:
+def args_joined(args: list[str]) -> list[str]:
     """``--args VALUE`` as ``--args=VALUE``: argparse takes a lone ``--trainer.max_epochs=5`` (no space in it) after
     ``--args`` for an option of its own, where it can only be the value of ``--args``."""
     joined, given = [], iter(args)
@@ -197,11 +197,11 @@ def _args_joined(args: list[str]) -> list[str]:
 
 
 def main(args: list[str] | None = None) -> None:
-    options = parse(build_parser(), _args_joined(sys.argv[1:] if args is None else args))
+    options = parse(build_parser(), args_joined(sys.argv[1:] if args is None else args))
     if options.status is not None:
         return status(Path(options.status))
     out = Path(options.out)
-    slurm = _slurm(options) if options.launcher == "slurm" else None
+    slurm = slurm_params(options) if options.launcher == "slurm" else None
     runs = _runs(options, slurm)
     if slurm is not None:
         slurm_options.check_sbatch()

@@ -120,7 +120,7 @@ def _time_limit_stops(usr: signal.Signals) -> Iterator[list[int]]:
 def _bam(args: list[str], log: Path) -> int:
     """``bam ARGS`` in this process, stdout and stderr (its file descriptors: Lightning's output too) appended to ``log``.
 
-    A local sweep starts this process with SIGINT blocked (``sweep._start``): a Ctrl-C pressed until now waits, and
+    A local sweep starts this process with SIGINT blocked (``sweep.start_run``): a Ctrl-C pressed until now waits, and
     arrives here, before ``bam`` runs, as the stop of a run that has not begun."""
     from ..cli import main
 

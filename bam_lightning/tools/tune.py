@@ -39,7 +39,7 @@ from ..errors import InputError, check_output_folder, check_seed, nearest
 from . import parse, tool_parser
 from . import slurm as slurm_options
 from .compare import scalars
-from .sweep import SUBMITIT, _args_joined, _slurm, _start
+from .sweep import SUBMITIT, args_joined, slurm_params, start_run
 from .sweep_job import FitJob
 from .sweep_runs import OWNED, Run, batch_size, check_args, read_state, where, write_state
 from .tune_space import corners, distributions, read_space, write_delta
@@ -252,7 +252,7 @@ class Driver:
     def _launch(self, active: Active) -> None:
         if self.slurm is None:
             started: list[tuple[Run, Any, float]] = []
-            _start(self.executor, active.run, started)
+            start_run(self.executor, active.run, started)
             active.job = started[0][1]
         else:
             job = self.executor.submit(FitJob(active.run, "slurm"))
@@ -384,7 +384,7 @@ def _print_study(study: Any, out: Path) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    options = parse(build_parser(), _args_joined(sys.argv[1:] if args is None else args))
+    options = parse(build_parser(), args_joined(sys.argv[1:] if args is None else args))
     if options.status:
         return status(options)
     out = Path(options.out)
@@ -392,7 +392,7 @@ def main(args: list[str] | None = None) -> None:
     if options.space is None:
         raise InputError("bam tune: give --space SPACE.yaml: dotted bam fit keys and their distributions")
     space = read_space(options.space)
-    slurm = _slurm(options) if options.launcher == "slurm" else None
+    slurm = slurm_params(options) if options.launcher == "slurm" else None
     plan = _plan(options, slurm)
     check_output_folder(out, "--out")
     check_metric(plan, options.metric)

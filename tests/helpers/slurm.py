@@ -128,6 +128,20 @@ def running_slurm(root: Path) -> Iterator[dict[str, str]]:
                 process.wait()
 
 
+def wait_for(what: str, ready, timeout: float) -> float:
+    """Seconds until ``ready()``; the test fails after ``timeout``."""
+    start = time.monotonic()
+    while not ready():
+        assert time.monotonic() - start < timeout, f"{what}: not after {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def slurm_command(env: dict[str, str], *args: str) -> str:
+    """A SLURM client command's output (``squeue``, ``scontrol``) with the test cluster's environment."""
+    return subprocess.run(args, env={**env, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True, text=True).stdout.strip()
+
+
 if __name__ == "__main__":
     import tempfile
 

@@ -23,7 +23,7 @@ from bam_lightning.tools.sweep_runs import LOG, read_state, write_state
 
 from helpers.command import bam, bam_background, refusal
 from helpers.resume import assert_same_run
-from helpers.slurm import free_port, slurm_cluster  # noqa: F401 (a fixture)
+from helpers.slurm import free_port, slurm_cluster, slurm_command, wait_for  # noqa: F401 (slurm_cluster: a fixture)
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 DEMO = str(CONFIGS / "demo_digits.yaml")
@@ -40,15 +40,6 @@ PAUSED = {
 # where the runs import helpers.sweep_pause from, before the package's own folder where one is set (a worktree's)
 HERE = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
 SLURM = ["--launcher", "slurm", "--slurm.cpus_per_task", "1", "--slurm.time", "10"]
-
-
-def wait_for(what: str, ready, timeout: float) -> float:
-    """Seconds until ``ready()``; the test fails after ``timeout``."""
-    start = time.monotonic()
-    while not ready():
-        assert time.monotonic() - start < timeout, f"{what}: not after {timeout} s"
-        time.sleep(0.2)
-    return time.monotonic() - start
 
 
 def local_args(out: Path) -> list[str]:
@@ -162,10 +153,6 @@ def test_ctrl_c_stops_a_local_sweep_as_bam_fit_and_the_same_sweep_resumes_it(tmp
     assert "bam: stopped by Ctrl-C (SIGINT); last.ckpt holds it up to its last batch" in (run / LOG).read_text()
     again = bam(*args, "--dry_run", cwd=tmp_path).stdout
     assert "  demo_digits/seed0  stopped  resume  stopped by Ctrl-C (SIGINT)\n" in again, again
-
-
-def slurm_command(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(args, env={**env, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def check_dry_runs(root: Path, args: list[str], env: dict[str, str]) -> None:

@@ -9,7 +9,6 @@ the median pruner (``--prune_after 1``) prunes trial 2 after its first epoch; tr
 """
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from bam_lightning.tools.sweep_runs import LOG, read_state
 from helpers.command import bam, bam_background, refusal
 from helpers.postgres import postgres_url  # noqa: F401 (a fixture)
 from helpers.resume import assert_same_run
-from helpers.slurm import slurm_cluster  # noqa: F401 (a fixture)
+from helpers.slurm import slurm_cluster, slurm_command, wait_for  # noqa: F401 (slurm_cluster: a fixture)
 
 DEMO = str(Path(__file__).parents[2] / "configs" / "demo_digits.yaml")
 TINY = (
@@ -32,17 +31,6 @@ TINY = (
     " --trainer.callbacks+=helpers.sweep_pause.PauseOnce --trainer.callbacks.step 12 --trainer.callbacks.run trial0"
 )  # 8 steps an epoch; trial 0 waits mid-epoch 2 (step 12) for its preemption
 HERE = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
-
-
-def wait_for(what: str, ready, timeout: float) -> None:
-    start = time.monotonic()
-    while not ready():
-        assert time.monotonic() - start < timeout, f"{what}: not after {timeout} s"
-        time.sleep(0.2)
-
-
-def slurm_command(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(args, env={**env, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.mark.long
