@@ -1,18 +1,14 @@
-"""`make sweep`: configs (ablation deltas included) over seeds, then the results table.
+"""`make sweep`: the Makefile hands its configs (ablation deltas included), seeds, folder and run options to `bam sweep`.
 
-One seed (1, not the default 0), two rows: each run is a fresh interpreter (seconds of imports). Several seeds per row
-run in tests/tools/test_sweep_launchers.py (the SLURM sweep: 2 rows x 2 seeds; the local sweep's dry run plans them);
-the table's means, stds and differences over several seeds are tests/tools/test_compare.py's.
+A dry run: `bam sweep` prints each run's `bam fit` command and starts none. The sweep itself runs end to end in
+tests/tools/test_sweep_launchers.py (locally: runs, a stopped run resumed, the table; on a real SLURM: 2 rows x 2 seeds);
+the table's means, intervals and differences are tests/tools/test_compare.py's.
 """
 
 import shlex
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-
-from helpers.datasets import write_cifar100
 
 ROOT = Path(__file__).parents[2]
 TINY = {
@@ -30,21 +26,30 @@ TINY = {
 }
 
 
-@pytest.mark.long
-def test_sweep_runs_every_config_and_seed_and_tabulates_them(tmp_path):
-    write_cifar100(tmp_path / "data", n_train=32, n_test=16)
+def test_make_sweep_hands_configs_seeds_folder_and_run_options_to_bam_sweep(tmp_path):
     args = " ".join(f"{key} {shlex.quote(value or str(tmp_path / 'data'))}" for key, value in TINY.items())
     configs = "configs/cifar100_wrn_baseline.yaml configs/cifar100_wrn.yaml+configs/ablations/table1b_max.yaml"
     result = subprocess.run(
-        ["make", "-s", "sweep", f"CONFIGS={configs}", "SEEDS=1", f"SWEEP_DIR={tmp_path / 'sweep'}", f"ARGS={args}",
-         f"BIN={Path(sys.executable).parent}"],
+        ["make", "-s", "sweep", f"CONFIGS={configs}", "SEEDS=1 2", f"SWEEP_DIR={tmp_path / 'sweep'}", f"ARGS={args}",
+         "SWEEP_ARGS=--dry_run", f"BIN={Path(sys.executable).parent}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = sorted(p.relative_to(tmp_path / "sweep").parts[:2] for p in (tmp_path / "sweep").rglob("config.yaml"))
-    assert runs == [("cifar100_wrn_baseline", "seed1"), ("table1b_max", "seed1")]
-    config = next((tmp_path / "sweep" / "table1b_max" / "seed1").rglob("config.yaml")).read_text()
-    assert "combine: max" in config and "seed_everything: 1" in config
-    table = [line for line in result.stdout.splitlines() if line.startswith("| CIFAR100")]
-    assert len(table) == 3, result.stdout  # baseline, BAM with MAX, and their difference
-    assert "| none | 1 |" in table[0] and "| bam (combine=max) | 1 |" in table[1] and "− none" in table[2]
+    plan = result.stdout
+    assert "bam sweep: 4 runs (2 rows x 2 seeds)" in plan, plan
+    configs = {  # each row's configs, as bam sweep resolves them (cifar100_wrn*.yaml link into configs/cifar100/)
+        "cifar100_wrn_baseline": [ROOT / "configs/cifar100/wrn28_8_baseline.yaml"],
+        "table1b_max": [ROOT / "configs/cifar100/wrn28_8_bam.yaml", ROOT / "configs/ablations/table1b_max.yaml"],
+    }
+    for row, files in configs.items():
+        for seed in (1, 2):
+            command = next(line.strip() for line in plan.splitlines() if line.strip().startswith(f"{row}/seed{seed}: bam fit"))
+            assert command.startswith(f"{row}/seed{seed}: bam fit {' '.join(f'--config {f}' for f in files)} --data.root "), (
+                command
+            )
+            assert "--model.backbone_kwargs '{depth: 10, widen_factor: 1}'" in command, command  # quoted as given
+            assert command.endswith(
+                f"--seed_everything {seed} --trainer.default_root_dir {tmp_path / 'sweep' / row / f'seed{seed}'} --ckpt_path last"
+            )
+    assert "bam sweep: dry run: 4 runs would be submitted; nothing submitted" in plan
+    assert not (tmp_path / "sweep").exists()
