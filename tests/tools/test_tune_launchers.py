@@ -29,7 +29,9 @@ TINY = (
     "--trainer.max_epochs 2 --trainer.limit_train_batches 8 --trainer.limit_val_batches 2 --trainer.log_every_n_steps 1"
     " --trainer.enable_progress_bar false --trainer.deterministic true"
     " --trainer.callbacks+=helpers.sweep_pause.PauseOnce --trainer.callbacks.step 12 --trainer.callbacks.run trial0"
-)  # 8 steps an epoch; trial 0 waits mid-epoch 2 (step 12) for its preemption
+    " --trainer.callbacks+=helpers.sweep_pause.PauseOnce --trainer.callbacks.step 10 --trainer.callbacks.run trial2"
+)  # 8 steps an epoch; trial 0 waits mid-epoch 2 (step 12) for its preemption, trial 2 (step 10) for its pruning: its
+# epochs take less than the driver's poll, and without the wait it could end before the pruner's SIGTERM arrives
 HERE = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
