@@ -4,6 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+from lightning.pytorch.cli import LightningCLI
 
 from bam_lightning.cli import build_cli, main
 from bam_lightning.models import count_macs, count_parameters
@@ -64,6 +66,13 @@ def config_args(path: Path) -> list[str]:
     return [*sum(bases, []), "--config", str(path)]
 
 
+def on_meta(args: list[str]) -> LightningCLI:
+    """``bam fit``'s objects from ``args``, the network on the meta device: shapes without values, so counting the
+    parameters and MACs of a full-size network costs no initialisation (0.2 s instead of 1 s for ResNeXt-29)."""
+    with torch.device("meta"):
+        return build_cli(args, run=False)
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.relative_to(CONFIGS).as_posix())
 def test_print_config_parses(path, capsys):
     with pytest.raises(SystemExit) as exit:
@@ -86,7 +95,7 @@ def test_full_size_model_matches_the_papers_parameter_count(path, imagenet_layou
     name = path.relative_to(CONFIGS).as_posix()
     root = imagenet_layout if "imagenet" in name else tmp_path
     args = [*config_args(path), "--data.root", str(root), "--trainer.logger", "false"]
-    cli = build_cli(args + ["--trainer.default_root_dir", str(tmp_path)], run=False)
+    cli = on_meta(args + ["--trainer.default_root_dir", str(tmp_path)])
     count = count_parameters(cli.model)
     assert cli.model.hparams.num_classes == (1000 if "imagenet" in name else 100)
     printed = PAPER.findall(path.read_text())
@@ -115,7 +124,7 @@ KNOWN_GMACS = {
 @pytest.mark.parametrize("path", [p for p in ABLATIONS if GMACS.search(p.read_text())], ids=lambda p: p.stem)
 def test_ablation_gmacs_match_the_print_or_the_stride_note(path, tmp_path):
     name = path.relative_to(CONFIGS).as_posix()
-    cli = build_cli([*config_args(path), "--data.root", str(tmp_path), "--trainer.logger", "false"], run=False)
+    cli = on_meta([*config_args(path), "--data.root", str(tmp_path), "--trainer.logger", "false"])
     macs = count_macs(cli.model.model, 32) / 1e9
     printed = GMACS.search(path.read_text()).group(1)
     if name in KNOWN_GMACS:
