@@ -68,14 +68,21 @@ def run_of_checkpoint(ckpt_path: str | None) -> Path | None:
     return run if written_by_a_run else None
 
 
-def last_scalar(run: str | Path, tag: str) -> float | None:
-    """The value of ``tag`` last written to the event files of the run folder ``run`` (the newest test), or None."""
+def read_events(run: str | Path) -> EventAccumulator | None:
+    """The TensorBoard events of the run folder ``run``, every scalar kept (no reservoir sampling); None where they
+    cannot be opened (no such folder, a file not ours to read)."""
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     try:
         events.Reload()
-    except OSError:  # no such folder, or not ours to read
+    except OSError:
         return None
-    if tag not in events.Tags()["scalars"]:
+    return events
+
+
+def last_scalar(run: str | Path, tag: str) -> float | None:
+    """The value of ``tag`` last written to the event files of the run folder ``run`` (the newest test), or None."""
+    events = read_events(run)
+    if events is None or tag not in events.Tags()["scalars"]:
         return None
     return max(events.Scalars(tag), key=lambda e: e.wall_time).value
 

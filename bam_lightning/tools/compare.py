@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 import yaml
 from jsonargparse import ArgumentParser
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..cli.task import data_class
+from ..engine.run_logs import read_events
 from ..errors import InputError, check_output_folder
 from ..models import get_model_entry, list_models
 from . import parse, tool_parser
@@ -174,10 +174,8 @@ def _label_differences(rows: list[dict[str, Any]]) -> None:
 def scalars(run: Path) -> dict[str, dict[int, tuple[float, float]]]:
     """``tag -> step -> (wall time, value)`` of one run folder, every value kept (no reservoir sampling); nothing where its
     events cannot be opened (a folder, a file not ours to read): the run counts as waiting, as one that logged nothing."""
-    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    try:
-        events.Reload()
-    except OSError:
+    events = read_events(run)
+    if events is None:
         return {}
     return {tag: {e.step: (e.wall_time, e.value) for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
 

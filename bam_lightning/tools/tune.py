@@ -275,8 +275,7 @@ class Driver:
             if active.pruned:
                 print(f"bam tune: trial {number} pruned", flush=True)
             elif state == "done":
-                self._report(active)
-                values = metric_values(active.run.folder, self.metric)
+                values = self._report(active)  # its last epochs too, logged since the top of this loop
                 if values:
                     self.study.tell(active.trial, values[-1])
                     print(f"bam tune: trial {number} done: {self.metric} {values[-1]:.4g}", flush=True)
@@ -297,15 +296,18 @@ class Driver:
         self.study.tell(active.trial, state=self._state("FAIL"))
         print(f"bam tune: trial {active.trial.number} failed: {why}", flush=True)
 
-    def _report(self, active: Active) -> None:
-        for step, value in enumerate(metric_values(active.run.folder, self.metric)):
+    def _report(self, active: Active) -> list[float]:
+        """The run's epochs not reported yet, reported (pruned where Optuna says); every epoch's value, as read."""
+        values = metric_values(active.run.folder, self.metric)
+        for step, value in enumerate(values):
             if step in active.reported:
                 continue
             active.trial.report(value, step)
             active.reported.add(step)
             if active.trial.should_prune():
                 self._prune(active, step, value)
-                return
+                break
+        return values
 
     def _prune(self, active: Active, step: int, value: float) -> None:
         """Stopped by SIGTERM as a preempted run is (the batch finished, last.ckpt kept), and told pruned now."""
